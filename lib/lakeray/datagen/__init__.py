@@ -1,0 +1,1 @@
+"""Bundled default data: a generated multi-silo churn case and a real public churn table."""

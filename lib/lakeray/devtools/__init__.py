@@ -1,0 +1,1 @@
+"""Local stand-ins for production services, used by the demo and the tests (real servers, not mocks)."""

@@ -1,0 +1,29 @@
+"""Bronze schemas: text formats land as raw strings (typed later, failures quarantined)."""
+
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+from lakeray.spec.models import Source
+
+CORRUPT = "_corrupt_record"
+METADATA_COLUMNS = ("_source", "_file", "_ingested_at", "_batch_id")
+
+SPARK_TYPES = {
+    "string": T.StringType(), "int": T.IntegerType(), "bigint": T.LongType(), "double": T.DoubleType(),
+    "boolean": T.BooleanType(), "date": T.DateType(), "timestamp": T.TimestampType(),
+}
+
+
+def keeps_raw_text(source: Source) -> bool:
+    """CSV and JSON values land as text, so that a wrong type is quarantined, not nulled."""
+    return source.format in ("csv", "json")
+
+
+def bronze_read_schema(source: Source) -> T.StructType:
+    if keeps_raw_text(source):
+        fields = [T.StructField(c, T.StringType()) for c in source.columns]
+        fields.append(T.StructField(CORRUPT, T.StringType()))
+    else:
+        fields = [T.StructField(c, SPARK_TYPES[t]) for c, t in source.columns.items()]
+    return T.StructType(fields)

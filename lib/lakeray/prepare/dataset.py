@@ -1,0 +1,58 @@
+"""Gold: the silver tables joined into one model-ready row per entity (pure transforms)."""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from lakeray.spec.models import Aggregate, Join, PipelineSpec
+
+
+def _aggregate(name: str, agg: Aggregate) -> Column:
+    cond = None
+    for col, value in agg.where.items():
+        term = F.col(col) == F.lit(value)
+        cond = term if cond is None else cond & term
+    target = F.col(agg.column) if agg.column else F.lit(1)
+    if cond is not None:
+        target = F.when(cond, target)
+    if agg.fn == "count":
+        expr = F.count(target)
+    elif agg.fn == "count_distinct":
+        expr = F.count_distinct(target)
+    else:
+        expr = getattr(F, agg.fn)(target.cast("double") if agg.fn in ("sum", "avg") else target)
+    return expr.alias(name)
+
+
+def matched_column(join: Join) -> str:
+    return f"_matched_{join.source}"
+
+
+def _joinable(frame: DataFrame, join: Join) -> DataFrame:
+    if join.aggregate is not None:
+        aggs = [_aggregate(n, a) for n, a in join.aggregate.items()]
+        return frame.groupBy(*join.on).agg(*aggs, F.lit(True).alias(matched_column(join)))
+    cols = join.select or [c for c in frame.columns if not c.startswith("_") and c not in join.on]
+    return frame.select(*join.on, *[c for c in cols if c not in join.on], F.lit(True).alias(matched_column(join)))
+
+
+def build_dataset(silver: dict[str, DataFrame], spec: PipelineSpec) -> DataFrame:
+    """Base source joined with 1:1 sources and per-key aggregates of 1:n sources.
+
+    Joins are left joins that keep a `_matched_<source>` flag: rows an inner join would
+    drop are quarantined by the caller (rule no_match:<source>), never lost silently.
+    """
+    base_cols = list(spec.sources[spec.dataset.base].columns)
+    out = silver[spec.dataset.base].select(*base_cols)
+    for join in spec.dataset.joins:
+        out = out.join(_joinable(silver[join.source], join), on=join.on, how="left")
+        if join.aggregate:
+            fills = {n: a.fill for n, a in join.aggregate.items() if a.fill is not None}
+            if fills:
+                out = out.fillna(fills)
+    return out
+
+
+def output_columns(df: DataFrame) -> list[str]:
+    return [c for c in df.columns if not c.startswith("_matched_")]

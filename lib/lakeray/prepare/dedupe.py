@@ -1,0 +1,47 @@
+"""Set-level cleaning: latest-record-wins dedupe on keys, then uniqueness expectations.
+
+Output column `_status`: clean | quarantined | duplicate. Only valid rows compete in the
+dedupe, so the latest *valid* version of an entity wins; rows that break a rule are
+quarantined, never counted as duplicates.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakeray.prepare.validate import VIOLATIONS, _violation
+from lakeray.spec.models import Source
+
+STATUS = "_status"
+
+
+def dedupe_latest(df: DataFrame, source: Source) -> DataFrame:
+    valid = F.size(F.col(VIOLATIONS)) == 0
+    order = []
+    if source.latest_by:
+        order.append(F.col(source.latest_by).desc_nulls_last())
+    order += [F.col("_ingested_at").desc(), F.col("_file").desc(), F.col("_raw").desc()]
+    window = Window.partitionBy(valid.alias("_valid"), *[F.col(k) for k in source.keys]).orderBy(*order)
+    ranked = df.withColumn("_rank", F.row_number().over(window))
+    status = F.when(~valid, "quarantined").when(F.col("_rank") > 1, "duplicate").otherwise("clean")
+    return ranked.withColumn(STATUS, status).drop("_rank")
+
+
+def check_unique(df: DataFrame, source: Source) -> DataFrame:
+    """Among surviving rows, every row that shares a value of a `unique` column is quarantined."""
+    out = df
+    for exp in source.expectations:
+        if exp.rule != "unique":
+            continue
+        col = F.col(exp.column)
+        window = Window.partitionBy(F.col(STATUS), col)
+        clash = (F.col(STATUS) == "clean") & col.isNotNull() & (F.count(F.lit(1)).over(window) > 1)
+        out = out.withColumn(VIOLATIONS, F.when(clash, F.array_append(F.col(VIOLATIONS), _violation(F.lit(True), exp.label, exp.column, col)))
+                             .otherwise(F.col(VIOLATIONS)))
+        out = out.withColumn(STATUS, F.when(clash, F.lit("quarantined")).otherwise(F.col(STATUS)))
+    return out
+
+
+def classify(df: DataFrame, source: Source) -> DataFrame:
+    return check_unique(dedupe_latest(df, source), source)

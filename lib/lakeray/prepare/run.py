@@ -1,0 +1,175 @@
+"""The prepare job: bronze (pinned versions) -> silver per source -> gold, with an accounting
+that must reconcile (rows in = clean + quarantined + duplicates) and lineage on every table."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakeray.config import Settings
+from lakeray.errors import DataQualityError, SourceError
+from lakeray.lakehouse import Lakehouse, TableVersion, latest_version, read_version, write_table
+from lakeray.lineage import lineage
+from lakeray.prepare.dataset import build_dataset, matched_column, output_columns
+from lakeray.prepare.dedupe import STATUS, classify
+from lakeray.prepare.quarantine import quarantine_rows
+from lakeray.prepare.split import SPLIT, assign_split
+from lakeray.prepare.validate import RAW, VIOLATIONS, _violation, validate_rows
+from lakeray.runs import append_run_metrics, metric_row, new_run_id
+from lakeray.spec.models import PipelineSpec, Source
+
+log = logging.getLogger(__name__)
+GOLD = "dataset"
+
+
+@dataclasses.dataclass
+class Accounting:
+    table: str
+    rows_in: int
+    clean: int
+    quarantined: int
+    duplicates: int
+    quarantine_by_rule: dict
+
+    @property
+    def reconciled(self) -> bool:
+        return self.rows_in == self.clean + self.quarantined + self.duplicates
+
+    @property
+    def quarantine_rate(self) -> float:
+        return self.quarantined / self.rows_in if self.rows_in else 0.0
+
+    def line(self) -> str:
+        return (f"{self.table}: in {self.rows_in} = clean {self.clean} + quarantined {self.quarantined} "
+                f"+ duplicates {self.duplicates} [{'reconciled' if self.reconciled else 'MISMATCH'}]")
+
+
+@dataclasses.dataclass
+class PrepareResult:
+    run_id: str
+    accounting: dict[str, Accounting]
+    bronze_versions: dict[str, int]
+    silver: dict[str, TableVersion]
+    gold: TableVersion | None
+    quarantine: TableVersion | None
+
+
+def stage_source(bronze: DataFrame, source: Source) -> DataFrame:
+    """bronze -> every row tagged clean | quarantined | duplicate (pure)."""
+    return classify(validate_rows(bronze, source), source)
+
+
+def _account(table: str, rows_in: int, staged: DataFrame) -> Accounting:
+    by_status = {r[STATUS]: r["n"] for r in staged.groupBy(STATUS).agg(F.count(F.lit(1)).alias("n")).collect()}
+    rules = staged.where(F.col(STATUS) == "quarantined").groupBy(F.col(VIOLATIONS)[0]["rule"].alias("rule")).count()
+    acct = Accounting(table, rows_in, by_status.get("clean", 0), by_status.get("quarantined", 0),
+                      by_status.get("duplicate", 0), {r["rule"]: r["count"] for r in rules.collect()})
+    if not acct.reconciled:
+        raise RuntimeError(f"accounting does not reconcile for {table}: {acct.line()}")
+    return acct
+
+
+def _silver_columns(source: Source) -> list[str]:
+    return [*source.columns, "_file", "_batch_id", "_ingested_at"]
+
+
+def _gold_stage(joined: DataFrame, spec: PipelineSpec) -> DataFrame:
+    checks = [_violation(F.col(matched_column(j)).isNull(), f"no_match:{j.source}", ",".join(j.on), F.lit(None))
+              for j in spec.dataset.joins if j.how == "inner"]
+    checks.append(_violation(F.col(spec.target).isNull(), "missing_target", spec.target, F.lit(None)))
+    if spec.split.method == "time":
+        checks.append(_violation(F.col(spec.split.column).isNull(), f"missing:{spec.split.column}",
+                                 spec.split.column, F.lit(None)))
+    cols = output_columns(joined)
+    staged = joined.select(
+        *cols,
+        F.lit(None).cast("string").alias("_file"), F.lit(None).cast("string").alias("_batch_id"),
+        F.current_timestamp().alias("_ingested_at"),
+        F.to_json(F.struct(*[F.col(c) for c in cols])).alias(RAW),
+        F.filter(F.array(*checks), lambda v: v.isNotNull()).alias(VIOLATIONS),
+    )
+    return staged.withColumn(STATUS, F.when(F.size(VIOLATIONS) > 0, "quarantined").otherwise("clean"))
+
+
+def _check_limits(spec: PipelineSpec, settings: Settings, accounting: dict[str, Accounting], lake: Lakehouse) -> list[str]:
+    default = float(settings.get("prepare", {}).get("max_quarantine_rate", 0.1))
+    failures = []
+    for name, acct in accounting.items():
+        limit = spec.sources[name].max_quarantine_rate if name in spec.sources else None
+        limit = default if limit is None else limit
+        if acct.quarantine_rate > limit:
+            top = ", ".join(f"{r}={n}" for r, n in sorted(acct.quarantine_by_rule.items(), key=lambda kv: -kv[1])[:5])
+            failures.append(
+                f"source '{name}': {acct.quarantined} of {acct.rows_in} rows quarantined "
+                f"({acct.quarantine_rate:.1%}) > limit {limit:.1%} (sources.{name}.max_quarantine_rate); "
+                f"top rules: {top}; rows are in {lake.quarantine}"
+            )
+    return failures
+
+
+def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | None = None) -> PrepareResult:
+    lake = Lakehouse.for_pipeline(settings, spec)
+    run_id = run_id or new_run_id("prepare")
+    bronze_versions = {}
+    for name in spec.sources:
+        version = latest_version(spark, lake.bronze(name))
+        if version is None:
+            raise SourceError(f"source '{name}': no bronze table at {lake.bronze(name)}; run the ingest job first")
+        bronze_versions[name] = version
+
+    staged: dict[str, DataFrame] = {}
+    accounting: dict[str, Accounting] = {}
+    for name, source in spec.sources.items():
+        bronze = read_version(spark, lake.bronze(name), bronze_versions[name])
+        frame = stage_source(bronze, source).persist(StorageLevel.MEMORY_AND_DISK)
+        staged[name] = frame
+        accounting[name] = _account(name, bronze.count(), frame)
+        log.info("prepare %s", accounting[name].line())
+
+    quarantined = [quarantine_rows(f.where(F.col(STATUS) == "quarantined"), n, run_id) for n, f in staged.items()]
+    failures = _check_limits(spec, settings, accounting, lake)
+    silver: dict[str, TableVersion] = {}
+    gold = None
+    try:
+        if not failures:
+            for name, source in spec.sources.items():
+                clean = staged[name].where(F.col(STATUS) == "clean").select(*_silver_columns(source))
+                silver[name] = write_table(clean, lake.silver(name), overwrite_schema=True,
+                                           lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
+            joined = build_dataset({n: read_version(spark, t.path, t.version) for n, t in silver.items()}, spec)
+            gold_staged = _gold_stage(joined, spec).persist(StorageLevel.MEMORY_AND_DISK)
+            staged[GOLD] = gold_staged
+            accounting[GOLD] = _account(GOLD, accounting[spec.dataset.base].clean, gold_staged)
+            log.info("prepare %s", accounting[GOLD].line())
+            quarantined.append(quarantine_rows(gold_staged.where(F.col(STATUS) == "quarantined"), GOLD, run_id))
+            gold_rows = assign_split(gold_staged.where(F.col(STATUS) == "clean").select(*output_columns(joined)),
+                                     spec.split, spec.entity_key)
+            gold = write_table(gold_rows, lake.gold, partition_by=[SPLIT], overwrite_schema=True,
+                               lineage=lineage(run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
+        rejected = quarantined[0]
+        for extra in quarantined[1:]:
+            rejected = rejected.unionByName(extra)
+        qversion = write_table(rejected, lake.quarantine, partition_by=["source"], overwrite_schema=True,
+                               lineage=lineage(run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
+        status = "failed" if failures else "ok"
+        append_run_metrics(spark, lake.run_metrics, [
+            metric_row(run_id, "prepare", a.table, rows_in=a.rows_in, clean=a.clean, quarantined=a.quarantined,
+                       duplicates=a.duplicates, status=status,
+                       details={"quarantine_by_rule": a.quarantine_by_rule, "bronze_version": bronze_versions.get(n),
+                                "output_version": (silver[n].version if n in silver else gold.version if n == GOLD and gold else None)})
+            for n, a in accounting.items()
+        ])
+    finally:
+        for frame in staged.values():
+            frame.unpersist()
+    if failures:
+        raise DataQualityError("prepare stopped; silver and gold were not updated:\n  - " + "\n  - ".join(failures))
+    result = PrepareResult(run_id, accounting, bronze_versions, silver, gold, qversion)
+    log.info("prepare %s done: gold %s @ v%s; quarantine @ v%s; lineage %s", run_id, gold.path, gold.version,
+             qversion.version, json.dumps({n: t.version for n, t in silver.items()}))
+    return result

@@ -1,0 +1,137 @@
+"""Row-level cleaning as pure DataFrame transforms.
+
+Each row collects `_violations`: an array of (rule, column, value) for every rule it breaks.
+Rules, in the order they are checked:
+  malformed_record          the line could not be parsed (value: the raw line)
+  type:<col>                the text does not convert to the declared type (value: the text)
+  missing:<col>             null where the missing-value policy says quarantine
+  not_null / range / allowed_values / regex   the spec's expectations (name: rule:column)
+Set-level rules (dedupe, unique) come after, in dedupe.py.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakeray.ingest.schema import CORRUPT, SPARK_TYPES, keeps_raw_text
+from lakeray.spec.models import Expectation, Source
+
+VIOLATIONS = "_violations"
+RAW = "_raw"
+VIOLATION_TYPE = T.StructType([
+    T.StructField("rule", T.StringType()), T.StructField("column", T.StringType()), T.StructField("value", T.StringType()),
+])
+
+
+def _violation(when: Column, rule: str, column: str | None, value: Column) -> Column:
+    return F.when(when, F.struct(F.lit(rule).alias("rule"), F.lit(column).cast("string").alias("column"),
+                                 value.cast("string").alias("value")))
+
+
+def _text(col: str) -> Column:
+    trimmed = F.trim(F.col(col))
+    return F.when(trimmed == "", F.lit(None)).otherwise(trimmed)
+
+
+def coerce_types(df: DataFrame, source: Source) -> DataFrame:
+    """Typed columns plus `_raw` (the row as it landed, as JSON) and type/malformed violations."""
+    raw_cols = [c for c in source.columns] + ([CORRUPT] if CORRUPT in df.columns else [])
+    checks = []
+    typed = {}
+    for col, kind in source.columns.items():
+        if keeps_raw_text(source):
+            text = _text(col)
+            value = text if kind == "string" else F.expr(f"try_cast(trim(`{col}`) AS {SPARK_TYPES[kind].simpleString()})")
+            if kind != "string":
+                checks.append(_violation(text.isNotNull() & value.isNull(), f"type:{col}", col, F.col(col)))
+        else:
+            value = F.col(col).cast(SPARK_TYPES[kind])
+        typed[col] = value
+    if CORRUPT in df.columns:
+        checks.insert(0, _violation(F.col(CORRUPT).isNotNull(), "malformed_record", None, F.col(CORRUPT)))
+    meta = [c for c in df.columns if c.startswith("_") and c != CORRUPT]
+    return df.select(
+        *[v.alias(c) for c, v in typed.items()],
+        *meta,
+        F.to_json(F.struct(*[F.col(c) for c in raw_cols])).alias(RAW),
+        F.array(*checks).alias(VIOLATIONS) if checks else F.array().cast(T.ArrayType(VIOLATION_TYPE)).alias(VIOLATIONS),
+    )
+
+
+def normalize_categories(df: DataFrame, source: Source) -> DataFrame:
+    """Case folding and spelling maps for the columns the spec lists (after trimming)."""
+    out = df
+    for col, rule in source.normalize.items():
+        value = F.col(col)
+        if rule.case == "lower":
+            value = F.lower(value)
+        elif rule.case == "upper":
+            value = F.upper(value)
+        if rule.map:
+            folded = {(k.lower() if rule.case == "lower" else k.upper() if rule.case == "upper" else k): v
+                      for k, v in rule.map.items()}
+            mapping = F.create_map(*[F.lit(x) for kv in folded.items() for x in kv])
+            value = F.coalesce(mapping[value], value)
+        out = out.withColumn(col, value)
+    return out
+
+
+def apply_missing_policy(df: DataFrame, source: Source) -> DataFrame:
+    out = df
+    checks = []
+    for col, policy in source.missing.items():
+        if policy.strategy == "fill":
+            out = out.withColumn(col, F.coalesce(F.col(col), F.lit(policy.value).cast(SPARK_TYPES[source.columns[col]])))
+        elif policy.strategy == "quarantine":
+            checks.append(_violation(F.col(col).isNull(), f"missing:{col}", col, F.lit(None)))
+    return _add_violations(out, checks)
+
+
+def expectation_check(exp: Expectation) -> Column | None:
+    """The violation for one row-level expectation (unique is set-level: see dedupe.py)."""
+    col = F.col(exp.column)
+    if exp.rule == "not_null":
+        bad = col.isNull()
+    elif exp.rule == "range":
+        parts = []
+        if exp.min is not None:
+            parts.append(col < F.lit(exp.min))
+        if exp.max is not None:
+            parts.append(col > F.lit(exp.max))
+        bad = col.isNotNull() & reduce(lambda a, b: a | b, parts)
+    elif exp.rule == "allowed_values":
+        bad = col.isNotNull() & ~col.isin(exp.values)
+    elif exp.rule == "regex":
+        bad = col.isNotNull() & ~col.rlike(exp.pattern)
+    else:
+        return None
+    return _violation(bad, exp.label, exp.column, col)
+
+
+def key_expectations(source: Source) -> list[Expectation]:
+    declared = {(e.rule, e.column) for e in source.expectations}
+    return [Expectation(rule="not_null", column=k) for k in source.keys if ("not_null", k) not in declared]
+
+
+def check_expectations(df: DataFrame, source: Source) -> DataFrame:
+    exps = key_expectations(source) + list(source.expectations)
+    return _add_violations(df, [c for c in map(expectation_check, exps) if c is not None])
+
+
+def _add_violations(df: DataFrame, checks: list[Column]) -> DataFrame:
+    if not checks:
+        return df
+    return df.withColumn(VIOLATIONS, F.concat(F.col(VIOLATIONS), F.array(*checks)))
+
+
+def validate_rows(df: DataFrame, source: Source) -> DataFrame:
+    """bronze -> typed, normalised rows with every row-level violation collected (nulls dropped)."""
+    out = coerce_types(df, source)
+    out = normalize_categories(out, source)
+    out = apply_missing_policy(out, source)
+    out = check_expectations(out, source)
+    return out.withColumn(VIOLATIONS, F.filter(F.col(VIOLATIONS), lambda v: v.isNotNull()))

@@ -1,0 +1,158 @@
+"""Cross-field rules of a pipeline spec. Each returns (field path, message) problems."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from lakeray.spec.models import BASELINES, METRICS, PipelineSpec
+
+Problem = tuple[str, str]
+NUMERIC = {"int", "bigint", "double"}
+
+
+def _unknown(where: str, column: str, known, owner: str) -> Problem:
+    return where, f"unknown column '{column}'; {owner} has: {', '.join(sorted(known))}"
+
+
+def joined_columns(spec: PipelineSpec) -> dict[str, str]:
+    """Columns of the model-ready table (before the split column) and their types."""
+    base = spec.sources.get(spec.dataset.base)
+    cols = dict(base.columns) if base else {}
+    for join in spec.dataset.joins:
+        src = spec.sources.get(join.source)
+        if src is None:
+            continue
+        if join.aggregate is not None:
+            for name, agg in join.aggregate.items():
+                if agg.fn in ("count", "count_distinct"):
+                    cols[name] = "bigint"
+                elif agg.fn in ("min", "max"):
+                    cols[name] = src.columns.get(agg.column, "double")
+                else:
+                    cols[name] = "double"
+        else:
+            for name in join.select or [c for c in src.columns if c not in join.on]:
+                if name not in join.on:
+                    cols.setdefault(name, src.columns.get(name, "string"))
+    return cols
+
+
+def _source_problems(spec: PipelineSpec) -> Iterator[Problem]:
+    for name, src in spec.sources.items():
+        where = f"sources.{name}"
+        cols = src.columns
+        owner = f"source '{name}'"
+        for i, key in enumerate(src.keys):
+            if key not in cols:
+                yield _unknown(f"{where}.keys[{i}]", key, cols, owner)
+        if src.latest_by and src.latest_by not in cols:
+            yield _unknown(f"{where}.latest_by", src.latest_by, cols, owner)
+        for col in src.normalize:
+            if col not in cols:
+                yield _unknown(f"{where}.normalize.{col}", col, cols, owner)
+            elif cols[col] != "string":
+                yield f"{where}.normalize.{col}", f"normalize applies to string columns; '{col}' is {cols[col]}"
+        for col in src.missing:
+            if col not in cols:
+                yield _unknown(f"{where}.missing.{col}", col, cols, owner)
+        for i, exp in enumerate(src.expectations):
+            ewhere = f"{where}.expectations[{i}]"
+            if exp.column not in cols:
+                yield _unknown(f"{ewhere}.column", exp.column, cols, owner)
+            elif exp.rule == "range" and cols[exp.column] not in NUMERIC | {"date", "timestamp"}:
+                yield f"{ewhere}.rule", f"range needs a numeric or date column; '{exp.column}' is {cols[exp.column]}"
+            elif exp.rule == "regex" and cols[exp.column] != "string":
+                yield f"{ewhere}.rule", f"regex needs a string column; '{exp.column}' is {cols[exp.column]}"
+            if exp.rule == "regex" and exp.pattern:
+                try:
+                    re.compile(exp.pattern)
+                except re.error as err:
+                    yield f"{ewhere}.pattern", f"not a valid regular expression: {err}"
+        if src.partitioning and src.partitioning.column not in cols:
+            yield _unknown(f"{where}.partitioning.column", src.partitioning.column, cols, owner)
+
+
+def _dataset_problems(spec: PipelineSpec) -> Iterator[Problem]:
+    known = ", ".join(sorted(spec.sources))
+    if spec.dataset.base not in spec.sources:
+        yield "dataset.base", f"unknown source '{spec.dataset.base}'; declared sources: {known}"
+        return
+    base_cols = spec.sources[spec.dataset.base].columns
+    if spec.entity_key not in base_cols:
+        yield _unknown("entity_key", spec.entity_key, base_cols, f"base source '{spec.dataset.base}'")
+    seen = dict(base_cols)
+    for i, join in enumerate(spec.dataset.joins):
+        where = f"dataset.joins[{i}]"
+        src = spec.sources.get(join.source)
+        if src is None:
+            yield f"{where}.source", f"unknown source '{join.source}'; declared sources: {known}"
+            continue
+        for j, col in enumerate(join.on):
+            if col not in src.columns:
+                yield _unknown(f"{where}.on[{j}]", col, src.columns, f"source '{join.source}'")
+            if col not in base_cols:
+                yield _unknown(f"{where}.on[{j}]", col, base_cols, f"base source '{spec.dataset.base}'")
+        new_cols = []
+        if join.aggregate is not None:
+            for name, agg in join.aggregate.items():
+                if agg.column and agg.column not in src.columns:
+                    yield _unknown(f"{where}.aggregate.{name}.column", agg.column, src.columns, f"source '{join.source}'")
+                elif agg.fn in ("sum", "avg") and agg.column and src.columns[agg.column] not in NUMERIC | {"boolean"}:
+                    yield f"{where}.aggregate.{name}.fn", f"{agg.fn} needs a numeric column; '{agg.column}' is {src.columns[agg.column]}"
+                for col in agg.where:
+                    if col not in src.columns:
+                        yield _unknown(f"{where}.aggregate.{name}.where.{col}", col, src.columns, f"source '{join.source}'")
+                new_cols.append(name)
+        else:
+            for j, col in enumerate(join.select or []):
+                if col not in src.columns:
+                    yield _unknown(f"{where}.select[{j}]", col, src.columns, f"source '{join.source}'")
+            new_cols = [c for c in (join.select or src.columns) if c not in join.on]
+        for col in new_cols:
+            if col in seen:
+                yield where, (
+                    f"column '{col}' of source '{join.source}' is already in the dataset; "
+                    "list the columns to bring with 'select'"
+                )
+            seen[col] = True
+
+
+def _problem_definition(spec: PipelineSpec) -> Iterator[Problem]:
+    cols = joined_columns(spec)
+    owner = "the joined dataset"
+    if spec.target not in cols:
+        yield _unknown("target", spec.target, cols, owner)
+    else:
+        ttype = cols[spec.target]
+        if spec.task == "regression" and ttype not in NUMERIC:
+            yield "target", f"task 'regression' needs a numeric target; '{spec.target}' is {ttype}"
+        if spec.task == "binary" and ttype in ("double", "date", "timestamp"):
+            yield "target", f"task 'binary' needs a boolean, integer or string target; '{spec.target}' is {ttype}"
+    for name in spec.features:
+        if name not in cols:
+            yield _unknown(f"features.{name}", name, cols, owner)
+        elif name in (spec.target, spec.entity_key):
+            yield f"features.{name}", f"'{name}' is the {'target' if name == spec.target else 'entity key'}, not a feature"
+    for i, name in enumerate(spec.sensitive_attributes):
+        if name not in cols:
+            yield _unknown(f"sensitive_attributes[{i}]", name, cols, owner)
+    metrics = METRICS[spec.task]
+    allowed = ", ".join(metrics)
+    if spec.metric.primary not in metrics:
+        yield "metric.primary", f"metric '{spec.metric.primary}' does not fit task '{spec.task}'; use one of: {allowed}"
+    for name in spec.metric.thresholds:
+        if name not in metrics:
+            yield f"metric.thresholds.{name}", f"metric '{name}' does not fit task '{spec.task}'; use one of: {allowed}"
+    if spec.baseline.model not in BASELINES[spec.task]:
+        yield "baseline.model", (
+            f"baseline '{spec.baseline.model}' does not fit task '{spec.task}'; use one of: {', '.join(BASELINES[spec.task])}"
+        )
+    if spec.split.column and spec.split.column not in cols:
+        yield _unknown("split.column", spec.split.column, cols, owner)
+    elif spec.split.method == "time" and spec.split.column and cols[spec.split.column] not in ("date", "timestamp"):
+        yield "split.column", f"a time split needs a date or timestamp column; '{spec.split.column}' is {cols[spec.split.column]}"
+
+
+def cross_field_problems(spec: PipelineSpec) -> list[Problem]:
+    return [*_source_problems(spec), *_dataset_problems(spec), *_problem_definition(spec)]

@@ -1,0 +1,219 @@
+"""Typed model of a pipeline spec. Field-level rules live here; cross-field rules in checks.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
+FeatureType = Literal["numeric", "categorical", "boolean"]
+Task = Literal["binary", "multiclass", "regression"]
+
+# metric -> higher is better, per task
+METRICS: dict[str, dict[str, bool]] = {
+    "binary": {
+        "roc_auc": True, "pr_auc": True, "accuracy": True, "precision": True,
+        "recall": True, "f1": True, "log_loss": False,
+    },
+    "multiclass": {"accuracy": True, "f1_macro": True, "f1_weighted": True, "log_loss": False},
+    "regression": {"rmse": False, "mae": False, "r2": True},
+}
+BASELINES: dict[str, tuple[str, ...]] = {
+    "binary": ("majority", "logistic"),
+    "multiclass": ("majority", "logistic"),
+    "regression": ("mean", "linear"),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Connection(_Strict):
+    """Where a JDBC silo lives. Only environment variable *names* appear in the spec."""
+
+    url_env: str
+    user_env: str
+    password_env: str
+    driver: str = "org.postgresql.Driver"
+
+
+class JdbcPartitioning(_Strict):
+    column: str
+    lower: int
+    upper: int
+    num_partitions: int = Field(ge=1)
+
+
+class Expectation(_Strict):
+    rule: Literal["not_null", "range", "allowed_values", "unique", "regex"]
+    column: str
+    min: float | None = None
+    max: float | None = None
+    values: list[Any] | None = None
+    pattern: str | None = None
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _arguments(self):
+        if self.rule == "range" and self.min is None and self.max is None:
+            raise ValueError("rule 'range' needs min, max or both")
+        if self.rule == "range" and self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"rule 'range' has min {self.min} > max {self.max}")
+        if self.rule == "allowed_values" and not self.values:
+            raise ValueError("rule 'allowed_values' needs a non-empty 'values' list")
+        if self.rule == "regex" and not self.pattern:
+            raise ValueError("rule 'regex' needs 'pattern'")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.rule}:{self.column}"
+
+
+class Normalize(_Strict):
+    """Category clean-up after trimming: case folding, then a mapping of spellings."""
+
+    case: Literal["lower", "upper", "keep"] = "lower"
+    map: dict[str, str] = Field(default_factory=dict)
+
+
+class MissingPolicy(_Strict):
+    """keep: leave null (imputed later, fitted on train only); fill: a constant; quarantine."""
+
+    strategy: Literal["keep", "fill", "quarantine"]
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value(self):
+        if self.strategy == "fill" and self.value is None:
+            raise ValueError("strategy 'fill' needs a 'value'")
+        return self
+
+
+class Source(_Strict):
+    format: Literal["csv", "json", "parquet", "jdbc"]
+    path: str | None = None
+    table: str | None = None
+    connection: Connection | None = None
+    partitioning: JdbcPartitioning | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+    columns: dict[str, ColumnType] = Field(min_length=1)
+    keys: list[str] = Field(min_length=1)
+    latest_by: str | None = None
+    normalize: dict[str, Normalize] = Field(default_factory=dict)
+    missing: dict[str, MissingPolicy] = Field(default_factory=dict)
+    expectations: list[Expectation] = Field(default_factory=list)
+    max_quarantine_rate: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _location(self):
+        if self.format == "jdbc":
+            if not self.table:
+                raise ValueError("a jdbc source needs 'table'")
+            if self.connection is None:
+                raise ValueError("a jdbc source needs 'connection' (url_env, user_env, password_env)")
+        elif not self.path:
+            raise ValueError(f"a {self.format} source needs 'path' (a folder under the landing area)")
+        return self
+
+    @property
+    def is_file(self) -> bool:
+        return self.format != "jdbc"
+
+
+class Aggregate(_Strict):
+    fn: Literal["count", "sum", "avg", "min", "max", "count_distinct"]
+    column: str | None = None
+    where: dict[str, Any] = Field(default_factory=dict)
+    fill: float | None = None
+
+    @model_validator(mode="after")
+    def _column(self):
+        if self.fn != "count" and not self.column:
+            raise ValueError(f"aggregate '{self.fn}' needs 'column'")
+        return self
+
+
+class Join(_Strict):
+    source: str
+    on: list[str] = Field(min_length=1)
+    how: Literal["left", "inner"] = "left"
+    select: list[str] | None = None
+    aggregate: dict[str, Aggregate] | None = None
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _listify(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.select is not None and self.aggregate is not None:
+            raise ValueError("a join takes either 'select' (one row per key) or 'aggregate' (many rows), not both")
+        return self
+
+
+class Dataset(_Strict):
+    base: str
+    joins: list[Join] = Field(default_factory=list)
+
+
+class Split(_Strict):
+    method: Literal["hash", "time"] = "hash"
+    column: str | None = None
+    seed: int = 42
+    fractions: dict[Literal["train", "validation", "test"], float] = Field(
+        default_factory=lambda: {"train": 0.7, "validation": 0.15, "test": 0.15}
+    )
+    validation_start: dt.date | None = None
+    test_start: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.method == "hash":
+            if set(self.fractions) != {"train", "validation", "test"}:
+                raise ValueError("fractions needs train, validation and test")
+            if any(v < 0 for v in self.fractions.values()) or abs(sum(self.fractions.values()) - 1) > 1e-9:
+                raise ValueError(f"fractions must be >= 0 and sum to 1, got {dict(self.fractions)}")
+        else:
+            if self.column is None or self.validation_start is None or self.test_start is None:
+                raise ValueError("a time split needs column, validation_start and test_start")
+            if self.validation_start >= self.test_start:
+                raise ValueError("validation_start must be before test_start")
+        return self
+
+
+class Metric(_Strict):
+    primary: str
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+
+class Baseline(_Strict):
+    model: str
+    margin: float = Field(default=0.0, ge=0)
+    champion_margin: float = Field(default=0.0, ge=0)
+
+
+class PipelineSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    task: Task
+    entity_key: str
+    target: str
+    sources: dict[str, Source] = Field(min_length=1)
+    dataset: Dataset
+    features: dict[str, FeatureType] = Field(min_length=1)
+    sensitive_attributes: list[str] = Field(default_factory=list)
+    metric: Metric
+    baseline: Baseline
+    split: Split = Field(default_factory=Split)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.task][self.metric.primary]
+
+    def source(self, name: str) -> Source:
+        return self.sources[name]

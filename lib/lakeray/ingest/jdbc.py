@@ -18,6 +18,7 @@ from lakeray.errors import SourceError
 from lakeray.faults import crash_point
 from lakeray.ingest.metadata import with_ingest_metadata
 from lakeray.ingest.schema import bronze_read_schema
+from lakeray.spark.session import root_cause
 from lakeray.lakehouse import commit_metrics_since, latest_version
 from lakeray.spec.models import Source
 
@@ -62,7 +63,7 @@ def read_jdbc(spark, name: str, source: Source, fetchsize: int):
         df = spark.read.format("jdbc").options(**opts).load()
         missing = [c for c in source.columns if c not in df.columns]
     except Exception as exc:  # py4j surfaces the driver's SQLException
-        detail = str(exc).splitlines()[0][:300].replace(opts["password"], "***")
+        detail = root_cause(exc)[:500].replace(opts["password"], "***")
         raise SourceError(
             f"source '{name}': cannot read table {source.table} at {redact(opts['url'])}: {detail}"
         ) from None

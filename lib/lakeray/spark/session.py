@@ -101,6 +101,11 @@ def build_spark(settings: Settings, app_name: str | None = None, extra_conf: dic
         conf.pop("spark.jars", None)  # too late for the driver's classpath: spark-submit owns it
         conf.pop("spark.jars.packages", None)
     else:
+        log4j = settings.get("log4j2")
+        if log4j and "spark.driver.extraJavaOptions" not in conf:
+            conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={settings.root / log4j}"
+        if conf.get("spark.driver.bindAddress") == "127.0.0.1":
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         master = settings["spark"].get("master")
         if not master:
             raise ConfigError(
@@ -125,3 +130,13 @@ def _check_delta(spark) -> None:
             "Delta Lake is not on the Spark driver's classpath. With spark-submit, pass "
             "`$(lakeray spark-args)` (the jars of cluster/jvm/pom.xml); otherwise run `make install`."
         ) from exc
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost JVM exception's message (e.g. the JDBC driver's), else str(exc)."""
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    if java is None:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    while java.getCause() is not None:
+        java = java.getCause()
+    return str(java.getMessage() or java.toString())

@@ -78,9 +78,13 @@ def _dataset_problems(spec: PipelineSpec) -> Iterator[Problem]:
     if spec.dataset.base not in spec.sources:
         yield "dataset.base", f"unknown source '{spec.dataset.base}'; declared sources: {known}"
         return
-    base_cols = spec.sources[spec.dataset.base].columns
+    base = spec.sources[spec.dataset.base]
+    base_cols = base.columns
     if spec.entity_key not in base_cols:
         yield _unknown("entity_key", spec.entity_key, base_cols, f"base source '{spec.dataset.base}'")
+    elif base.keys != [spec.entity_key]:
+        yield f"sources.{spec.dataset.base}.keys", (
+            f"the base source must have one row per entity: keys {base.keys} should be ['{spec.entity_key}']")
     seen = dict(base_cols)
     for i, join in enumerate(spec.dataset.joins):
         where = f"dataset.joins[{i}]"
@@ -105,6 +109,10 @@ def _dataset_problems(spec: PipelineSpec) -> Iterator[Problem]:
                         yield _unknown(f"{where}.aggregate.{name}.where.{col}", col, src.columns, f"source '{join.source}'")
                 new_cols.append(name)
         else:
+            if sorted(join.on) != sorted(src.keys):
+                yield f"{where}.on", (
+                    f"a join without 'aggregate' needs one row per key: 'on' {join.on} must be the keys "
+                    f"of source '{join.source}' ({src.keys}); use 'aggregate' for one-to-many sources")
             for j, col in enumerate(join.select or []):
                 if col not in src.columns:
                     yield _unknown(f"{where}.select[{j}]", col, src.columns, f"source '{join.source}'")
@@ -129,6 +137,8 @@ def _problem_definition(spec: PipelineSpec) -> Iterator[Problem]:
             yield "target", f"task 'regression' needs a numeric target; '{spec.target}' is {ttype}"
         if spec.task == "binary" and ttype in ("double", "date", "timestamp"):
             yield "target", f"task 'binary' needs a boolean, integer or string target; '{spec.target}' is {ttype}"
+        if spec.task == "binary" and ttype == "string" and spec.positive_label is None:
+            yield "positive_label", f"target '{spec.target}' is a string: name the class that counts as positive"
     for name in spec.features:
         if name not in cols:
             yield _unknown(f"features.{name}", name, cols, owner)

@@ -203,6 +203,7 @@ class PipelineSpec(_Strict):
     task: Task
     entity_key: str
     target: str
+    positive_label: Any = None   # binary tasks with a string target: the class that counts as 1
     sources: dict[str, Source] = Field(min_length=1)
     dataset: Dataset
     features: dict[str, FeatureType] = Field(min_length=1)

@@ -1,0 +1,172 @@
+"""The `lakeray` command line. jobs/*.py are thin spark-submit entry points onto the same code.
+
+  lakeray validate  pipelines/churn.yaml            check a spec (all problems at once)
+  lakeray generate  --pipeline ...                  write the bundled data into the landing area
+  lakeray ingest    --pipeline ... [--smoke-test]   silos -> bronze Delta
+  lakeray prepare   --pipeline ... [--smoke-test]   bronze -> silver -> gold Delta
+  lakeray demo                                      both bundled pipelines end to end
+  lakeray spark-args                                --jars/--packages for spark-submit
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from lakeray.config import Settings, load_settings
+from lakeray.errors import LakerayError
+
+log = logging.getLogger("lakeray")
+DEFAULT_PIPELINES = ["pipelines/churn.yaml", "pipelines/telco.yaml"]
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _common(parser: argparse.ArgumentParser, pipeline: bool = True) -> None:
+    if pipeline:
+        parser.add_argument("--pipeline", required=True, help="pipeline spec, e.g. pipelines/churn.yaml")
+    parser.add_argument("--env", default=None, help="conf overlay: conf/<env>/ (default $LAKERAY_ENV or 'local')")
+    parser.add_argument("--log-level", default="INFO")
+
+
+def _job(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--smoke-test", action="store_true",
+                        help="run on a small copy of the bundled data in a scratch folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakeray", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="validate pipeline specs")
+    p.add_argument("specs", nargs="+")
+    p.add_argument("--log-level", default="WARNING")
+    p = sub.add_parser("generate", help="write the bundled data of a pipeline into its landing area")
+    _common(p)
+    p.add_argument("--rows", type=int, default=None, help="entities to generate (default: demo size)")
+    p.add_argument("--seed", type=int, default=42)
+    p = sub.add_parser("ingest", help="silos -> bronze Delta tables")
+    _job(p)
+    p.add_argument("--sources", default=None, help="comma-separated subset of the spec's sources")
+    p = sub.add_parser("prepare", help="bronze -> silver -> gold Delta tables")
+    _job(p)
+    p = sub.add_parser("demo", help="run the bundled pipelines end to end on their default data")
+    _common(p, pipeline=False)
+    p.add_argument("--pipeline", action="append", default=None, help=f"default: {' '.join(DEFAULT_PIPELINES)}")
+    p.add_argument("--smoke-test", action="store_true", help="small data")
+    p = sub.add_parser("spark-args", help="print the spark-submit arguments that add lakeray's JVM jars")
+    _common(p, pipeline=False)
+    return parser
+
+
+@contextlib.contextmanager
+def _scratch_settings(args) -> Settings:
+    """Settings for the run: the configured paths, or a scratch folder for --smoke-test."""
+    if not getattr(args, "smoke_test", False):
+        yield load_settings(args.env)
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="lakeray-smoke-"))
+    try:
+        yield load_settings(args.env, overrides={"paths": {k: str(scratch / k) for k in ("landing", "lakehouse", "checkpoints")}})
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _summarise_prepare(result) -> None:
+    for acct in result.accounting.values():
+        log.info("accounting  %s", acct.line())
+    if result.gold:
+        log.info("gold table  %s @ version %d", result.gold.path, result.gold.version)
+
+
+def cmd_validate(args) -> int:
+    from lakeray.spec import load_spec
+
+    for path in args.specs:
+        spec = load_spec(path)
+        sys.stdout.write(f"{path}: ok ({spec.name}, {spec.task}, {len(spec.sources)} sources, {len(spec.features)} features)\n")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from lakeray.datagen.bundles import bundled_data
+    from lakeray.lakehouse import Lakehouse
+    from lakeray.spec import load_spec
+
+    spec = load_spec(args.pipeline)
+    if any(s.format == "jdbc" for s in spec.sources.values()):
+        raise LakerayError(f"{args.pipeline} has database silos: use `lakeray demo` or a job's --smoke-test, "
+                           "which start and seed a local PostgreSQL for the run")
+    lake = Lakehouse.for_pipeline(load_settings(args.env), spec)
+    with bundled_data(spec, lake, rows=args.rows, seed=args.seed) as info:
+        log.info("bundled data for %s in %s: %s", spec.name, lake.landing_root, info)
+    return 0
+
+
+def _run_stage(args, stage: str) -> int:
+    from lakeray.ingest import run_ingest
+    from lakeray.lakehouse import Lakehouse
+    from lakeray.prepare import run_prepare
+    from lakeray.spark import build_spark
+    from lakeray.spec import load_spec
+
+    spec = load_spec(args.pipeline)
+    with _scratch_settings(args) as settings, contextlib.ExitStack() as stack:
+        lake = Lakehouse.for_pipeline(settings, spec)
+        if args.smoke_test:
+            from lakeray.datagen.bundles import bundled_data
+
+            stack.enter_context(bundled_data(spec, lake, size="smoke"))
+        spark = build_spark(settings, app_name=f"lakeray-{stage}-{spec.name}")
+        sources = args.sources.split(",") if getattr(args, "sources", None) else None
+        if stage == "ingest" or args.smoke_test:
+            for r in run_ingest(spark, spec, settings, sources=sources).values():
+                log.info("ingested    %s (%s): %d new row(s), bronze @ version %s", r.source, r.format, r.rows_added, r.bronze_version)
+        if stage == "prepare":
+            _summarise_prepare(run_prepare(spark, spec, settings))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from lakeray.demo import run_demo
+
+    run_demo(args.pipeline or DEFAULT_PIPELINES, env=args.env, smoke=args.smoke_test)
+    return 0
+
+
+def cmd_spark_args(args) -> int:
+    from lakeray.spark import spark_submit_args
+
+    sys.stdout.write(" ".join(spark_submit_args(load_settings(args.env))) + "\n")
+    return 0
+
+
+COMMANDS = {
+    "validate": cmd_validate, "generate": cmd_generate, "ingest": lambda a: _run_stage(a, "ingest"),
+    "prepare": lambda a: _run_stage(a, "prepare"), "demo": cmd_demo, "spark-args": cmd_spark_args,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return COMMANDS[args.command](args)
+    except LakerayError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -50,3 +50,35 @@ def telco_spec():
 @pytest.fixture
 def settings(tmp_path):
     return settings_in(tmp_path)
+
+
+CHURN_ROWS, CHURN_SEED = 400, 11
+
+
+def stage_churn(folder: Path, postgres, spec):
+    """Generate the churn silos (always the same for CHURN_ROWS/CHURN_SEED) under `folder`,
+    seed PostgreSQL, and export the connection variables. Returns (settings, truth)."""
+    from lakeray.datagen import churn
+    from lakeray.datagen.bundles import connection_env
+    from lakeray.lakehouse import Lakehouse
+
+    settings = settings_in(folder)
+    gen = churn.generate(n_customers=CHURN_ROWS, seed=CHURN_SEED)
+    churn.write_landing(gen, Path(Lakehouse.for_pipeline(settings, spec).landing_root))
+    churn.seed_postgres(gen.subscriptions, postgres.conninfo())
+    os.environ.update(connection_env(spec, postgres))
+    return settings, gen.truth
+
+
+@pytest.fixture(scope="session")
+def churn_world(tmp_path_factory, spark, postgres, churn_spec):
+    """The churn pipeline ingested and prepared once, shared by the tests that inspect it."""
+    from lakeray.ingest import run_ingest
+    from lakeray.lakehouse import Lakehouse
+    from lakeray.prepare import run_prepare
+
+    settings, truth = stage_churn(tmp_path_factory.mktemp("churn"), postgres, churn_spec)
+    ingested = run_ingest(spark, churn_spec, settings)
+    prepared = run_prepare(spark, churn_spec, settings)
+    return {"settings": settings, "spec": churn_spec, "truth": truth, "ingested": ingested,
+            "prepared": prepared, "lake": Lakehouse.for_pipeline(settings, churn_spec)}

@@ -1,0 +1,60 @@
+"""The real entry points: spark-submit jobs/*.py and the lakeray command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.e2e
+
+
+def _run(cmd, **kw):
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, **kw)
+
+
+def test_spark_submit_prepare_smoke_test():
+    jars = _run([str(BIN / "lakeray"), "spark-args"])
+    assert jars.returncode == 0 and jars.stdout.startswith("--jars ")
+    proc = _run([str(BIN / "spark-submit"), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+                 *jars.stdout.split(), "jobs/prepare.py", "--pipeline", "pipelines/churn.yaml", "--smoke-test"])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = proc.stdout   # spark-submit's PythonRunner merges the driver's stderr into its stdout
+    assert "ingest usage (parquet)" in out
+    assert "accounting  dataset: in " in out and "[reconciled]" in out
+    assert "MISMATCH" not in out
+
+
+def test_python_job_ingest_smoke_test_on_real_data():
+    proc = _run([sys.executable, "jobs/ingest.py", "--pipeline", "pipelines/telco.yaml", "--smoke-test"])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for source in ("customers (csv)", "services (json)", "billing (parquet)"):
+        assert f"ingested    {source}: 600 new row(s)" in proc.stderr
+
+
+def test_validate_command_reports_every_problem(tmp_path):
+    good = _run([str(BIN / "lakeray"), "validate", "pipelines/churn.yaml", "pipelines/telco.yaml"])
+    assert good.returncode == 0 and "pipelines/telco.yaml: ok (telco, binary, 3 sources" in good.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "pipelines" / "churn.yaml").read_text()
+                   .replace("primary: roc_auc", "primary: rmse").replace("  tenure_months: numeric", "  tenure: numeric"))
+    proc = _run([str(BIN / "lakeray"), "validate", str(bad)])
+    assert proc.returncode == 2
+    assert f"invalid pipeline spec {bad} (2 problem(s))" in proc.stderr
+    assert "metric.primary: metric 'rmse' does not fit task 'binary'" in proc.stderr
+    assert "features.tenure: unknown column 'tenure'" in proc.stderr
+
+
+def test_job_on_a_missing_bronze_table_says_what_to_run(tmp_path):
+    env_paths = {"LAKERAY_LANDING": str(tmp_path / "l"), "LAKERAY_LAKEHOUSE": str(tmp_path / "h"),
+                 "LAKERAY_CHECKPOINTS": str(tmp_path / "c")}
+    proc = subprocess.run([sys.executable, "jobs/prepare.py", "--pipeline", "pipelines/telco.yaml"], cwd=ROOT,
+                          env={**os.environ, **env_paths}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "source 'customers': no bronze table at" in proc.stderr and "run the ingest job first" in proc.stderr

@@ -41,7 +41,7 @@ fi
 # --- JVM jars declared in cluster/jvm/pom.xml, resolved from Maven Central
 mkdir -p "$JARS"
 rm -f "$JARS"/*.jar
-mvn -q -B -f cluster/jvm/pom.xml dependency:copy-dependencies \
+mvn -q -B -Dstyle.color=never -f cluster/jvm/pom.xml dependency:copy-dependencies \
   -DincludeScope=runtime -DoutputDirectory="$JARS"
 # pyspark ships Spark, Scala, Hadoop, Jackson, Parquet and logging; keep only what it lacks,
 # so that one version of each library is on the classpath.
@@ -53,3 +53,12 @@ for j in "$JARS"/*.jar; do
   if [ -n "${provided[$(artifact "$j")]:-}" ]; then rm -f "$j"; fi
 done
 log "JVM jars in $JARS: $(ls "$JARS" | tr '\n' ' ')"
+
+# The venv's own spark-submit (and pyspark) read SPARK_HOME/conf/spark-defaults.conf: point
+# spark.jars there at the resolved jars, so that `spark-submit jobs/x.py` needs no --jars.
+SPARK_CONF_DIR_VENV=$(dirname "$SPARK_JARS")/conf
+mkdir -p "$SPARK_CONF_DIR_VENV"
+{
+  echo "# written by lakeray's cluster/install.sh from cluster/jvm/pom.xml"
+  echo "spark.jars $(ls "$JARS"/*.jar | paste -sd, -)"
+} > "$SPARK_CONF_DIR_VENV/spark-defaults.conf"

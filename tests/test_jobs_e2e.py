@@ -14,21 +14,35 @@ BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
 
 
-def _run(cmd, **kw):
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+def _run(cmd, env_extra=None, **kw):
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **(env_extra or {})}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, **kw)
 
 
 def test_spark_submit_prepare_smoke_test():
-    jars = _run([str(BIN / "lakeray"), "spark-args"])
-    assert jars.returncode == 0 and jars.stdout.startswith("--jars ")
+    # no --jars: the install step points the venv's spark-defaults.conf at the resolved jars
     proc = _run([str(BIN / "spark-submit"), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
-                 *jars.stdout.split(), "jobs/prepare.py", "--pipeline", "pipelines/churn.yaml", "--smoke-test"])
+                 "jobs/prepare.py", "--pipeline", "pipelines/churn.yaml", "--smoke-test"])
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout   # spark-submit's PythonRunner merges the driver's stderr into its stdout
     assert "ingest usage (parquet)" in out
     assert "accounting  dataset: in " in out and "[reconciled]" in out
     assert "MISMATCH" not in out
+
+
+def test_spark_submit_with_explicit_jars_and_without_them():
+    jars = _run([str(BIN / "lakeray"), "spark-args"])
+    assert jars.returncode == 0 and jars.stdout.startswith("--jars ")
+    ok = _run([str(BIN / "spark-submit"), "--master", "local[1]", *jars.stdout.split(),
+               "jobs/ingest.py", "--pipeline", "pipelines/telco.yaml", "--smoke-test"])
+    assert ok.returncode == 0, ok.stdout[-3000:]
+    # a Spark whose classpath lacks Delta (here: the defaults file bypassed) gets a clear error
+    empty_conf = Path(ROOT / "data" / "empty-spark-conf")
+    empty_conf.mkdir(parents=True, exist_ok=True)
+    proc = _run([str(BIN / "spark-submit"), "--master", "local[1]", "jobs/ingest.py", "--pipeline",
+                 "pipelines/telco.yaml", "--smoke-test"], env_extra={"SPARK_CONF_DIR": str(empty_conf)})
+    assert proc.returncode == 2
+    assert "Delta Lake is not on the Spark driver's classpath" in proc.stdout
 
 
 def test_python_job_ingest_smoke_test_on_real_data():

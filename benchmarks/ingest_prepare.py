@@ -43,7 +43,7 @@ def plain_copy(spark, spec, lake, out: Path) -> None:
             conn = source.connection
             df = (spark.read.format("jdbc").option("url", os.environ[conn.url_env]).option("dbtable", source.table)
                   .option("user", os.environ[conn.user_env]).option("password", os.environ[conn.password_env])
-                  .option("fetchsize", "10000").load())
+                  .option("driver", conn.driver).option("fetchsize", "10000").load())
         elif source.format == "csv":
             df = spark.read.option("header", "true").csv(lake.landing(source.path))
         else:

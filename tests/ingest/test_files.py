@@ -83,3 +83,14 @@ def test_files_of_other_formats_in_the_folder_are_ignored(spark, tmp_path):
 def test_missing_landing_folder_is_a_clear_error(spark, tmp_path):
     with pytest.raises(SourceError, match=r"landing folder .*/landing/crm does not exist \(source path 'crm'\)"):
         _ingest(spark, tmp_path, "crm", CSV_SOURCE)
+
+
+def test_empty_landing_folder_gives_an_empty_bronze_table(spark, tmp_path):
+    (tmp_path / "landing" / "crm").mkdir(parents=True)
+    assert _ingest(spark, tmp_path, "crm", CSV_SOURCE).rows == 0
+    bronze = _bronze(spark, tmp_path, "crm")
+    assert bronze.count() == 0
+    assert bronze.columns == ["id", "age", "joined", "_corrupt_record", "_source", "_file", "_ingested_at", "_batch_id"]
+    (tmp_path / "landing" / "crm" / "late.csv").write_text("id,age,joined\nz,1,2024-01-01\n")
+    assert _ingest(spark, tmp_path, "crm", CSV_SOURCE).rows == 1
+    assert _bronze(spark, tmp_path, "crm").count() == 1

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from lakeray.faults import crash_point
 from lakeray.ingest.metadata import with_ingest_metadata
-from lakeray.ingest.schema import CORRUPT, bronze_read_schema
+from lakeray.ingest.schema import CORRUPT, bronze_read_schema, bronze_table_schema
 from lakeray.errors import SourceError
 from lakeray.lakehouse import commit_metrics_since, latest_version
 from lakeray.spec.models import Source
@@ -97,4 +97,9 @@ def ingest_files(spark, name: str, source: Source, landing_path: str, bronze_pat
         .start()
     )
     query.awaitTermination()
+    if latest_version(spark, bronze_path) is None:   # nothing has arrived yet: an empty table, not none
+        from delta.tables import DeltaTable
+
+        DeltaTable.createIfNotExists(spark).location(bronze_path).addColumns(bronze_table_schema(source)).execute()
+        log.warning("source %s: no files in %s yet; bronze is an empty table", name, landing_path)
     return stats

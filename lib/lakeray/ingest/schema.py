@@ -27,3 +27,10 @@ def bronze_read_schema(source: Source) -> T.StructType:
     else:
         fields = [T.StructField(c, SPARK_TYPES[t]) for c, t in source.columns.items()]
     return T.StructType(fields)
+
+
+def bronze_table_schema(source: Source) -> T.StructType:
+    """What a file silo's bronze table holds: the read schema plus ingestion metadata."""
+    meta = [T.StructField("_source", T.StringType()), T.StructField("_file", T.StringType()),
+            T.StructField("_ingested_at", T.TimestampType()), T.StructField("_batch_id", T.StringType())]
+    return T.StructType(bronze_read_schema(source).fields + meta)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakeray.prepare.validate import VIOLATIONS, _violation
+from lakeray.prepare.validate import VIOLATIONS, violation
 from lakeray.spec.models import Source
 
 STATUS = "_status"
@@ -37,7 +37,7 @@ def check_unique(df: DataFrame, source: Source) -> DataFrame:
         col = F.col(exp.column)
         window = Window.partitionBy(F.col(STATUS), col)
         clash = (F.col(STATUS) == "clean") & col.isNotNull() & (F.count(F.lit(1)).over(window) > 1)
-        out = out.withColumn(VIOLATIONS, F.when(clash, F.array_append(F.col(VIOLATIONS), _violation(F.lit(True), exp.label, exp.column, col)))
+        out = out.withColumn(VIOLATIONS, F.when(clash, F.array_append(F.col(VIOLATIONS), violation(F.lit(True), exp.label, exp.column, col)))
                              .otherwise(F.col(VIOLATIONS)))
         out = out.withColumn(STATUS, F.when(clash, F.lit("quarantined")).otherwise(F.col(STATUS)))
     return out

@@ -19,7 +19,7 @@ from lakeray.prepare.dataset import build_dataset, matched_column, output_column
 from lakeray.prepare.dedupe import STATUS, classify
 from lakeray.prepare.quarantine import quarantine_rows
 from lakeray.prepare.split import SPLIT, assign_split
-from lakeray.prepare.validate import RAW, VIOLATIONS, _violation, validate_rows
+from lakeray.prepare.validate import RAW, VIOLATIONS, validate_rows, violation
 from lakeray.runs import append_run_metrics, metric_row, new_run_id
 from lakeray.spec.models import PipelineSpec, Source
 
@@ -65,10 +65,13 @@ def stage_source(bronze: DataFrame, source: Source) -> DataFrame:
 
 
 def _account(table: str, rows_in: int, staged: DataFrame) -> Accounting:
-    by_status = {r[STATUS]: r["n"] for r in staged.groupBy(STATUS).agg(F.count(F.lit(1)).alias("n")).collect()}
-    rules = staged.where(F.col(STATUS) == "quarantined").groupBy(F.col(VIOLATIONS)[0]["rule"].alias("rule")).count()
+    rule = F.when(F.col(STATUS) == "quarantined", F.col(VIOLATIONS)[0]["rule"])
+    counts = staged.groupBy(F.col(STATUS).alias("status"), rule.alias("rule")).agg(F.count(F.lit(1)).alias("n")).collect()
+    by_status: dict[str, int] = {}
+    for r in counts:
+        by_status[r["status"]] = by_status.get(r["status"], 0) + r["n"]
     acct = Accounting(table, rows_in, by_status.get("clean", 0), by_status.get("quarantined", 0),
-                      by_status.get("duplicate", 0), {r["rule"]: r["count"] for r in rules.collect()})
+                      by_status.get("duplicate", 0), {r["rule"]: r["n"] for r in counts if r["rule"] is not None})
     if not acct.reconciled:
         raise RuntimeError(f"accounting does not reconcile for {table}: {acct.line()}")
     return acct
@@ -79,11 +82,11 @@ def _silver_columns(source: Source) -> list[str]:
 
 
 def _gold_stage(joined: DataFrame, spec: PipelineSpec) -> DataFrame:
-    checks = [_violation(F.col(matched_column(j)).isNull(), f"no_match:{j.source}", ",".join(j.on), F.lit(None))
+    checks = [violation(F.col(matched_column(j)).isNull(), f"no_match:{j.source}", ",".join(j.on), F.lit(None))
               for j in spec.dataset.joins if j.how == "inner"]
-    checks.append(_violation(F.col(spec.target).isNull(), "missing_target", spec.target, F.lit(None)))
+    checks.append(violation(F.col(spec.target).isNull(), "missing_target", spec.target, F.lit(None)))
     if spec.split.method == "time":
-        checks.append(_violation(F.col(spec.split.column).isNull(), f"missing:{spec.split.column}",
+        checks.append(violation(F.col(spec.split.column).isNull(), f"missing:{spec.split.column}",
                                  spec.split.column, F.lit(None)))
     cols = output_columns(joined)
     staged = joined.select(

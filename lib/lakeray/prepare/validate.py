@@ -27,7 +27,7 @@ VIOLATION_TYPE = T.StructType([
 ])
 
 
-def _violation(when: Column, rule: str, column: str | None, value: Column) -> Column:
+def violation(when: Column, rule: str, column: str | None, value: Column) -> Column:
     return F.when(when, F.struct(F.lit(rule).alias("rule"), F.lit(column).cast("string").alias("column"),
                                  value.cast("string").alias("value")))
 
@@ -47,12 +47,12 @@ def coerce_types(df: DataFrame, source: Source) -> DataFrame:
             text = _text(col)
             value = text if kind == "string" else F.expr(f"try_cast(trim(`{col}`) AS {SPARK_TYPES[kind].simpleString()})")
             if kind != "string":
-                checks.append(_violation(text.isNotNull() & value.isNull(), f"type:{col}", col, F.col(col)))
+                checks.append(violation(text.isNotNull() & value.isNull(), f"type:{col}", col, F.col(col)))
         else:
             value = F.col(col).cast(SPARK_TYPES[kind])
         typed[col] = value
     if CORRUPT in df.columns:
-        checks.insert(0, _violation(F.col(CORRUPT).isNotNull(), "malformed_record", None, F.col(CORRUPT)))
+        checks.insert(0, violation(F.col(CORRUPT).isNotNull(), "malformed_record", None, F.col(CORRUPT)))
     meta = [c for c in df.columns if c.startswith("_") and c != CORRUPT]
     return df.select(
         *[v.alias(c) for c, v in typed.items()],
@@ -87,7 +87,7 @@ def apply_missing_policy(df: DataFrame, source: Source) -> DataFrame:
         if policy.strategy == "fill":
             out = out.withColumn(col, F.coalesce(F.col(col), F.lit(policy.value).cast(SPARK_TYPES[source.columns[col]])))
         elif policy.strategy == "quarantine":
-            checks.append(_violation(F.col(col).isNull(), f"missing:{col}", col, F.lit(None)))
+            checks.append(violation(F.col(col).isNull(), f"missing:{col}", col, F.lit(None)))
     return _add_violations(out, checks)
 
 
@@ -109,7 +109,7 @@ def expectation_check(exp: Expectation) -> Column | None:
         bad = col.isNotNull() & ~col.rlike(exp.pattern)
     else:
         return None
-    return _violation(bad, exp.label, exp.column, col)
+    return violation(bad, exp.label, exp.column, col)
 
 
 def key_expectations(source: Source) -> list[Expectation]:

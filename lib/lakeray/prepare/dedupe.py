@@ -10,7 +10,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakeray.prepare.validate import VIOLATIONS, violation
+from lakeray.prepare.validate import RAW, VIOLATIONS, violation
 from lakeray.spec.models import Source
 
 STATUS = "_status"
@@ -21,7 +21,8 @@ def dedupe_latest(df: DataFrame, source: Source) -> DataFrame:
     order = []
     if source.latest_by:
         order.append(F.col(source.latest_by).desc_nulls_last())
-    order += [F.col("_ingested_at").desc(), F.col("_file").desc(), F.col("_raw").desc()]
+    # last tie-break: a hash of the landed row, so reruns pick the same row among equals
+    order += [F.col("_ingested_at").desc(), F.col("_file").desc(), F.xxhash64(F.col(RAW)).desc()]
     window = Window.partitionBy(valid.alias("_valid"), *[F.col(k) for k in source.keys]).orderBy(*order)
     ranked = df.withColumn("_rank", F.row_number().over(window))
     status = F.when(~valid, "quarantined").when(F.col("_rank") > 1, "duplicate").otherwise("clean")

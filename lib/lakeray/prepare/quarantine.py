@@ -21,7 +21,7 @@ def quarantine_rows(rejected: DataFrame, source: str, run_id: str) -> DataFrame:
         first["column"].alias("column"),
         first["value"].alias("value"),
         F.col(VIOLATIONS).alias("violations"),
-        F.col(RAW).alias("record"),
+        F.to_json(F.col(RAW)).alias("record"),
         F.col("_file"),
         F.col("_batch_id"),
         F.col("_ingested_at"),

@@ -4,6 +4,7 @@ that must reconcile (rows in = clean + quarantined + duplicates) and lineage on 
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 import json
 import logging
 
@@ -93,7 +94,7 @@ def _gold_stage(joined: DataFrame, spec: PipelineSpec) -> DataFrame:
         *cols,
         F.lit(None).cast("string").alias("_file"), F.lit(None).cast("string").alias("_batch_id"),
         F.current_timestamp().alias("_ingested_at"),
-        F.to_json(F.struct(*[F.col(c) for c in cols])).alias(RAW),
+        F.struct(*[F.col(c) for c in cols]).alias(RAW),
         F.filter(F.array(*checks), lambda v: v.isNotNull()).alias(VIOLATIONS),
     )
     return staged.withColumn(STATUS, F.when(F.size(VIOLATIONS) > 0, "quarantined").otherwise("clean"))
@@ -115,6 +116,16 @@ def _check_limits(spec: PipelineSpec, settings: Settings, accounting: dict[str, 
     return failures
 
 
+def _each_source(spec: PipelineSpec, fn, workers: int) -> dict:
+    """fn(name, source) for every source; in threads when workers > 1 (Spark runs their jobs
+    concurrently, which hides the fixed cost of each small job). Results in spec order."""
+    if workers <= 1:
+        return {name: fn(name, source) for name, source in spec.sources.items()}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool:
+        futures = {name: pool.submit(fn, name, source) for name, source in spec.sources.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | None = None) -> PrepareResult:
     lake = Lakehouse.for_pipeline(settings, spec)
     run_id = run_id or new_run_id("prepare")
@@ -125,14 +136,18 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
             raise SourceError(f"source '{name}': no bronze table at {lake.bronze(name)}; run the ingest job first")
         bronze_versions[name] = version
 
-    staged: dict[str, DataFrame] = {}
-    accounting: dict[str, Accounting] = {}
-    for name, source in spec.sources.items():
+    workers = int(settings.get("prepare", {}).get("parallel_sources", 1))
+
+    def stage(name: str, source: Source) -> tuple[DataFrame, Accounting]:
         bronze = read_version(spark, lake.bronze(name), bronze_versions[name])
         frame = stage_source(bronze, source).persist(StorageLevel.MEMORY_AND_DISK)
-        staged[name] = frame
-        accounting[name] = _account(name, bronze.count(), frame)
-        log.info("prepare %s", accounting[name].line())
+        acct = _account(name, bronze.count(), frame)
+        log.info("prepare %s", acct.line())
+        return frame, acct
+
+    outcomes = _each_source(spec, stage, workers)
+    staged: dict[str, DataFrame] = {n: o[0] for n, o in outcomes.items()}
+    accounting: dict[str, Accounting] = {n: o[1] for n, o in outcomes.items()}
 
     quarantined = [quarantine_rows(f.where(F.col(STATUS) == "quarantined"), n, run_id) for n, f in staged.items()]
     failures = _check_limits(spec, settings, accounting, lake)
@@ -140,10 +155,12 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
     gold = None
     try:
         if not failures:
-            for name, source in spec.sources.items():
+            def write_silver(name: str, source: Source) -> TableVersion:
                 clean = staged[name].where(F.col(STATUS) == "clean").select(*_silver_columns(source))
-                silver[name] = write_table(clean, lake.silver(name), overwrite_schema=True,
-                                           lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
+                return write_table(clean, lake.silver(name), overwrite_schema=True,
+                                   lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
+
+            silver = _each_source(spec, write_silver, workers)
             joined = build_dataset({n: read_version(spark, t.path, t.version) for n, t in silver.items()}, spec)
             gold_staged = _gold_stage(joined, spec).persist(StorageLevel.MEMORY_AND_DISK)
             staged[GOLD] = gold_staged

@@ -38,7 +38,7 @@ def _text(col: str) -> Column:
 
 
 def coerce_types(df: DataFrame, source: Source) -> DataFrame:
-    """Typed columns plus `_raw` (the row as it landed, as JSON) and type/malformed violations."""
+    """Typed columns plus `_raw` (the row as it landed, a struct) and type/malformed violations."""
     raw_cols = [c for c in source.columns] + ([CORRUPT] if CORRUPT in df.columns else [])
     checks = []
     typed = {}
@@ -57,7 +57,7 @@ def coerce_types(df: DataFrame, source: Source) -> DataFrame:
     return df.select(
         *[v.alias(c) for c, v in typed.items()],
         *meta,
-        F.to_json(F.struct(*[F.col(c) for c in raw_cols])).alias(RAW),
+        F.struct(*[F.col(c) for c in raw_cols]).alias(RAW),
         F.array(*checks).alias(VIOLATIONS) if checks else F.array().cast(T.ArrayType(VIOLATION_TYPE)).alias(VIOLATIONS),
     )
 

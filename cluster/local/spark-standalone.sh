@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=${LAKERAY_VENV:-$PWD/.venv}
 RUN=${LAKERAY_SPARK_RUN:-$PWD/data/spark-standalone}
-SPARK_CLASS="$VENV/bin/spark-class"
+export SPARK_HOME=${SPARK_HOME:-$("$VENV/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}
+SPARK_CLASS="$SPARK_HOME/bin/spark-class"
 mkdir -p "$RUN"
 
 case "${1:-}" in

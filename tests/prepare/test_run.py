@@ -63,7 +63,7 @@ def test_silver_is_typed_normalised_and_unique(spark, churn_world):
 
 
 def test_lineage_pins_input_versions(spark, churn_world):
-    result, lake = churn_world["prepared"], churn_world["lake"]
+    result = churn_world["prepared"]
     for name, table in result.silver.items():
         meta = commit_info(spark, table.path, table.version)["user_metadata"]
         assert meta["inputs"] == {f"bronze/{name}": result.bronze_versions[name]}
@@ -113,3 +113,17 @@ def test_quarantine_limit_fails_the_job_and_keeps_silver(spark, churn_world):
     assert latest_version(spark, lake.quarantine) == q_before + 1     # the rejected rows are still kept
     failed = spark.read.format("delta").load(lake.run_metrics).where("status = 'failed'").collect()
     assert {r["table"] for r in failed} == set(spec.sources)
+
+
+def test_gold_quarantine_limit_comes_from_conf(spark, churn_world):
+    settings, spec, lake = churn_world["settings"], churn_world["spec"], churn_world["lake"]
+    lenient = spec.model_copy(update={"sources": {n: s.model_copy(update={"max_quarantine_rate": 1.0})
+                                                  for n, s in spec.sources.items()}})
+    strict_conf = type(settings)({**settings, "prepare": {**settings["prepare"], "max_quarantine_rate": 0.001}})
+    gold_before = latest_version(spark, lake.gold)
+    with pytest.raises(DataQualityError) as info:
+        run_prepare(spark, lenient, strict_conf)
+    msg = str(info.value)
+    assert "gold was not updated (silver was)" in msg
+    assert "source 'dataset'" in msg and "(prepare.max_quarantine_rate in conf/)" in msg and "missing_target=" in msg
+    assert latest_version(spark, lake.gold) == gold_before

@@ -105,12 +105,13 @@ def _check_limits(spec: PipelineSpec, settings: Settings, accounting: dict[str, 
     failures = []
     for name, acct in accounting.items():
         limit = spec.sources[name].max_quarantine_rate if name in spec.sources else None
+        setting = f"sources.{name}.max_quarantine_rate" if limit is not None else "prepare.max_quarantine_rate in conf/"
         limit = default if limit is None else limit
         if acct.quarantine_rate > limit:
             top = ", ".join(f"{r}={n}" for r, n in sorted(acct.quarantine_by_rule.items(), key=lambda kv: -kv[1])[:5])
             failures.append(
                 f"source '{name}': {acct.quarantined} of {acct.rows_in} rows quarantined "
-                f"({acct.quarantine_rate:.1%}) > limit {limit:.1%} (sources.{name}.max_quarantine_rate); "
+                f"({acct.quarantine_rate:.1%}) > limit {limit:.1%} ({setting}); "
                 f"top rules: {top}; rows are in {lake.quarantine}"
             )
     return failures
@@ -167,6 +168,8 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
             accounting[GOLD] = _account(GOLD, accounting[spec.dataset.base].clean, gold_staged)
             log.info("prepare %s", accounting[GOLD].line())
             quarantined.append(quarantine_rows(gold_staged.where(F.col(STATUS) == "quarantined"), GOLD, run_id))
+            failures = _check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
+        if not failures:
             gold_rows = assign_split(gold_staged.where(F.col(STATUS) == "clean").select(*output_columns(joined)),
                                      spec.split, spec.entity_key)
             gold = write_table(gold_rows, lake.gold, partition_by=[SPLIT], overwrite_schema=True,
@@ -188,7 +191,8 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
         for frame in staged.values():
             frame.unpersist()
     if failures:
-        raise DataQualityError("prepare stopped; silver and gold were not updated:\n  - " + "\n  - ".join(failures))
+        kept = "gold was not updated (silver was)" if silver else "silver and gold were not updated"
+        raise DataQualityError(f"prepare stopped; {kept}:\n  - " + "\n  - ".join(failures))
     result = PrepareResult(run_id, accounting, bronze_versions, silver, gold, qversion)
     log.info("prepare %s done: gold %s @ v%s; quarantine @ v%s; lineage %s", run_id, gold.path, gold.version,
              qversion.version, json.dumps({n: t.version for n, t in silver.items()}))

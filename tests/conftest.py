@@ -82,3 +82,16 @@ def churn_world(tmp_path_factory, spark, postgres, churn_spec):
     prepared = run_prepare(spark, churn_spec, settings)
     return {"settings": settings, "spec": churn_spec, "truth": truth, "ingested": ingested,
             "prepared": prepared, "lake": Lakehouse.for_pipeline(settings, churn_spec)}
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the suite: 4 logical CPUs on 2 cores (room for Ray Data beside the
+    workers) and 2 logical GPUs to test GPU scheduling without a GPU. Loopback only."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")   # a local, loopback-only cluster
+    import ray
+
+    ray.init(num_cpus=4, num_gpus=2, include_dashboard=True, dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1",
+             logging_level="WARNING", log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,1 @@
+"""Evaluation: task metrics, calibration and a fairness audit by sensitive slice."""

@@ -1,0 +1,89 @@
+"""Metrics per task, calibration and group fairness, on numpy arrays (pure functions)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+from lakeray.errors import LakerayError
+
+
+def binary_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict:
+    y_true = np.asarray(y_true).astype(int)
+    proba = np.clip(np.asarray(proba, dtype=float), 1e-7, 1 - 1e-7)
+    if len(np.unique(y_true)) < 2:
+        raise LakerayError("binary metrics need both classes in the evaluation data")
+    pred = (proba >= threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(y_true, pred, labels=[0, 1]).ravel()
+    return {
+        "accuracy": float(skm.accuracy_score(y_true, pred)),
+        "precision": float(skm.precision_score(y_true, pred, zero_division=0)),
+        "recall": float(skm.recall_score(y_true, pred, zero_division=0)),
+        "f1": float(skm.f1_score(y_true, pred, zero_division=0)),
+        "roc_auc": float(skm.roc_auc_score(y_true, proba)),
+        "pr_auc": float(skm.average_precision_score(y_true, proba)),
+        "log_loss": float(skm.log_loss(y_true, proba, labels=[0, 1])),
+        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
+
+
+def multiclass_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict:
+    y_true = np.asarray(y_true).astype(int)
+    pred = np.asarray(proba).argmax(axis=1)
+    return {
+        "accuracy": float(skm.accuracy_score(y_true, pred)),
+        "f1_macro": float(skm.f1_score(y_true, pred, average="macro", zero_division=0)),
+        "f1_weighted": float(skm.f1_score(y_true, pred, average="weighted", zero_division=0)),
+        "log_loss": float(skm.log_loss(y_true, proba, labels=list(range(np.asarray(proba).shape[1])))),
+        "confusion_matrix": skm.confusion_matrix(y_true, pred).tolist(),
+    }
+
+
+def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict:
+    return {
+        "mae": float(skm.mean_absolute_error(y_true, pred)),
+        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, pred))),
+        "r2": float(skm.r2_score(y_true, pred)),
+    }
+
+
+def calibration(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict:
+    """Reliability table over equal-width probability bins, and the expected calibration error."""
+    y_true, proba = np.asarray(y_true, dtype=float), np.asarray(proba, dtype=float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(proba, edges[1:-1], right=False), 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        mask = which == b
+        if not mask.any():
+            continue
+        predicted, observed = float(proba[mask].mean()), float(y_true[mask].mean())
+        table.append({"bin": b, "lower": float(edges[b]), "upper": float(edges[b + 1]), "count": int(mask.sum()),
+                      "mean_predicted": predicted, "observed_rate": observed})
+        ece += mask.mean() * abs(predicted - observed)
+    return {"bins": table, "ece": float(ece)}
+
+
+def fairness_audit(y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, threshold: float = 0.5) -> dict:
+    """Per-group selection rate, true-positive rate and metrics; demographic-parity and
+    equal-opportunity differences (largest minus smallest across groups)."""
+    y_true = np.asarray(y_true).astype(int)
+    pred = (np.asarray(proba) >= threshold).astype(int)
+    groups = np.asarray(groups).astype(str)
+    per_group = {}
+    for g in sorted(set(groups)):
+        m = groups == g
+        positives = y_true[m] == 1
+        per_group[g] = {
+            "count": int(m.sum()),
+            "selection_rate": float(pred[m].mean()),
+            "true_positive_rate": float(pred[m][positives].mean()) if positives.any() else None,
+            "accuracy": float((pred[m] == y_true[m]).mean()),
+        }
+    rates = [v["selection_rate"] for v in per_group.values()]
+    tprs = [v["true_positive_rate"] for v in per_group.values() if v["true_positive_rate"] is not None]
+    return {
+        "groups": per_group,
+        "demographic_parity_difference": float(max(rates) - min(rates)),
+        "equal_opportunity_difference": float(max(tprs) - min(tprs)) if len(tprs) > 1 else 0.0,
+    }

@@ -11,6 +11,14 @@ export SPARK_HOME=${SPARK_HOME:-$("$VENV/bin/python" -c 'import os, pyspark; pri
 SPARK_CLASS="$SPARK_HOME/bin/spark-class"
 mkdir -p "$RUN"
 
+wait_for() {  # wait_for FILE TEXT: up to 60 s for TEXT to appear in FILE
+  for _ in $(seq 1 60); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 1
+  done
+  return 1
+}
+
 case "${1:-}" in
   start)
     PORT=${2:-7077}
@@ -18,19 +26,12 @@ case "${1:-}" in
     nohup "$SPARK_CLASS" org.apache.spark.deploy.master.Master --host 127.0.0.1 --port "$PORT" --webui-port 0 \
       >"$RUN/master.log" 2>&1 &
     echo $! >"$RUN/master.pid"
-    for _ in $(seq 1 60); do
-      grep -q "I have been elected leader" "$RUN/master.log" 2>/dev/null && break
-      sleep 1
-    done
+    wait_for "$RUN/master.log" "I have been elected leader" || { echo "master did not start; see $RUN" >&2; exit 1; }
     nohup "$SPARK_CLASS" org.apache.spark.deploy.worker.Worker "spark://127.0.0.1:$PORT" --host 127.0.0.1 \
       --cores "${SPARK_WORKER_CORES:-2}" --memory "${SPARK_WORKER_MEMORY:-2g}" --webui-port 0 --work-dir "$RUN/work" \
       >"$RUN/worker.log" 2>&1 &
     echo $! >"$RUN/worker.pid"
-    for _ in $(seq 1 60); do
-      grep -q "Successfully registered with master" "$RUN/worker.log" 2>/dev/null && break
-      sleep 1
-    done
-    grep -q "Successfully registered with master" "$RUN/worker.log" || { echo "worker did not register; see $RUN" >&2; exit 1; }
+    wait_for "$RUN/worker.log" "Successfully registered with master" || { echo "worker did not register; see $RUN" >&2; exit 1; }
     echo "spark://127.0.0.1:$PORT"
     ;;
   stop)

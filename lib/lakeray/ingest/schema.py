@@ -7,7 +7,9 @@ from pyspark.sql import types as T
 from lakeray.spec.models import Source
 
 CORRUPT = "_corrupt_record"
-METADATA_COLUMNS = ("_source", "_file", "_ingested_at", "_batch_id")
+# what lakeray.ingest.metadata.with_ingest_metadata adds to every bronze row
+METADATA_FIELDS = (T.StructField("_source", T.StringType()), T.StructField("_file", T.StringType()),
+                   T.StructField("_ingested_at", T.TimestampType()), T.StructField("_batch_id", T.StringType()))
 
 SPARK_TYPES = {
     "string": T.StringType(), "int": T.IntegerType(), "bigint": T.LongType(), "double": T.DoubleType(),
@@ -31,6 +33,4 @@ def bronze_read_schema(source: Source) -> T.StructType:
 
 def bronze_table_schema(source: Source) -> T.StructType:
     """What a file silo's bronze table holds: the read schema plus ingestion metadata."""
-    meta = [T.StructField("_source", T.StringType()), T.StructField("_file", T.StringType()),
-            T.StructField("_ingested_at", T.TimestampType()), T.StructField("_batch_id", T.StringType())]
-    return T.StructType(bronze_read_schema(source).fields + meta)
+    return T.StructType(bronze_read_schema(source).fields + list(METADATA_FIELDS))

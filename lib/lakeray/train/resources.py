@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+
 from lakeray.errors import ResourceError
 
 
@@ -23,3 +25,9 @@ def check_worker_resources(cluster: dict, num_workers: int, cpus_per_worker: flo
             f"training asks for {num_workers} worker(s) x {cpus_per_worker} CPU plus {data_cpus} CPU for "
             f"Ray Data = {need_cpus:g} CPU(s), but the Ray cluster has {cpus:g}: the dataset read would "
             "stall behind the workers; lower num_workers or cpus_per_worker")
+
+
+def xgboost_device(assigned_gpu_ids: list) -> str:
+    """'cuda' only where Ray assigned this task a GPU and a real device is visible; else 'cpu'
+    (logical GPUs, as in the tests, keep XGBoost on the CPU)."""
+    return "cuda" if assigned_gpu_ids and glob.glob("/dev/nvidia[0-9]*") else "cpu"

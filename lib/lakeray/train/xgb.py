@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lakeray.train.resources import xgboost_device
+
 log = logging.getLogger(__name__)
 LABEL = "__label__"
 MODEL_FILE = "model.ubj"
@@ -35,6 +37,10 @@ def _report_callback(report_every: int, checkpoint_every: int, kill_at: dict | N
             super().__init__(frequency=checkpoint_every, checkpoint_at_end=True, filename=MODEL_FILE)
             self.offset = 0
 
+        def _round_metrics(self, evals_log, rounds: int) -> dict:
+            metrics = {k: float(v) for k, v in self._get_report_dict(evals_log).items()}
+            return {**metrics, "rounds": rounds, "resumed_from_round": self.offset}
+
         def after_iteration(self, model, epoch, evals_log):
             self._evals_log = evals_log
             done = self.offset + epoch + 1
@@ -45,9 +51,7 @@ def _report_callback(report_every: int, checkpoint_every: int, kill_at: dict | N
                 time.sleep(kill_at.get("delay_s", 6))
                 log.error("fault injection: killing training worker rank %d at round %d", kill_at["rank"], done)
                 os.kill(os.getpid(), signal.SIGKILL)
-            metrics = {k: float(v) for k, v in self._get_report_dict(evals_log).items()}
-            metrics["rounds"] = done
-            metrics["resumed_from_round"] = self.offset
+            metrics = self._round_metrics(evals_log, done)
             if checkpoint_every and done % checkpoint_every == 0:
                 self._last_checkpoint_iteration = done - 1   # in boosted rounds: xgboost restarts epochs at 0 on resume
                 self._save_and_report_checkpoint(metrics, model)
@@ -57,8 +61,7 @@ def _report_callback(report_every: int, checkpoint_every: int, kill_at: dict | N
 
         def after_training(self, model):
             if self._last_checkpoint_iteration != model.num_boosted_rounds() - 1:
-                metrics = {k: float(v) for k, v in self._get_report_dict(self._evals_log).items()}
-                metrics.update(rounds=model.num_boosted_rounds(), resumed_from_round=self.offset)
+                metrics = self._round_metrics(self._evals_log, model.num_boosted_rounds())
                 self._last_checkpoint_iteration = model.num_boosted_rounds() - 1
                 self._save_and_report_checkpoint(metrics, model)
             return model
@@ -68,6 +71,7 @@ def _report_callback(report_every: int, checkpoint_every: int, kill_at: dict | N
 
 def train_loop(config: dict) -> None:
     """Runs on every Ray Train worker."""
+    import ray
     import ray.train
     import xgboost
     from ray.train.xgboost import RayTrainReportCallback
@@ -85,16 +89,10 @@ def train_loop(config: dict) -> None:
         callback.offset = start.num_boosted_rounds()
         rounds -= callback.offset
     params = {**config["params"], "nthread": config["nthread"]}
-    if config.get("use_gpu") and ray.train.get_context().get_world_size() and _gpu_visible():
-        params["device"] = "cuda"
+    if config.get("use_gpu"):
+        params["device"] = xgboost_device(ray.get_gpu_ids())
     xgboost.train(params, dtrain, num_boost_round=max(rounds, 0), evals=[(dvalid, "validation")],
                   xgb_model=start, verbose_eval=False, callbacks=[callback])
-
-
-def _gpu_visible() -> bool:
-    import ray
-
-    return bool(ray.get_gpu_ids()) and os.path.exists("/dev/nvidia0")
 
 
 @dataclasses.dataclass

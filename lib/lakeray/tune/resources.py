@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import glob
-
 from lakeray.errors import ResourceError
+from lakeray.train.resources import xgboost_device
+
+__all__ = ["trial_resources", "xgboost_device"]
 
 
 def trial_resources(cpu: float, gpu: float, cluster: dict) -> dict:
@@ -25,7 +26,3 @@ def trial_resources(cpu: float, gpu: float, cluster: dict) -> dict:
         raise ResourceError(f"each trial asks for {cpu:g} CPU but the Ray cluster has {cluster.get('CPU', 0):g}")
     return {"cpu": cpu, "gpu": gpu} if gpu else {"cpu": cpu}
 
-
-def xgboost_device(assigned_gpu_ids: list) -> str:
-    """'cuda' only where Ray assigned this trial a GPU and a real device is visible; else 'cpu'."""
-    return "cuda" if assigned_gpu_ids and glob.glob("/dev/nvidia[0-9]*") else "cpu"

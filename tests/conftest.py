@@ -95,3 +95,37 @@ def ray_local():
              logging_level="WARNING", log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def synthetic_snapshot(spec, rows: int = 1500, seed: int = 0, version: int = 3):
+    """A GoldSnapshot with the spec's feature columns and a learnable binary target (no Spark):
+    the target depends on the first two numeric features and the first categorical one."""
+    import numpy as np
+    import pandas as pd
+
+    from lakeray.features import GoldSnapshot
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({spec.entity_key: [f"e{i}" for i in range(rows)]})
+    logit = np.zeros(rows)
+    numeric = [n for n, k in spec.features.items() if k == "numeric"]
+    for name, kind in spec.features.items():
+        if kind == "numeric":
+            values = rng.normal(size=rows)
+            logit += 1.5 * values if name in numeric[:2] else 0.0
+            frame[name] = np.where(rng.random(rows) < 0.05, np.nan, values)
+        elif kind == "categorical":
+            frame[name] = rng.choice(["a", "b", "c"], size=rows)
+        else:
+            frame[name] = rng.random(rows) < 0.5
+    first_cat = next((n for n, k in spec.features.items() if k == "categorical"), None)
+    if first_cat:
+        logit += np.where(frame[first_cat] == "a", 1.0, -0.5)
+    positive = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    if spec.positive_label is not None:
+        frame[spec.target] = np.where(positive, str(spec.positive_label), "other")
+    else:
+        frame[spec.target] = positive
+    which = rng.random(rows)
+    splits = {"train": which < 0.6, "validation": (which >= 0.6) & (which < 0.8), "test": which >= 0.8}
+    return GoldSnapshot("/nowhere/gold", version, {k: frame[m].reset_index(drop=True) for k, m in splits.items()})

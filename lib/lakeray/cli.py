@@ -4,6 +4,9 @@
   lakeray generate  --pipeline ...                  write the bundled data into the landing area
   lakeray ingest    --pipeline ... [--smoke-test]   silos -> bronze Delta
   lakeray prepare   --pipeline ... [--smoke-test]   bronze -> silver -> gold Delta
+  lakeray tune      --pipeline ... --gold-version N|latest   Ray Tune model selection -> MLflow leaderboard
+  lakeray train     --pipeline ... [--tune-run-id]   the best configuration on Ray Train workers
+  lakeray evaluate  --pipeline ... [--train-run-id]  test metrics, fairness, report, promotion gate
   lakeray demo                                      both bundled pipelines end to end
   lakeray spark-args                                --jars/--packages for spark-submit
 """
@@ -61,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", default=None, help="comma-separated subset of the spec's sources")
     p = sub.add_parser("prepare", help="bronze -> silver -> gold Delta tables")
     _job(p)
+    p = sub.add_parser("tune", help="model selection with Ray Tune on a pinned gold version")
+    _job(p)
+    p.add_argument("--gold-version", default=None, help="gold Delta version to read, or 'latest' to pin the newest now")
+    p.add_argument("--fresh", action="store_true", help="start a new search instead of restoring an unfinished one")
+    p = sub.add_parser("train", help="train the tune run's best configuration on Ray Train")
+    _job(p)
+    p.add_argument("--tune-run-id", default=None, help="MLflow tune run (default: the newest finished one)")
+    p = sub.add_parser("evaluate", help="evaluate the newest trained model and gate its promotion to champion")
+    _job(p)
+    p.add_argument("--train-run-id", default=None, help="MLflow train run (default: the newest finished one)")
     p = sub.add_parser("demo", help="run the bundled pipelines end to end on their default data")
     _common(p, pipeline=False)
     p.add_argument("--pipeline", action="append", default=None, help=f"default: {' '.join(DEFAULT_PIPELINES)}")
@@ -73,21 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
 @contextlib.contextmanager
 def _scratch_settings(args) -> Settings:
     """Settings for the run: the configured paths, or a scratch folder for --smoke-test."""
+    from lakeray.lifecycle import SCRATCH_PATHS
+
     if not getattr(args, "smoke_test", False):
         yield load_settings(args.env)
         return
     scratch = Path(tempfile.mkdtemp(prefix="lakeray-smoke-"))
     try:
-        yield load_settings(args.env, overrides={"paths": {k: str(scratch / k) for k in ("landing", "lakehouse", "checkpoints")}})
+        yield load_settings(args.env, overrides={"paths": {k: str(scratch / k) for k in SCRATCH_PATHS}})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _summarise_prepare(result) -> None:
-    for acct in result.accounting.values():
-        log.info("accounting  %s", acct.line())
-    if result.gold:
-        log.info("gold table  %s @ version %d", result.gold.path, result.gold.version)
 
 
 def cmd_validate(args) -> int:
@@ -115,27 +123,48 @@ def cmd_generate(args) -> int:
 
 
 def _run_stage(args, stage: str) -> int:
-    from lakeray.ingest import run_ingest
+    """One stage; with --smoke-test, every stage up to it on small bundled data in a scratch folder."""
     from lakeray.lakehouse import Lakehouse
-    from lakeray.prepare import run_prepare
-    from lakeray.spark import build_spark
+    from lakeray.lifecycle import run_data_stages, run_ml_stages, stages_through
     from lakeray.spec import load_spec
 
     spec = load_spec(args.pipeline)
+    stages = stages_through(stage) if args.smoke_test else (stage,)
     with _scratch_settings(args) as settings, contextlib.ExitStack() as stack:
-        lake = Lakehouse.for_pipeline(settings, spec)
-        if args.smoke_test:
-            from lakeray.datagen.bundles import bundled_data
+        data = {}
+        if {"ingest", "prepare"} & set(stages):
+            from lakeray.spark import build_spark
 
-            stack.enter_context(bundled_data(spec, lake, size="smoke"))
-        spark = build_spark(settings, app_name=f"lakeray-{stage}-{spec.name}")
-        sources = args.sources.split(",") if getattr(args, "sources", None) else None
-        if stage == "ingest" or args.smoke_test:
-            for r in run_ingest(spark, spec, settings, sources=sources).values():
-                log.info("ingested    %s (%s): %d new row(s), bronze @ version %s", r.source, r.format, r.rows_added, r.bronze_version)
-        if stage == "prepare":
-            _summarise_prepare(run_prepare(spark, spec, settings))
+            if args.smoke_test:
+                from lakeray.datagen.bundles import bundled_data
+
+                stack.enter_context(bundled_data(spec, Lakehouse.for_pipeline(settings, spec), size="smoke"))
+            spark = build_spark(settings, app_name=f"lakeray-{stage}-{spec.name}")
+            sources = args.sources.split(",") if getattr(args, "sources", None) else None
+            data = run_data_stages(spark, spec, settings, stages, sources=sources)
+            spark.stop()   # the JVM is not needed by the Ray stages
+        ml = [s for s in stages if s in ("tune", "train", "evaluate")]
+        if ml:
+            gold = data["prepare"].gold.version if "prepare" in data else getattr(args, "gold_version", None)
+            out = run_ml_stages(spec, settings, ml, gold_version=gold, smoke=args.smoke_test,
+                                fresh_tune=getattr(args, "fresh", False), tune_run_id=getattr(args, "tune_run_id", None),
+                                train_run_id=getattr(args, "train_run_id", None))
+            _summarise_ml(spec, out)
     return 0
+
+
+def _summarise_ml(spec, out: dict) -> None:
+    from lakeray.tune.search import format_leaderboard
+
+    if "tune" in out:
+        sys.stdout.write(f"leaderboard ({spec.name}, {spec.metric.primary} on validation):\n"
+                         f"{format_leaderboard(out['tune']['outcome'].leaderboard, spec.metric.primary)}\n")
+    if "train" in out:
+        sys.stdout.write(f"trained: {out['train']['bundle_dir']} (MLflow run {out['train']['run_id']})\n")
+    if "evaluate" in out:
+        ev = out["evaluate"]
+        sys.stdout.write(f"evaluated: {spec.metric.primary} = {ev['metrics']['candidate'][spec.metric.primary]:.4f}; "
+                         f"champion version {ev['promoted_version']}; report {ev['report']}\n")
 
 
 def cmd_demo(args) -> int:
@@ -154,7 +183,9 @@ def cmd_spark_args(args) -> int:
 
 COMMANDS = {
     "validate": cmd_validate, "generate": cmd_generate, "ingest": lambda a: _run_stage(a, "ingest"),
-    "prepare": lambda a: _run_stage(a, "prepare"), "demo": cmd_demo, "spark-args": cmd_spark_args,
+    "prepare": lambda a: _run_stage(a, "prepare"), "tune": lambda a: _run_stage(a, "tune"),
+    "train": lambda a: _run_stage(a, "train"), "evaluate": lambda a: _run_stage(a, "evaluate"),
+    "demo": cmd_demo, "spark-args": cmd_spark_args,
 }
 
 
@@ -165,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except LakerayError as exc:
         log.error("%s", exc)
-        return 2
+        return getattr(exc, "exit_code", 2)
 
 
 if __name__ == "__main__":

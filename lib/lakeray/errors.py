@@ -29,3 +29,13 @@ class SourceError(LakerayError):
 
 class ResourceError(LakerayError):
     """The requested compute cannot be scheduled on the available cluster."""
+
+
+class GateError(LakerayError):
+    """A candidate model failed the promotion gate; the CLI exits with code 3."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, failed: list[str]):
+        super().__init__(message)
+        self.failed = list(failed)

@@ -10,7 +10,6 @@ checkpoint (FailureConfig). The model is saved as UBJSON, never pickled, with it
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import signal
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lakeray.models.bundle import sha256_file
 from lakeray.train.resources import xgboost_device
 
 log = logging.getLogger(__name__)
@@ -109,14 +109,6 @@ class TrainedModel:
         path = folder / MODEL_FILE
         self.booster.save_model(str(path))
         return path, sha256_file(path)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def train_xgboost(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray], *,

@@ -1,0 +1,146 @@
+"""The evaluate job: score the test split, compare, audit, report, and gate the promotion.
+
+The candidate is the newest (or the given) train run's bundle, verified against its SHA-256.
+The test split is read at the gold version the model was trained on and scored out-of-core
+(Dask) by the candidate, the spec's baseline (fitted on the same training split) and the
+current champion. Metrics, calibration, a fairness audit per sensitive attribute and an HTML
+report go to MLflow; the candidate becomes `champion` only if every gate check passes,
+otherwise GateError names the failed checks (exit code 3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lakeray.errors import GateError
+from lakeray.evaluate.baseline import fit_baseline
+from lakeray.evaluate.metrics import calibration, fairness_audit
+from lakeray.evaluate.report import evaluation_images, render_report, write_report
+from lakeray.evaluate.scoring import score_files, scores_of, split_files
+from lakeray.features.handoff import load_splits
+from lakeray.models.bundle import MODEL_FILE, load_bundle
+from lakeray.models.families import all_metrics
+from lakeray.registry.gate import current_champion, gate_checks, promote
+from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags, log_json
+from lakeray.spec import PipelineSpec
+
+log = logging.getLogger(__name__)
+
+
+def group_audit(task: str, metric: str, y, scores, groups, threshold: float) -> dict:
+    """Binary: selection rate / TPR parity (fairness_audit). Other tasks: the metric per group."""
+    if task == "binary":
+        return fairness_audit(y, scores, groups, threshold)
+    groups = np.asarray(groups).astype(str)
+    per_group = {}
+    for g in sorted(set(groups)):
+        m = groups == g
+        try:
+            per_group[g] = {"count": int(m.sum()), metric: all_metrics(task, y[m], scores[m])[metric]}
+        except ValueError:
+            per_group[g] = {"count": int(m.sum()), metric: None}
+    values = [v[metric] for v in per_group.values() if v[metric] is not None]
+    return {"groups": per_group, f"{metric}_gap": float(max(values) - min(values)) if values else 0.0}
+
+
+def _ray_for_dask() -> bool:
+    """Run the Dask graph on Ray where one is running (or where `ray job submit` points)."""
+    import ray
+
+    if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], logging_level="WARNING")
+    return ray.is_initialized()
+
+
+def _scalars(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def log_evaluate_run(tracking, tags: dict, metrics: dict, checks: list, artifacts: dict, report: Path) -> str:
+    import mlflow
+
+    with tracking.start_run("evaluate", tags) as run:
+        for model, values in metrics.items():
+            mlflow.log_metrics({f"{model}_{k}": v for k, v in _scalars(values).items()})
+        mlflow.set_tags({f"{TAG}gate": "passed" if all(c.passed for c in checks) else "failed",
+                         **{f"{TAG}gate.{c.check.replace(' ', '_')}": "pass" if c.passed else "FAIL" for c in checks}})
+        for name, obj in artifacts.items():
+            log_json(obj, f"{name}.json")
+        mlflow.log_artifact(str(report))
+        return run.info.run_id
+
+
+def run_evaluate_job(spec: PipelineSpec, settings, *, train_run_id: str | None = None, smoke: bool = False) -> dict:
+    conf = settings["evaluate"]
+    threshold = float(conf.get("threshold", 0.5))
+    tracking = configure_tracking(settings, spec.name)
+    train_run = tracking.latest_run("train", train_run_id)
+    tags = train_run.data.tags
+    gold_path, version = tags[f"{TAG}gold_path"], int(tags[f"{TAG}gold_version"])
+    with tempfile.TemporaryDirectory() as scratch:
+        candidate = load_bundle(tracking.download(f"runs:/{train_run.info.run_id}/bundle", Path(scratch) / "candidate"),
+                                expected_model_sha256=tags.get(f"{TAG}model_sha256"))
+        champion_version = current_champion(tracking.client, tracking.model_name)
+        champion = None
+        if champion_version is not None:
+            champion = load_bundle(tracking.download(f"models:/{tracking.model_name}@champion", Path(scratch) / "champion"),
+                                   expected_model_sha256=champion_version.tags.get("model_sha256"))
+        train = load_splits(gold_path, version, splits=("train",)).frames["train"]
+        baseline = fit_baseline(spec.baseline.model, spec.task, train, candidate.target.transform(train[spec.target]),
+                                dict(spec.features), len(candidate.target.classes))
+        scorers = {"candidate": candidate.predict_frame, "baseline": baseline}
+        feature_columns = set(candidate.features.features) | set(baseline.features.features)
+        if champion is not None:
+            scorers["champion"] = champion.predict_frame
+            feature_columns |= set(champion.features.features)
+        use_ray = _ray_for_dask()
+        scored = score_files(scorers, split_files(gold_path, version, "test"), feature_columns=sorted(feature_columns),
+                             target_encoder=candidate.target, target=spec.target, keep=list(spec.sensitive_attributes),
+                             blocksize=conf.get("dask_blocksize", "64MiB"), use_ray=use_ray)
+    y = scored["label"].to_numpy()
+    metrics = {name: all_metrics(spec.task, y, scores_of(scored, name), threshold) for name in scorers}
+    cand_scores = scores_of(scored, "candidate")
+    calib = calibration(y, cand_scores, int(conf.get("calibration_bins", 10))) if spec.task == "binary" else None
+    fairness = {a: group_audit(spec.task, spec.metric.primary, y, cand_scores, scored[a].to_numpy(), threshold)
+                for a in spec.sensitive_attributes}
+    checks = gate_checks(spec, metrics["candidate"], metrics["baseline"], metrics.get("champion"))
+    passed = all(c.passed for c in checks)
+    lineage = {"pipeline": spec.name, "train_run_id": train_run.info.run_id, "gold_path": gold_path,
+               "gold_version": version, "test_rows": int(len(y)), "spec_hash": tags.get(f"{TAG}spec_hash"),
+               "code_version": tags.get(f"{TAG}code_version"), "model_sha256": tags.get(f"{TAG}model_sha256"),
+               "family": candidate.manifest["family"], "champion_version": champion_version.version if champion_version else None}
+    others = {k: (y, scores_of(scored, k)) for k in scorers if k != "candidate"} if spec.task == "binary" else None
+    images = evaluation_images(spec.task, y, cand_scores, calibration=calib, fairness=fairness or None,
+                               importance=candidate.importance(), confusion=metrics["candidate"].get("confusion_matrix"),
+                               labels=[str(c) for c in candidate.target.classes] or None, others=others)
+    html = render_report(title=f"lakeray evaluation: {spec.name}", lineage=lineage, images=images,
+                         summary={"verdict": "PROMOTE" if passed else "REJECT", "metric": spec.metric.primary,
+                                  "test rows": len(y), "evaluated at": dt.datetime.now(dt.timezone.utc).isoformat()},
+                         metrics=metrics, gate=[c.as_dict() for c in checks],
+                         tables={"calibration": (calib or {}).get("bins", [])})
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    report = write_report(html, Path(settings.path("models")) / spec.name / "reports" / f"evaluate-{stamp}.html")
+    run_tags = {**lineage_tags(tags.get(f"{TAG}spec_hash", ""), gold_path, version),
+                f"{TAG}train_run_id": train_run.info.run_id}
+    run_id = log_evaluate_run(tracking, run_tags, metrics, checks,
+                              {"metrics": metrics, "fairness": fairness, "calibration": calib, "gate": [c.as_dict() for c in checks],
+                               "lineage": lineage}, report)
+    for c in checks:
+        log.info("gate  %-28s %s  %s", c.check, "pass" if c.passed else "FAIL", c.detail)
+    result = {"run_id": run_id, "metrics": metrics, "checks": checks, "report": report, "fairness": fairness,
+              "calibration": calib, "promoted_version": None}
+    if not passed:
+        failed = "; ".join(f"{c.check}: {c.detail}" for c in checks if not c.passed)
+        raise GateError(f"{spec.name}: candidate from train run {train_run.info.run_id} not promoted. Failed: {failed}. "
+                        f"Report: {report}", failed=[c.check for c in checks if not c.passed])
+    result["promoted_version"] = promote(tracking.client, tracking.model_name, train_run.info.run_id, {
+        "model_sha256": tags.get(f"{TAG}model_sha256"), "gold_version": version, "evaluate_run_id": run_id,
+        "spec_hash": tags.get(f"{TAG}spec_hash"), spec.metric.primary: metrics["candidate"][spec.metric.primary]})
+    log.info("report %s", report)
+    return result

@@ -1,0 +1,112 @@
+"""MLflow tracking for one pipeline: its experiment, stage runs and registered model.
+
+The embedded default is a SQLite store under paths.mlflow (mlflow.db + artifacts/); set
+mlflow.tracking_uri (LAKERAY_MLFLOW_URI) to use a real tracking server. Every run carries
+the lineage tags: pipeline, stage, spec hash, code version, gold table path and version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from lakeray.errors import LakerayError
+
+log = logging.getLogger(__name__)
+TAG = "lakeray."
+for _noisy in ("alembic", "mlflow.store.db.utils"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
+
+@dataclasses.dataclass
+class Tracking:
+    client: object                 # mlflow.MlflowClient
+    experiment_id: str
+    pipeline: str
+    model_name: str
+    tracking_uri: str
+
+    def start_run(self, stage: str, tags: dict, run_name: str | None = None, parent_run_id: str | None = None):
+        import mlflow
+
+        all_tags = {f"{TAG}pipeline": self.pipeline, f"{TAG}stage": stage, **{k: str(v) for k, v in tags.items()}}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        return mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name or stage, tags=all_tags,
+                                nested=parent_run_id is not None)
+
+    def latest_run(self, stage: str, run_id: str | None = None):
+        """The given run, or the newest finished run of `stage` for this pipeline."""
+        if run_id:
+            run = self.client.get_run(run_id)
+            if run.data.tags.get(f"{TAG}stage") != stage:
+                raise LakerayError(f"MLflow run {run_id} is a '{run.data.tags.get(f'{TAG}stage')}' run, not '{stage}'")
+            return run
+        runs = self.client.search_runs(
+            [self.experiment_id], order_by=["attributes.start_time DESC"], max_results=1,
+            filter_string=f"tags.`{TAG}stage` = '{stage}' and tags.`{TAG}pipeline` = '{self.pipeline}' "
+                          "and attributes.status = 'FINISHED'")
+        if not runs:
+            raise LakerayError(f"no finished '{stage}' run for pipeline '{self.pipeline}' in MLflow "
+                               f"({self.tracking_uri}): run `lakeray {stage} --pipeline ...` first")
+        return runs[0]
+
+    def load_json(self, run_id: str, artifact: str):
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=folder,
+                                                       tracking_uri=self.tracking_uri)
+            return json.loads(Path(path).read_text())
+
+    def download(self, uri: str, folder: str | Path) -> Path:
+        import mlflow
+
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder),
+                                                        tracking_uri=self.tracking_uri))
+
+
+def _tracking_uri(settings) -> tuple[str, str | None]:
+    uri = (settings.get("mlflow") or {}).get("tracking_uri") or ""
+    if uri:
+        return uri, None
+    folder = Path(settings.path("mlflow"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}", (folder / "artifacts").as_uri()
+
+
+def configure_tracking(settings, pipeline: str) -> Tracking:
+    """Point MLflow at the configured store and make sure the pipeline's experiment exists."""
+    import mlflow
+
+    uri, artifacts = _tracking_uri(settings)
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    conf = settings.get("mlflow") or {}
+    name = f"{conf.get('experiment_prefix', 'lakeray-')}{pipeline}"
+    try:
+        experiment = client.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id if experiment else client.create_experiment(name, artifact_location=artifacts)
+    except Exception as exc:
+        raise LakerayError(f"cannot reach the MLflow tracking store {uri} (setting mlflow.tracking_uri): {exc}") from exc
+    log.info("MLflow %s, experiment %s (%s)", uri, name, experiment_id)
+    return Tracking(client, experiment_id, pipeline, f"{conf.get('registered_model_prefix', 'lakeray-')}{pipeline}", uri)
+
+
+def lineage_tags(spec_digest: str, gold_path: str, gold_version: int) -> dict:
+    from lakeray.lineage import code_version
+
+    return {f"{TAG}spec_hash": spec_digest, f"{TAG}code_version": code_version(),
+            f"{TAG}gold_path": gold_path, f"{TAG}gold_version": str(gold_version)}
+
+
+def log_json(obj, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), artifact_file)

@@ -1,0 +1,93 @@
+"""The train job: the tune run's best configuration, trained data-parallel on Ray Train.
+
+Reads the gold splits at the version the tune run recorded, fits the preprocessing on the
+training split, trains on N Ray Train workers (checkpoints + FailureConfig), saves the model
+bundle (UBJSON + preprocessing + manifest with SHA-256) and logs it to MLflow with lineage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import posixpath
+import time
+import uuid
+from pathlib import Path
+
+from lakeray.features.handoff import load_splits
+from lakeray.features.matrices import build_matrices
+from lakeray.lakehouse import Lakehouse
+from lakeray.lineage import code_version
+from lakeray.models.bundle import MODEL_FILE, ModelBundle
+from lakeray.models.families import booster_params, predict, score
+from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags
+from lakeray.spec import PipelineSpec, spec_hash
+from lakeray.train.xgb import train_xgboost
+
+log = logging.getLogger(__name__)
+
+
+def train_settings(settings, smoke: bool) -> dict:
+    conf = dict(settings["train"])
+    if smoke:
+        conf.update(conf.get("smoke") or {})
+    return conf
+
+
+def log_train_run(tracking, tags: dict, bundle_dir: Path, manifest: dict, metrics: dict) -> str:
+    import mlflow
+
+    with tracking.start_run("train", tags) as run:
+        mlflow.log_params({"family": manifest["family"], "rounds": manifest["rounds"],
+                           "workers": manifest["train"]["num_workers"], **manifest["params"]})
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifacts(str(bundle_dir), "bundle")
+        mlflow.set_tag(f"{TAG}model_sha256", manifest["sha256"][MODEL_FILE])
+        return run.info.run_id
+
+
+def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = None, smoke: bool = False,
+                  kill_worker_at: dict | None = None) -> dict:
+    from lakeray.raysession import ray_session
+
+    tracking = configure_tracking(settings, spec.name)
+    tune_run = tracking.latest_run("tune", tune_run_id)
+    best = tracking.load_json(tune_run.info.run_id, "leaderboard.json")[0]
+    gold_path, version = tune_run.data.tags[f"{TAG}gold_path"], int(tune_run.data.tags[f"{TAG}gold_version"])
+    snapshot = load_splits(gold_path, version)
+    family_conf = settings["tune"]["families"][best["family"]]
+    mats = build_matrices(spec, snapshot, standardize=bool(family_conf.get("standardize")))
+    params = booster_params(family_conf, best["params"], spec.task, mats.num_class)
+    conf = train_settings(settings, smoke)
+    run_name = f"train-{spec.name}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    began = time.perf_counter()
+    with ray_session(settings):
+        trained = train_xgboost(
+            mats.splits["train"], mats.splits["validation"], params=params, num_boost_round=best["rounds"],
+            storage_path=settings.path("ray_storage"), name=run_name, num_workers=int(conf["num_workers"]),
+            cpus_per_worker=float(conf["cpus_per_worker"]), gpus_per_worker=float(conf.get("gpus_per_worker", 0)),
+            report_every=int(conf["report_every"]), checkpoint_every=int(conf["checkpoint_every"]),
+            max_failures=int(conf["max_failures"]), nthread=max(1, math.floor(float(conf["cpus_per_worker"]))),
+            kill_worker_at=kill_worker_at)
+    seconds = time.perf_counter() - began
+    x_valid, y_valid = mats.splits["validation"]
+    valid_score = score(spec.task, spec.metric.primary, y_valid, predict(trained.booster, x_valid, spec.task))
+    digest = spec_hash(spec)
+    manifest = {"pipeline": spec.name, "task": spec.task, "metric": spec.metric.primary, "family": best["family"],
+                "params": params, "rounds": trained.rounds, "tune_run_id": tune_run.info.run_id,
+                "tune_score": best["score"], "validation_score": valid_score, "spec_hash": digest,
+                "code_version": code_version(), "gold": snapshot.lineage(), "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "train": {k: conf[k] for k in ("num_workers", "cpus_per_worker", "gpus_per_worker")},
+                "ray_train_run": posixpath.join(settings.path("ray_storage"), run_name),
+                "feature_columns": mats.features.output_columns, "positive_label": spec.positive_label}
+    bundle = ModelBundle(trained.booster, mats.features, mats.target, manifest)
+    bundle_dir = bundle.save(Path(settings.path("models")) / spec.name / run_name)
+    tags = {**lineage_tags(digest, gold_path, version), f"{TAG}tune_run_id": tune_run.info.run_id,
+            f"{TAG}family": best["family"]}
+    run_id = log_train_run(tracking, tags, bundle_dir, bundle.manifest,
+                           {f"validation_{spec.metric.primary}": valid_score, "train_seconds": seconds,
+                            "rounds": trained.rounds})
+    log.info("train run %s: %s, %d rounds on %s worker(s), validation %s=%.4f, bundle %s", run_id, best["family"],
+             trained.rounds, conf["num_workers"], spec.metric.primary, valid_score, bundle_dir)
+    return {"run_id": run_id, "bundle_dir": bundle_dir, "manifest": bundle.manifest, "seconds": seconds}

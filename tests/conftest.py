@@ -15,8 +15,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def settings_in(folder: Path):
-    """lakeray settings whose landing, lakehouse and checkpoints live under `folder`."""
-    return load_settings(root=ROOT, overrides={"paths": {k: str(folder / k) for k in ("landing", "lakehouse", "checkpoints")}})
+    """lakeray settings whose every location (lakehouse, Ray storage, MLflow, models...) is under `folder`."""
+    from lakeray.lifecycle import SCRATCH_PATHS
+
+    return load_settings(root=ROOT, overrides={"paths": {k: str(folder / k) for k in SCRATCH_PATHS}})
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from tests.conftest import settings_in, synthetic_snapshot
 
 def _settings(tmp_path, **tune):
     settings = settings_in(tmp_path)
-    settings["paths"]["ray_storage"] = str(tmp_path / "ray")
     settings["tune"].update(tune)
     return settings
 

@@ -80,4 +80,4 @@ def promote(client, model_name: str, train_run_id: str, tags: dict) -> str:
     client.set_registered_model_alias(model_name, CHAMPION, version.version)
     log.info("registered %s version %s and moved '%s' onto it (previous: %s)", model_name, version.version, CHAMPION,
              previous.version if previous else "none")
-    return version.version
+    return str(version.version)

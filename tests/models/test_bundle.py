@@ -1,0 +1,56 @@
+"""The model bundle: UBJSON booster + fitted preprocessing + manifest with checksums."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xgboost
+
+from lakeray.errors import LakerayError
+from lakeray.features import build_matrices
+from lakeray.models import ModelBundle, booster_params, load_bundle
+from lakeray.models.bundle import FEATURES_FILE, MANIFEST_FILE, MODEL_FILE
+from tests.conftest import synthetic_snapshot
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory, churn_spec):
+    snapshot = synthetic_snapshot(churn_spec, rows=600)
+    mats = build_matrices(churn_spec, snapshot)
+    x, y = mats.splits["train"]
+    params = booster_params({"fixed": {"booster": "gbtree"}}, {"max_depth": 3}, "binary")
+    booster = xgboost.train({**params, "nthread": 1}, xgboost.DMatrix(x, label=y), num_boost_round=5)
+    bundle = ModelBundle(booster, mats.features, mats.target, {"task": "binary", "family": "xgboost"})
+    folder = bundle.save(tmp_path_factory.mktemp("bundle"))
+    return folder, bundle, snapshot
+
+
+def test_round_trip_predicts_the_same_from_raw_rows(bundle_dir):
+    folder, bundle, snapshot = bundle_dir
+    loaded = load_bundle(folder)
+    test = snapshot.frames["test"]
+    np.testing.assert_allclose(loaded.predict_frame(test), bundle.predict_frame(test), rtol=1e-6)
+    assert loaded.features.to_json() == bundle.features.to_json()
+    assert (folder / MODEL_FILE).read_bytes()[:1] == b"{"          # UBJSON object marker, not a pickle
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert set(manifest["sha256"]) == {"model.ubj", "features.json", "target.json"}
+    importance = loaded.importance()
+    assert importance and set(importance) <= set(loaded.features.output_columns)
+
+
+def test_a_tampered_file_or_a_different_registered_checksum_is_refused(bundle_dir, tmp_path):
+    folder, _, _ = bundle_dir
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    with pytest.raises(LakerayError, match="is not the registered"):
+        load_bundle(copy, expected_model_sha256="0" * 64)
+    (copy / FEATURES_FILE).write_text((copy / FEATURES_FILE).read_text().replace('"standardize": false', '"standardize": true'))
+    with pytest.raises(LakerayError, match=f"{FEATURES_FILE}: SHA-256 .* does not match the manifest"):
+        load_bundle(copy)
+    (copy / MANIFEST_FILE).unlink()
+    with pytest.raises(LakerayError, match="manifest.json is missing"):
+        load_bundle(copy)

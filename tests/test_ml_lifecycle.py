@@ -1,0 +1,143 @@
+"""tune -> train -> evaluate on the churn gold table, on a real local Ray, with a real MLflow
+SQLite store: lineage, checksums, report, Dask scoring and the promotion gate."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from lakeray.errors import GateError, LakerayError
+from lakeray.evaluate.job import run_evaluate_job
+from lakeray.evaluate.scoring import score_files, split_files
+from lakeray.features import load_splits
+from lakeray.lifecycle import run_ml_stages
+from lakeray.models import load_bundle
+from lakeray.registry import configure_tracking
+from lakeray.registry.gate import current_champion
+from lakeray.registry.tracking import TAG
+from lakeray.spec import spec_hash
+from lakeray.spec.models import Baseline, Metric
+from tests.conftest import settings_in
+
+
+@pytest.fixture(scope="module")
+def easy_spec(churn_world):
+    """Churn with a gate any real model passes on 400 customers: AUC >= 0.55 and beat 'majority'."""
+    return churn_world["spec"].model_copy(update={
+        "metric": Metric(primary="roc_auc", thresholds={"roc_auc": 0.55}),
+        "baseline": Baseline(model="majority", margin=0.0, champion_margin=0.0)})
+
+
+@pytest.fixture(scope="module")
+def ml(churn_world, easy_spec, ray_local, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ml")
+    settings = settings_in(folder)
+    for key in ("landing", "lakehouse", "checkpoints"):      # the prepared churn lakehouse, own MLflow/Ray/models
+        settings["paths"][key] = churn_world["settings"]["paths"][key]
+    gold = churn_world["prepared"].gold
+    out = run_ml_stages(easy_spec, settings, ("tune", "train", "evaluate"), gold_version=gold.version, smoke=True)
+    return {"settings": settings, "out": out, "gold": gold, "tracking": configure_tracking(settings, easy_spec.name)}
+
+
+def test_every_run_records_the_pinned_gold_version_and_lineage(ml, easy_spec):
+    client, gold = ml["tracking"].client, ml["gold"]
+    for stage in ("tune", "train", "evaluate"):
+        run = client.get_run(ml["out"][stage]["run_id"])
+        tags = run.data.tags
+        assert tags[f"{TAG}stage"] == stage and tags[f"{TAG}pipeline"] == "churn"
+        assert tags[f"{TAG}gold_version"] == str(gold.version) and tags[f"{TAG}gold_path"] == gold.path
+        assert tags[f"{TAG}spec_hash"] == spec_hash(easy_spec) and tags[f"{TAG}code_version"]
+    board = ml["tracking"].load_json(ml["out"]["tune"]["run_id"], "leaderboard.json")
+    assert len(board) == ml["settings"]["tune"]["smoke"]["num_samples"]
+    assert [r["score"] for r in board] == sorted((r["score"] for r in board), reverse=True)
+    trials = client.search_runs([ml["tracking"].experiment_id],
+                                filter_string=f"tags.mlflow.parentRunId = '{ml['out']['tune']['run_id']}'")
+    assert len(trials) == len(board) and all("family" in t.data.params for t in trials)
+
+
+def test_the_champion_bundle_is_verified_and_its_preprocessing_was_fitted_on_train(ml, easy_spec, tmp_path):
+    tracking = ml["tracking"]
+    champion = current_champion(tracking.client, tracking.model_name)
+    assert str(champion.version) == ml["out"]["evaluate"]["promoted_version"] == "1"
+    assert champion.run_id == ml["out"]["train"]["run_id"]
+    bundle = load_bundle(tracking.download(f"models:/{tracking.model_name}@champion", tmp_path),
+                         expected_model_sha256=champion.tags["model_sha256"])
+    manifest = ml["out"]["train"]["manifest"]
+    assert bundle.manifest["sha256"] == manifest["sha256"] and manifest["gold"]["gold_version"] == ml["gold"].version
+    train = load_splits(ml["gold"].path, ml["gold"].version, splits=("train",)).frames["train"]
+    numeric = next(n for n, k in easy_spec.features.items() if k == "numeric")
+    assert bundle.features.medians[numeric] == pytest.approx(float(train[numeric].astype(float).median()))
+    local = load_bundle(ml["out"]["train"]["bundle_dir"])
+    test = load_splits(ml["gold"].path, ml["gold"].version, splits=("test",)).frames["test"]
+    np.testing.assert_array_equal(bundle.predict_frame(test), local.predict_frame(test))
+
+
+def test_report_and_metrics_are_logged(ml, easy_spec):
+    ev = ml["out"]["evaluate"]
+    html = ev["report"].read_text()
+    for section in ("ROC", "calibration", "PASS"):
+        assert section.lower() in html.lower()
+    assert html.count("data:image/png;base64,") >= 5            # roc, pr, confusion, calibration, importance, fairness
+    run = ml["tracking"].client.get_run(ev["run_id"])
+    assert run.data.metrics["candidate_roc_auc"] == pytest.approx(ev["metrics"]["candidate"]["roc_auc"])
+    assert run.data.metrics["baseline_roc_auc"] == pytest.approx(0.5)     # majority baseline: a constant score
+    assert run.data.tags[f"{TAG}gate"] == "passed"
+    artifacts = {a.path for a in ml["tracking"].client.list_artifacts(ev["run_id"])}
+    assert {ev["report"].name, "metrics.json", "fairness.json", "calibration.json"} <= artifacts
+    for attribute in easy_spec.sensitive_attributes:
+        audit = ev["fairness"][attribute]
+        assert sum(g["count"] for g in audit["groups"].values()) == len(
+            load_splits(ml["gold"].path, ml["gold"].version, splits=("test",)).frames["test"])
+        assert 0 <= audit["demographic_parity_difference"] <= 1
+
+
+def test_the_same_model_again_does_not_beat_the_champion(ml, easy_spec):
+    with pytest.raises(GateError) as info:
+        run_evaluate_job(easy_spec, ml["settings"], train_run_id=ml["out"]["train"]["run_id"])
+    assert info.value.failed == ["beats champion"] and info.value.exit_code == 3
+    assert "beats champion: roc_auc" in str(info.value)
+    assert str(current_champion(ml["tracking"].client, ml["tracking"].model_name).version) == "1"
+
+
+def test_a_missed_threshold_is_named_and_nothing_is_promoted(ml, easy_spec):
+    strict = easy_spec.model_copy(update={"metric": Metric(primary="roc_auc", thresholds={"roc_auc": 0.999})})
+    with pytest.raises(GateError, match=r"threshold roc_auc: roc_auc 0\.\d+ >= 0\.999 required"):
+        run_evaluate_job(strict, ml["settings"], train_run_id=ml["out"]["train"]["run_id"])
+    versions = ml["tracking"].client.search_model_versions(f"name = '{ml['tracking'].model_name}'")
+    assert len(versions) == 1
+
+
+def test_dask_scoring_on_ray_matches_threads_and_reads_only_the_test_split(ml, ray_local):
+    gold = ml["gold"]
+    bundle = load_bundle(ml["out"]["train"]["bundle_dir"])
+    files = split_files(gold.path, gold.version, "test")
+    kwargs = dict(feature_columns=sorted(bundle.features.features), target_encoder=bundle.target,
+                  target="churned", keep=["region"], blocksize="1KiB")
+    on_ray = score_files({"m": bundle.predict_frame}, files, use_ray=True, **kwargs)
+    threads = score_files({"m": bundle.predict_frame}, files, use_ray=False, **kwargs)
+    test = load_splits(gold.path, gold.version, splits=("test",)).frames["test"]
+    assert len(on_ray) == len(threads) == len(test)
+    np.testing.assert_allclose(np.sort(on_ray["m"].to_numpy()), np.sort(bundle.predict_frame(test)), rtol=1e-6)
+    np.testing.assert_allclose(on_ray["m"].to_numpy(), threads["m"].to_numpy())
+    with pytest.raises(LakerayError, match="no 'holdout' rows"):
+        split_files(gold.path, gold.version, "holdout")
+
+
+def test_tables_with_deletion_vectors_are_refused(spark, tmp_path):
+    path = str(tmp_path / "dv")
+    spark.range(10).selectExpr("id", "IF(id < 5, 'train', 'test') AS split").write.format("delta") \
+        .partitionBy("split").option("delta.enableDeletionVectors", "true").save(path)
+    spark.sql(f"DELETE FROM delta.`{path}` WHERE id = 7")
+    with pytest.raises(LakerayError, match="deletionVectors"):
+        split_files(path, 1, "test")
+
+
+def test_training_needs_a_tune_run_first(churn_world, tmp_path, easy_spec):
+    from lakeray.train.job import run_train_job
+
+    settings = settings_in(tmp_path)
+    with pytest.raises(LakerayError, match="no finished 'tune' run for pipeline 'churn'.*run `lakeray tune"):
+        run_train_job(easy_spec, settings)
+    shutil.rmtree(tmp_path / "mlflow", ignore_errors=True)

@@ -1,0 +1,63 @@
+"""A tuning job killed mid-search resumes with Tuner.restore and keeps its finished trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from lakeray.spec import spec_hash
+from lakeray.tune.search import run_tune
+from lakeray.features import load_splits
+from tests.conftest import ROOT, settings_in
+
+SAMPLES = 5
+CHILD = textwrap.dedent("""
+    import json, sys
+    from lakeray.cli import setup_logging
+    from lakeray.config import load_settings
+    from lakeray.features import load_splits
+    from lakeray.raysession import ray_session
+    from lakeray.spec import load_spec, spec_hash
+    from lakeray.tune.search import run_tune
+    setup_logging()
+    settings = load_settings(overrides=json.loads(sys.argv[1]))
+    spec = load_spec(sys.argv[2])
+    snapshot = load_splits(sys.argv[3], int(sys.argv[4]))
+    with ray_session(settings):
+        run_tune(spec, settings, snapshot, spec_digest=spec_hash(spec), smoke=True)
+""")
+
+
+def test_killed_search_resumes_without_rerunning_finished_trials(churn_world, ray_local, tmp_path):
+    import ray.tune
+
+    settings = settings_in(tmp_path)
+    overrides = {"paths": dict(settings["paths"]), "ray": {"num_cpus": 1},
+                 "tune": {"smoke": {"num_samples": SAMPLES, "rounds_scale": 0.2}, "max_concurrent_trials": 1,
+                          "experiment_checkpoint_s": 0}}
+    for key in overrides["tune"]:
+        settings["tune"][key] = overrides["tune"][key]
+    gold = churn_world["prepared"].gold
+    env = {**os.environ, "LAKERAY_CRASH_AT": "tune.trial_complete:3"}
+    child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(overrides), str(ROOT / "pipelines" / "churn.yaml"),
+                            gold.path, str(gold.version)], env=env, capture_output=True, text=True, timeout=600)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    assert "crash point tune.trial_complete reached" in child.stderr
+    experiment = next((tmp_path / "ray_storage").iterdir())
+
+    state = ray.tune.ExperimentAnalysis(str(experiment))      # what the killed driver had saved
+    finished_before = {t.trial_id: (t.last_result["score"], t.last_result["time_total_s"])
+                       for t in state.trials if t.status == "TERMINATED"}
+    assert len(finished_before) >= 2                      # finished trials survived the kill
+
+    spec = churn_world["spec"]
+    outcome = run_tune(spec, settings, load_splits(gold.path, gold.version), spec_digest=spec_hash(spec), smoke=True)
+    assert outcome.restored and outcome.experiment_path == str(experiment)
+    after = {r["trial_id"]: (r["score"], r["seconds"]) for r in outcome.leaderboard}
+    assert len(after) == SAMPLES                          # not SAMPLES + re-runs
+    for trial_id, (score, seconds) in finished_before.items():
+        assert after[trial_id] == (score, seconds)        # kept as they were, not trained again

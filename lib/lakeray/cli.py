@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from lakeray.config import Settings, load_settings
-from lakeray.errors import LakerayError
+from lakeray.errors import ConfigError, LakerayError
 
 log = logging.getLogger("lakeray")
 DEFAULT_PIPELINES = ["pipelines/churn.yaml", "pipelines/telco.yaml"]
@@ -40,6 +40,32 @@ def _common(parser: argparse.ArgumentParser, pipeline: bool = True) -> None:
         parser.add_argument("--pipeline", required=True, help="pipeline spec, e.g. pipelines/churn.yaml")
     parser.add_argument("--env", default=None, help="conf overlay: conf/<env>/ (default $LAKERAY_ENV or 'local')")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. --conf tune.num_samples=8 (value parsed as YAML; repeatable)")
+
+
+def conf_overrides(pairs: list[str]) -> dict:
+    """--conf a.b=1 --conf a.c=x -> {"a": {"b": 1, "c": "x"}}."""
+    from lakeray.yamlio import load_yaml
+
+    out: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--conf {pair!r}: expected KEY=VALUE with a dotted key, e.g. tune.num_samples=8")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = load_yaml(raw) if raw else ""
+    return out
+
+
+def _load(args, paths: dict | None = None) -> Settings:
+    overrides = conf_overrides(getattr(args, "conf", []))
+    if paths:
+        overrides.setdefault("paths", {}).update(paths)
+    return load_settings(args.env, overrides=overrides)
 
 
 def _job(parser: argparse.ArgumentParser) -> None:
@@ -89,11 +115,11 @@ def _scratch_settings(args) -> Settings:
     from lakeray.lifecycle import SCRATCH_PATHS
 
     if not getattr(args, "smoke_test", False):
-        yield load_settings(args.env)
+        yield _load(args)
         return
     scratch = Path(tempfile.mkdtemp(prefix="lakeray-smoke-"))
     try:
-        yield load_settings(args.env, overrides={"paths": {k: str(scratch / k) for k in SCRATCH_PATHS}})
+        yield _load(args, {k: str(scratch / k) for k in SCRATCH_PATHS})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -116,7 +142,7 @@ def cmd_generate(args) -> int:
     if any(s.format == "jdbc" for s in spec.sources.values()):
         raise LakerayError(f"{args.pipeline} has database silos: use `lakeray demo` or a job's --smoke-test, "
                            "which start and seed a local PostgreSQL for the run")
-    lake = Lakehouse.for_pipeline(load_settings(args.env), spec)
+    lake = Lakehouse.for_pipeline(_load(args), spec)
     with bundled_data(spec, lake, rows=args.rows, seed=args.seed) as info:
         log.info("bundled data for %s in %s: %s", spec.name, lake.landing_root, info)
     return 0
@@ -170,14 +196,14 @@ def _summarise_ml(spec, out: dict) -> None:
 def cmd_demo(args) -> int:
     from lakeray.demo import run_demo
 
-    run_demo(args.pipeline or DEFAULT_PIPELINES, env=args.env, smoke=args.smoke_test)
+    run_demo(args.pipeline or DEFAULT_PIPELINES, settings=_load(args), smoke=args.smoke_test)
     return 0
 
 
 def cmd_spark_args(args) -> int:
     from lakeray.spark import spark_submit_args
 
-    sys.stdout.write(" ".join(spark_submit_args(load_settings(args.env))) + "\n")
+    sys.stdout.write(" ".join(spark_submit_args(_load(args))) + "\n")
     return 0
 
 

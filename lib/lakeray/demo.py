@@ -44,8 +44,8 @@ def check_against_truth(result, truth) -> None:
         raise LakerayError(f"demo: gold has {gold.clean} rows, the generator's truth says {truth.gold['clean']}")
 
 
-def run_demo(pipelines: list[str], env: str | None = None, smoke: bool = False) -> dict:
-    settings = load_settings(env)
+def run_demo(pipelines: list[str], settings=None, smoke: bool = False) -> dict:
+    settings = settings or load_settings()
     specs = [load_spec(p) for p in pipelines]
     spark = build_spark(settings, app_name="lakeray-demo")
     results = {}

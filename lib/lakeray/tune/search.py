@@ -114,7 +114,8 @@ def _leaderboard(grid, conf: dict) -> list[dict]:
         target = max(1, int(round(conf["families"][family]["rounds"] * conf["rounds_scale"])))
         rows.append({"trial_id": result.metrics.get("trial_id"), "family": family, "params": hyper,
                      "score": float(result.metrics["score"]), "rounds": int(rounds),
-                     "stopped_early": rounds < target, "seconds": float(result.metrics.get("time_total_s", 0.0))})
+                     "stopped_early": rounds < target, "seconds": float(result.metrics.get("time_total_s", 0.0)),
+                     "node_id": result.metrics.get("node_id")})
     return rows
 
 

@@ -54,7 +54,8 @@ def trial(config: dict, data: dict) -> None:
                 return False
             metrics = {"score": score(data["task"], data["metric"], y_valid, predict(model, x_valid, data["task"])),
                        "rounds": done, "family": family, "train_seconds": time.perf_counter() - began,
-                       "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "device": params["device"]}
+                       "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "device": params["device"],
+                       "node_id": ray.get_runtime_context().get_node_id()}
             with tempfile.TemporaryDirectory() as folder:
                 model.save_model(str(Path(folder) / MODEL_FILE))
                 ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(folder))

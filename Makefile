@@ -21,6 +21,8 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/ingest_prepare.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/train_distributed.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/tune_selection.py
 
 clean:
 	rm -rf $(VENV) .jars data

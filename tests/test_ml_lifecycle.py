@@ -141,3 +141,13 @@ def test_training_needs_a_tune_run_first(churn_world, tmp_path, easy_spec):
     with pytest.raises(LakerayError, match="no finished 'tune' run for pipeline 'churn'.*run `lakeray tune"):
         run_train_job(easy_spec, settings)
     shutil.rmtree(tmp_path / "mlflow", ignore_errors=True)
+
+
+def test_the_evaluate_command_exits_3_naming_the_failed_check(ml, caplog):
+    from lakeray.cli import main
+
+    paths = [f"--conf=paths.{key}={value}" for key, value in ml["settings"]["paths"].items()]
+    code = main(["evaluate", "--pipeline", "pipelines/churn.yaml", "--train-run-id", ml["out"]["train"]["run_id"], *paths])
+    assert code == 3
+    # the real churn spec: its own thresholds, logistic baseline and champion margin (0.002) are checked
+    assert "not promoted. Failed:" in caplog.text and "beats champion" in caplog.text

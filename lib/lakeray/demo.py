@@ -16,6 +16,7 @@ from lakeray.prepare import run_prepare
 from lakeray.raysession import ray_session
 from lakeray.spark import build_spark
 from lakeray.spec import load_spec
+from lakeray.tune.search import format_leaderboard
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ def _ml_stages(spec, settings, gold_version: int, smoke: bool) -> dict:
             raise
         log.warning("%s -- the current champion stays", exc)
         return {}
+    log.info("leaderboard %s (%s on validation):\n%s", spec.name, spec.metric.primary,
+             format_leaderboard(out["tune"]["outcome"].leaderboard, spec.metric.primary))
     evaluated = out["evaluate"]
     log.info("champion    %s: version %s, %s=%.4f, report %s", spec.name, evaluated["promoted_version"], spec.metric.primary,
              evaluated["metrics"]["candidate"][spec.metric.primary], evaluated["report"])

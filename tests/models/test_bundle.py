@@ -40,6 +40,20 @@ def test_round_trip_predicts_the_same_from_raw_rows(bundle_dir):
     assert importance and set(importance) <= set(loaded.features.output_columns)
 
 
+def test_max_f1_threshold_is_the_validation_cut_with_the_best_f1():
+    from sklearn.metrics import f1_score
+
+    from lakeray.models.families import decision_threshold
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(500) < 0.2).astype(int)
+    p = np.clip(0.15 + 0.3 * y + rng.normal(scale=0.15, size=500), 0, 1)
+    cut = decision_threshold("max_f1", y, p)
+    best = f1_score(y, p >= cut)
+    assert all(best >= f1_score(y, p >= c) - 1e-12 for c in np.linspace(0.05, 0.95, 91))
+    assert cut < 0.5 and decision_threshold(0.3, y, p) == 0.3
+
+
 def test_a_tampered_file_or_a_different_registered_checksum_is_refused(bundle_dir, tmp_path):
     folder, _, _ = bundle_dir
     import shutil

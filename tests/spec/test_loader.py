@@ -50,6 +50,17 @@ def test_wrong_metric_for_task():
     assert any(p.startswith("metric.thresholds.r2:") for p in problems)
 
 
+def test_decision_threshold_is_a_probability_or_max_f1_and_binary_only():
+    data = raw_spec()
+    data["metric"]["decision_threshold"] = 1.5
+    assert any(p.startswith("metric.decision_threshold:") and "between 0 and 1" in p for p in problems_of(data))
+    data["metric"]["decision_threshold"] = "best"
+    assert any(p.startswith("metric.decision_threshold:") for p in problems_of(data))
+    data = raw_spec()
+    data["task"], data["metric"] = "regression", {"primary": "rmse", "decision_threshold": 0.3}
+    assert "metric.decision_threshold: applies to binary tasks only, not 'regression'" in problems_of(data)
+
+
 def test_unknown_columns_are_named_with_their_field():
     data = raw_spec()
     data["sources"]["customers"]["expectations"][0]["column"] = "gendr"

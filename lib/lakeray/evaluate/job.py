@@ -104,17 +104,20 @@ def run_evaluate_job(spec: PipelineSpec, settings, *, train_run_id: str | None =
                              target_encoder=candidate.target, target=spec.target, keep=list(spec.sensitive_attributes),
                              blocksize=conf.get("dask_blocksize", "64MiB"), use_ray=use_ray)
     y = scored["label"].to_numpy()
-    metrics = {name: all_metrics(spec.task, y, scores_of(scored, name), threshold) for name in scorers}
+    thresholds = {"candidate": candidate.threshold, "baseline": threshold,
+                  **({"champion": champion.threshold} if champion is not None else {})}
+    metrics = {name: all_metrics(spec.task, y, scores_of(scored, name), thresholds[name]) for name in scorers}
     cand_scores = scores_of(scored, "candidate")
     calib = calibration(y, cand_scores, int(conf.get("calibration_bins", 10))) if spec.task == "binary" else None
-    fairness = {a: group_audit(spec.task, spec.metric.primary, y, cand_scores, scored[a].to_numpy(), threshold)
+    fairness = {a: group_audit(spec.task, spec.metric.primary, y, cand_scores, scored[a].to_numpy(), candidate.threshold)
                 for a in spec.sensitive_attributes}
     checks = gate_checks(spec, metrics["candidate"], metrics["baseline"], metrics.get("champion"))
     passed = all(c.passed for c in checks)
     lineage = {"pipeline": spec.name, "train_run_id": train_run.info.run_id, "gold_path": gold_path,
                "gold_version": version, "test_rows": int(len(y)), "spec_hash": tags.get(f"{TAG}spec_hash"),
                "code_version": tags.get(f"{TAG}code_version"), "model_sha256": tags.get(f"{TAG}model_sha256"),
-               "family": candidate.manifest["family"], "champion_version": champion_version.version if champion_version else None}
+               "family": candidate.manifest["family"], "decision_threshold": thresholds["candidate"],
+               "champion_version": champion_version.version if champion_version else None}
     others = {k: (y, scores_of(scored, k)) for k in scorers if k != "candidate"} if spec.task == "binary" else None
     images = evaluation_images(spec.task, y, cand_scores, calibration=calib, fairness=fairness or None,
                                importance=candidate.importance(), confusion=metrics["candidate"].get("confusion_matrix"),

@@ -48,6 +48,11 @@ class ModelBundle:
     def task(self) -> str:
         return self.manifest["task"]
 
+    @property
+    def threshold(self) -> float:
+        """Binary tasks: the decision threshold chosen at training time (0.5 if none was)."""
+        return float(self.manifest.get("threshold") or 0.5)
+
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return self.features.transform(frame)
 

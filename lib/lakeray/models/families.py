@@ -47,3 +47,14 @@ def all_metrics(task: str, y_true: np.ndarray, scores: np.ndarray, threshold: fl
 def score(task: str, metric: str, y_true: np.ndarray, scores: np.ndarray) -> float:
     """The spec's primary metric of one prediction set."""
     return float(all_metrics(task, y_true, scores)[metric])
+
+
+def decision_threshold(setting, y_valid: np.ndarray, p_valid: np.ndarray) -> float:
+    """The spec's fixed threshold, or ("max_f1") the validation score cut that maximises F1."""
+    if setting != "max_f1":
+        return float(setting)
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, cuts = precision_recall_curve(np.asarray(y_valid).astype(int), p_valid)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)[:-1]
+    return float(cuts[int(np.argmax(f1))]) if len(cuts) else 0.5

@@ -154,6 +154,8 @@ def _problem_definition(spec: PipelineSpec) -> Iterator[Problem]:
     for name in spec.metric.thresholds:
         if name not in metrics:
             yield f"metric.thresholds.{name}", f"metric '{name}' does not fit task '{spec.task}'; use one of: {allowed}"
+    if spec.task != "binary" and spec.metric.decision_threshold != 0.5:
+        yield "metric.decision_threshold", f"applies to binary tasks only, not '{spec.task}'"
     if spec.baseline.model not in BASELINES[spec.task]:
         yield "baseline.model", (
             f"baseline '{spec.baseline.model}' does not fit task '{spec.task}'; use one of: {', '.join(BASELINES[spec.task])}"

@@ -189,6 +189,16 @@ class Split(_Strict):
 class Metric(_Strict):
     primary: str
     thresholds: dict[str, float] = Field(default_factory=dict)
+    # binary tasks: the probability above which a row is predicted positive; "max_f1" picks the
+    # one that maximises F1 on the validation split at training time (stored with the model)
+    decision_threshold: float | Literal["max_f1"] = 0.5
+
+    @field_validator("decision_threshold")
+    @classmethod
+    def _threshold_range(cls, value):
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError(f"must be between 0 and 1 (exclusive) or 'max_f1', got {value}")
+        return value
 
 
 class Baseline(_Strict):

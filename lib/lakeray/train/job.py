@@ -20,7 +20,7 @@ from lakeray.features.matrices import build_matrices
 from lakeray.lakehouse import Lakehouse
 from lakeray.lineage import code_version
 from lakeray.models.bundle import MODEL_FILE, ModelBundle
-from lakeray.models.families import booster_params, predict, score
+from lakeray.models.families import booster_params, decision_threshold, predict, score
 from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags
 from lakeray.spec import PipelineSpec, spec_hash
 from lakeray.train.xgb import train_xgboost
@@ -72,7 +72,9 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
             kill_worker_at=kill_worker_at)
     seconds = time.perf_counter() - began
     x_valid, y_valid = mats.splits["validation"]
-    valid_score = score(spec.task, spec.metric.primary, y_valid, predict(trained.booster, x_valid, spec.task))
+    valid_pred = predict(trained.booster, x_valid, spec.task)
+    valid_score = score(spec.task, spec.metric.primary, y_valid, valid_pred)
+    threshold = decision_threshold(spec.metric.decision_threshold, y_valid, valid_pred) if spec.task == "binary" else None
     digest = spec_hash(spec)
     manifest = {"pipeline": spec.name, "task": spec.task, "metric": spec.metric.primary, "family": best["family"],
                 "params": params, "rounds": trained.rounds, "tune_run_id": tune_run.info.run_id,
@@ -80,7 +82,8 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
                 "code_version": code_version(), "gold": snapshot.lineage(), "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(),
                 "train": {k: conf[k] for k in ("num_workers", "cpus_per_worker", "gpus_per_worker")},
                 "ray_train_run": posixpath.join(settings.path("ray_storage"), run_name),
-                "feature_columns": mats.features.output_columns, "positive_label": spec.positive_label}
+                "feature_columns": mats.features.output_columns, "positive_label": spec.positive_label,
+                "threshold": threshold}
     bundle = ModelBundle(trained.booster, mats.features, mats.target, manifest)
     bundle_dir = bundle.save(Path(settings.path("models")) / spec.name / run_name)
     tags = {**lineage_tags(digest, gold_path, version), f"{TAG}tune_run_id": tune_run.info.run_id,

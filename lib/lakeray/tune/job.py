@@ -34,7 +34,7 @@ def log_tune_run(tracking, spec: PipelineSpec, outcome: TuneOutcome, tags: dict,
 
     with tracking.start_run("tune", tags) as parent:
         mlflow.log_params({"trials": len(outcome.leaderboard), "smoke_test": smoke,
-                           "experiment_path": outcome.experiment_path, "best_family": outcome.best["family"]})
+                           "experiments": ",".join(outcome.experiment_paths.values()), "best_family": outcome.best["family"]})
         mlflow.log_metrics({f"best_{spec.metric.primary}": outcome.best["score"],
                             "wall_seconds": outcome.wall_seconds,
                             "trial_seconds_sum": sum(r["seconds"] for r in outcome.leaderboard)})

@@ -1,10 +1,13 @@
-"""Model selection with Ray Tune: Optuna over families and their spaces (from conf), ASHA.
+"""Model selection with Ray Tune: per family, Optuna over its space (from conf) and ASHA.
 
-The Optuna space is define-by-run: a trial first draws a family, then that family's
-hyper-parameters (named `<family>/<param>`, which Ray unflattens to {"family": f, f: {...}}).
-The experiment is named after the pipeline, the pinned gold version and a hash of the search
-settings; running the job again with the same name restores it (Tuner.restore), so an
-interrupted search resumes without re-running finished trials.
+Each family gets its own search (its share of tune.num_samples, or families.<f>.num_samples):
+ASHA compares trials at equal numbers of reports, which only means the same thing within a
+family (a linear model has converged after 60 rounds, low-eta boosting has not), and one
+Optuna study per family cannot collapse onto the family that learns fastest. Parameters are
+named `<family>/<param>`, which Ray unflattens to {"family": f, f: {...}}; the leaderboard
+merges the families. Each experiment is named after the pipeline, the pinned gold version, a
+hash of the search settings and the family; running the job again restores it
+(Tuner.restore), so an interrupted search resumes without re-running finished trials.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import math
 import os
 import posixpath
+import shutil
 import time
 
 from lakeray.errors import ConfigError, LakerayError
@@ -33,7 +37,7 @@ KINDS = ("loguniform", "uniform", "int", "categorical")
 
 @dataclasses.dataclass
 class TuneOutcome:
-    experiment_path: str
+    experiment_paths: dict[str, str]     # family -> Tune experiment folder
     leaderboard: list[dict]
     restored: bool
     wall_seconds: float
@@ -65,23 +69,29 @@ def tune_settings(settings, smoke: bool = False) -> dict:
 
 
 class DefineByRun:
-    """The Optuna search space: family first, then that family's parameters (picklable,
-    because Tune saves the searcher with the experiment)."""
+    """One family's Optuna search space (picklable: Tune saves the searcher with the experiment)."""
 
-    def __init__(self, families: dict):
-        self.families = families
+    def __init__(self, family: str, space: dict):
+        self.family, self.space = family, space
 
     def __call__(self, otrial):
-        family = otrial.suggest_categorical("family", sorted(self.families))
-        for name, dist in (self.families[family].get("space") or {}).items():
-            key = f"{family}/{name}"
+        for name, dist in self.space.items():
+            key = f"{self.family}/{name}"
             if dist["type"] == "categorical":
                 otrial.suggest_categorical(key, dist["values"])
             elif dist["type"] == "int":
                 otrial.suggest_int(key, int(dist["low"]), int(dist["high"]))
             else:
                 otrial.suggest_float(key, dist["low"], dist["high"], log=dist["type"] == "loguniform")
-        return None
+        return {"family": self.family}
+
+
+def samples_per_family(conf: dict) -> dict[str, int]:
+    """families.<f>.num_samples where set, else an even share of tune.num_samples (at least 1)."""
+    families = sorted(conf["families"])
+    share, extra = divmod(int(conf["num_samples"]), len(families))
+    return {f: int(conf["families"][f].get("num_samples") or max(1, share + (1 if i < extra else 0)))
+            for i, f in enumerate(families)}
 
 
 def experiment_name(spec: PipelineSpec, snapshot: GoldSnapshot, conf: dict, spec_digest: str) -> str:
@@ -124,13 +134,10 @@ def run_tune(spec: PipelineSpec, settings, snapshot: GoldSnapshot, *, spec_diges
     """Search the configured families on the pinned gold snapshot; ray must be initialised."""
     import ray
     import ray.tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     conf = tune_settings(settings, smoke)
     name = experiment_name(spec, snapshot, conf, spec_digest)
     storage = settings.path("ray_storage")
-    path = posixpath.join(storage, name)
     resources = trial_resources(float(conf["resources"]["cpu"]), float(conf["resources"].get("gpu", 0)),
                                 ray.cluster_resources())
     plain = build_matrices(spec, snapshot)
@@ -142,34 +149,53 @@ def run_tune(spec: PipelineSpec, settings, snapshot: GoldSnapshot, *, spec_diges
             "standardized": (standardized.splits["train"], standardized.splits["validation"])}
     trainable = ray.tune.with_resources(ray.tune.with_parameters(trial, data=data), resources)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(conf.get("experiment_checkpoint_s", 2)))
-    mode = "max" if spec.higher_is_better else "min"
     began = time.perf_counter()
-    restored = not fresh and ray.tune.Tuner.can_restore(path)
-    if restored:
+    board, paths, restored = [], {}, False
+    for family, samples in samples_per_family(conf).items():
+        paths[family] = posixpath.join(storage, f"{name}-{family}")
+        grid, was_restored = _search_family(spec, conf, family, samples, trainable, storage, f"{name}-{family}",
+                                            fresh, max_concurrent)
+        restored |= was_restored
+        rows = _leaderboard(grid, conf)
+        if not rows:
+            errors = "; ".join(str(e) for e in grid.errors)[:2000]
+            raise LakerayError(f"tuning {name}: no {family} trial finished ({grid.num_errors} error(s)): {errors}")
+        board += rows
+    board.sort(key=lambda r: r["score"], reverse=spec.higher_is_better)
+    return TuneOutcome(paths, board, restored, time.perf_counter() - began)
+
+
+def _search_family(spec, conf, family, samples, trainable, storage, name, fresh, max_concurrent):
+    """One family's Tune experiment, restored if an earlier run of the same search left one."""
+    import ray.tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    path = posixpath.join(storage, name)
+    if fresh and os.path.isdir(path):
+        shutil.rmtree(path)
+    if not fresh and ray.tune.Tuner.can_restore(path):
         log.info("restoring the interrupted or finished search %s (finished trials are kept)", path)
         tuner = ray.tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        max_t = max(math.ceil(max(1, round(f["rounds"] * conf["rounds_scale"])) / conf["report_every"])
-                    for f in conf["families"].values())
-        tuner = ray.tune.Tuner(
-            trainable,
-            tune_config=ray.tune.TuneConfig(
-                metric="score", mode=mode, num_samples=int(conf["num_samples"]),
-                max_concurrent_trials=max_concurrent or int(conf["max_concurrent_trials"]),
-                search_alg=OptunaSearch(space=DefineByRun(conf["families"]), metric="score", mode=mode,
-                                        seed=int(conf["seed"])),
-                scheduler=ASHAScheduler(time_attr="training_iteration", max_t=max_t,
-                                        grace_period=int(conf["scheduler"]["grace_period"]),
-                                        reduction_factor=float(conf["scheduler"]["reduction_factor"]))),
-            run_config=ray.tune.RunConfig(storage_path=storage, name=name, callbacks=[_crash_callback()],
-                                          failure_config=ray.tune.FailureConfig(max_failures=1), verbose=0),
-        )
-    grid = tuner.fit()
-    board = sorted(_leaderboard(grid, conf), key=lambda r: r["score"], reverse=spec.higher_is_better)
-    if not board:
-        errors = "; ".join(str(e) for e in grid.errors)[:2000]
-        raise LakerayError(f"tuning {name}: no trial finished ({grid.num_errors} error(s)): {errors}")
-    return TuneOutcome(path, board, restored, time.perf_counter() - began)
+        return tuner.fit(), True
+    fam = conf["families"][family]
+    rounds = max(1, round(fam["rounds"] * conf["rounds_scale"]))
+    max_t = math.ceil(rounds / conf["report_every"])
+    mode = "max" if spec.higher_is_better else "min"
+    log.info("searching %s: %d trial(s), up to %d rounds each", family, samples, rounds)
+    tuner = ray.tune.Tuner(
+        trainable,
+        tune_config=ray.tune.TuneConfig(
+            num_samples=samples, max_concurrent_trials=max_concurrent or int(conf["max_concurrent_trials"]),
+            search_alg=OptunaSearch(space=DefineByRun(family, fam.get("space") or {}), metric="score", mode=mode,
+                                    seed=int(conf["seed"])),
+            scheduler=ASHAScheduler(time_attr="training_iteration", metric="score", mode=mode,
+                                    max_t=max_t, grace_period=min(max_t, int(conf["scheduler"]["grace_period"])),
+                                    reduction_factor=float(conf["scheduler"]["reduction_factor"]))),
+        run_config=ray.tune.RunConfig(storage_path=storage, name=name, callbacks=[_crash_callback()],
+                                      failure_config=ray.tune.FailureConfig(max_failures=1), verbose=0),
+    )
+    return tuner.fit(), False
 
 
 def format_leaderboard(board: list[dict], metric: str, top: int = 10) -> str:

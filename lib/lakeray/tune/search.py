@@ -33,6 +33,7 @@ from lakeray.tune.trainable import split_config, trial
 
 log = logging.getLogger(__name__)
 KINDS = ("loguniform", "uniform", "int", "categorical")
+_COMPLETED_TRIALS = [0]   # trials completed in this process, for the tune.trial_complete crash point
 
 
 @dataclasses.dataclass
@@ -103,13 +104,12 @@ def _crash_callback():
     import ray.tune
 
     class CrashPoint(ray.tune.Callback):
-        """LAKERAY_CRASH_AT=tune.trial_complete:<n> kills the driver when the n-th trial completes."""
-
-        completed = 0
+        """LAKERAY_CRASH_AT=tune.trial_complete:<n> kills the driver when the n-th trial of the
+        process (all families together) completes."""
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            CrashPoint.completed += 1
-            crash_point("tune.trial_complete", str(CrashPoint.completed))
+            _COMPLETED_TRIALS[0] += 1
+            crash_point("tune.trial_complete", str(_COMPLETED_TRIALS[0]))
 
     return CrashPoint()
 

@@ -52,6 +52,18 @@ def test_python_job_ingest_smoke_test_on_real_data():
         assert f"ingested    {source}: 600 new row(s)" in proc.stderr
 
 
+def test_train_job_smoke_test_runs_every_stage_before_it():
+    """jobs/train.py --smoke-test: ingest -> prepare -> tune -> train on the small real data."""
+    proc = _run([sys.executable, "jobs/train.py", "--pipeline", "pipelines/telco.yaml", "--smoke-test",
+                 "--conf", "tune.smoke.num_samples=3"])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "gold table  " in proc.stderr and "@ version 0" in proc.stderr
+    board = proc.stdout.split("leaderboard (telco, roc_auc on validation):\n", 1)[1].split("trained:", 1)[0]
+    assert {line.split()[1] for line in board.strip().splitlines()[1:]} == {"xgboost", "random_forest", "logistic"}
+    assert "trained: /tmp/lakeray-smoke-" in proc.stdout and "(MLflow run " in proc.stdout
+    assert "on 2 worker(s)" in proc.stderr
+
+
 def test_validate_command_reports_every_problem(tmp_path):
     good = _run([str(BIN / "lakeray"), "validate", "pipelines/churn.yaml", "pipelines/telco.yaml"])
     assert good.returncode == 0 and "pipelines/telco.yaml: ok (telco, binary, 3 sources" in good.stdout

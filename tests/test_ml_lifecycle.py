@@ -74,6 +74,19 @@ def test_the_champion_bundle_is_verified_and_its_preprocessing_was_fitted_on_tra
     np.testing.assert_array_equal(bundle.predict_frame(test), local.predict_frame(test))
 
 
+def test_training_stored_the_baseline_profile_for_drift(ml, easy_spec, churn_world):
+    from lakeray.monitor.profile import PREDICTION, read_profile
+
+    run_id = ml["out"]["train"]["run_id"]
+    profile = read_profile(churn_world["lake"].monitor("baseline_profiles"), run_id)   # ml shares its lakehouse
+    assert set(profile) == set(easy_spec.features) | {PREDICTION}
+    train = load_splits(ml["gold"].path, ml["gold"].version, splits=("train",)).frames["train"]
+    numeric = next(n for n, k in easy_spec.features.items() if k == "numeric")
+    assert sum(profile[numeric]["counts"]) == int(train[numeric].notna().sum())
+    assert profile[PREDICTION]["count"] == len(train)
+    assert ml["tracking"].load_json(run_id, "profile.json") == profile
+
+
 def test_report_and_metrics_are_logged(ml, easy_spec):
     ev = ml["out"]["evaluate"]
     html = ev["report"].read_text()

@@ -46,5 +46,9 @@ class Lakehouse:
     def run_metrics(self) -> str:
         return posixpath.join(self.root, "meta", "run_metrics")
 
+    def monitor(self, table: str) -> str:
+        """Monitoring tables: baseline_profiles, inference_log, drift_metrics."""
+        return posixpath.join(self.root, "monitor", table)
+
     def checkpoint(self, source: str) -> str:
         return posixpath.join(self.checkpoint_root, "ingest", source)

@@ -8,6 +8,7 @@ bundle (UBJSON + preprocessing + manifest with SHA-256) and logs it to MLflow wi
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import posixpath
@@ -20,6 +21,7 @@ from lakeray.features.matrices import build_matrices
 from lakeray.lakehouse import Lakehouse
 from lakeray.lineage import code_version
 from lakeray.models.bundle import MODEL_FILE, ModelBundle
+from lakeray.monitor.profile import build_profile, write_profile
 from lakeray.models.families import booster_params, decision_threshold, predict, score
 from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags
 from lakeray.spec import PipelineSpec, spec_hash
@@ -45,6 +47,17 @@ def log_train_run(tracking, tags: dict, bundle_dir: Path, manifest: dict, metric
         mlflow.log_artifacts(str(bundle_dir), "bundle")
         mlflow.set_tag(f"{TAG}model_sha256", manifest["sha256"][MODEL_FILE])
         return run.info.run_id
+
+
+def record_baseline_profile(spec: PipelineSpec, settings, run_id: str, train_frame, train_pred, model_sha256: str) -> int:
+    """The training-time profile drift is measured against: Delta (keyed by train run) + MLflow."""
+    import mlflow
+
+    profile = build_profile(train_frame, dict(spec.features), train_pred)
+    version = write_profile(Lakehouse.for_pipeline(settings, spec).monitor("baseline_profiles"), profile,
+                            train_run_id=run_id, model_sha256=model_sha256, pipeline=spec.name)
+    mlflow.log_text(json.dumps(profile, sort_keys=True), "profile.json", run_id=run_id)
+    return version
 
 
 def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = None, smoke: bool = False,
@@ -91,6 +104,8 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
     run_id = log_train_run(tracking, tags, bundle_dir, bundle.manifest,
                            {f"validation_{spec.metric.primary}": valid_score, "train_seconds": seconds,
                             "rounds": trained.rounds})
+    record_baseline_profile(spec, settings, run_id, snapshot.frames["train"],
+                            predict(trained.booster, mats.splits["train"][0], spec.task), bundle.manifest["sha256"][MODEL_FILE])
     log.info("train run %s: %s, %d rounds on %s worker(s), validation %s=%.4f, bundle %s", run_id, best["family"],
              trained.rounds, conf["num_workers"], spec.metric.primary, valid_score, bundle_dir)
     return {"run_id": run_id, "bundle_dir": bundle_dir, "manifest": bundle.manifest, "seconds": seconds}

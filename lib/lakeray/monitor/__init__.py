@@ -1,0 +1,1 @@
+"""Monitoring: the training-time baseline profile and the drift statistics against it."""

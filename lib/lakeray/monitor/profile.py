@@ -1,0 +1,102 @@
+"""The training-time baseline profile that drift is measured against.
+
+Per feature (raw values, before preprocessing) and for the model's prediction:
+  numeric      fixed bin edges (training deciles; the outer bins are open-ended), counts per
+               bin, quantiles, mean, std, null rate, and a seeded sample of values (for KS and
+               Wasserstein, which need values rather than bins)
+  categorical  counts per category (top categories; the rest under __other__), null rate
+Bins are left-closed, [a, b), like Spark's Bucketizer, so the drift job's counts line up.
+Stored in a Delta table (<lakehouse>/<pipeline>/monitor/baseline_profiles), one row per
+column, keyed by the train run id (which the registered model version points at).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+
+from lakeray.features.preprocess import OTHER
+
+log = logging.getLogger(__name__)
+PREDICTION = "__prediction__"
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+def bin_index(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Bin of each value for interior `edges` (k edges -> k + 1 bins, [a, b) like Bucketizer)."""
+    return np.searchsorted(np.asarray(edges, float), values, side="right")
+
+
+def numeric_profile(values, bins: int = 10, sample_size: int = 5000, seed: int = 0) -> dict:
+    values = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    edges = sorted(set(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]).tolist())) if len(finite) else []
+    counts = np.bincount(bin_index(finite, edges), minlength=len(edges) + 1)
+    rng = np.random.default_rng(seed)
+    sample = finite if len(finite) <= sample_size else rng.choice(finite, sample_size, replace=False)
+    return {"kind": "numeric", "count": int(len(values)), "null_rate": float(1 - len(finite) / max(len(values), 1)),
+            "edges": edges, "counts": counts.tolist(),
+            "quantiles": {str(q): float(np.quantile(finite, q)) for q in QUANTILES} if len(finite) else {},
+            "mean": float(finite.mean()) if len(finite) else None, "std": float(finite.std()) if len(finite) else None,
+            "sample": sorted(float(v) for v in sample)}
+
+
+def categorical_profile(values, top: int = 50) -> dict:
+    series = pd.Series(values)
+    present = series.dropna().astype(str)
+    counts = present.value_counts()
+    kept = counts.iloc[:top]
+    return {"kind": "categorical", "count": int(len(series)), "null_rate": float(1 - len(present) / max(len(series), 1)),
+            "frequencies": {str(k): int(v) for k, v in kept.items()}, OTHER: int(counts.iloc[top:].sum())}
+
+
+def build_profile(frame: pd.DataFrame, features: dict[str, str], predictions: np.ndarray | None = None,
+                  bins: int = 10, sample_size: int = 5000, seed: int = 0) -> dict[str, dict]:
+    """Profiles of the raw feature columns (booleans as categories) and of the prediction."""
+    out = {}
+    for name, kind in features.items():
+        if kind == "numeric":
+            out[name] = numeric_profile(frame[name], bins, sample_size, seed)
+        else:
+            out[name] = categorical_profile(frame[name])
+    if predictions is not None:
+        scores = np.asarray(predictions)
+        out[PREDICTION] = numeric_profile(scores if scores.ndim == 1 else scores.argmax(axis=1), bins, sample_size, seed)
+    return out
+
+
+def write_profile(path: str, profile: dict[str, dict], *, train_run_id: str, model_sha256: str, pipeline: str) -> int:
+    """Append the profile (one row per column) to the Delta table at `path`; returns its version."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    created = dt.datetime.now(dt.timezone.utc)
+    rows = [{"pipeline": pipeline, "train_run_id": train_run_id, "model_sha256": model_sha256, "column": column,
+             "kind": p["kind"], "profile": json.dumps(p, sort_keys=True), "created_at": created}
+            for column, p in profile.items()]
+    table = pa.Table.from_pylist(rows, schema=pa.schema([
+        ("pipeline", pa.string()), ("train_run_id", pa.string()), ("model_sha256", pa.string()),
+        ("column", pa.string()), ("kind", pa.string()), ("profile", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC"))]))
+    write_deltalake(path, table, mode="append")
+    version = DeltaTable(path).version()
+    log.info("baseline profile of %d column(s) for train run %s -> %s @ v%d", len(rows), train_run_id, path, version)
+    return version
+
+
+def read_profile(path: str, train_run_id: str) -> dict[str, dict]:
+    from deltalake import DeltaTable
+
+    from lakeray.errors import LakerayError
+
+    try:
+        frame = DeltaTable(path).to_pandas(filters=[("train_run_id", "=", train_run_id)])
+    except Exception as exc:
+        raise LakerayError(f"no baseline profile table at {path}: train a model first ({exc})") from None
+    if frame.empty:
+        raise LakerayError(f"{path} has no baseline profile for train run {train_run_id}")
+    return {row.column: json.loads(row.profile) for row in frame.itertuples()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lakeray.errors import GateError, LakerayError
@@ -164,3 +165,70 @@ def test_the_evaluate_command_exits_3_naming_the_failed_check(ml, caplog):
     assert code == 3
     # the real churn spec: its own thresholds, logistic baseline and champion margin (0.002) are checked
     assert "not promoted. Failed:" in caplog.text and "beats champion" in caplog.text
+
+
+@pytest.fixture()
+def webhook():
+    """A real HTTP server on loopback that records the JSON it is sent."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/alerts", received
+    server.shutdown()
+
+
+def test_drift_job_flags_exactly_the_shifted_feature_and_alerts(ml, easy_spec, spark, webhook):
+    import datetime as dt
+
+    from lakeray.monitor.inference_log import append_predictions
+    from lakeray.monitor.job import run_drift_job
+    from lakeray.monitor.profile import PREDICTION
+
+    url, received = webhook
+    settings = ml["settings"]
+    settings["drift"]["alert"]["webhook_url"] = url
+    champion = current_champion(ml["tracking"].client, ml["tracking"].model_name)
+    bundle = load_bundle(ml["out"]["train"]["bundle_dir"])
+    train = load_splits(ml["gold"].path, ml["gold"].version, splits=("train",)).frames["train"]
+    numeric = [n for n, k in easy_spec.features.items() if k == "numeric"]
+    shifted = numeric[0]
+    rng = np.random.default_rng(3)
+    now = dt.datetime.now(dt.timezone.utc)
+    frame = train.sample(n=3000, replace=True, random_state=4).reset_index(drop=True)
+    frame[shifted] = frame[shifted].astype(float) + 3 * float(train[shifted].astype(float).std())
+    scores = bundle.predict_frame(frame)
+    rows = []
+    for i, record in enumerate(frame.to_dict("records")):
+        rows.append({"request_id": f"r{i}", "ts": now - dt.timedelta(minutes=int(rng.integers(1, 600))),
+                     "model_version": str(champion.version), "train_run_id": champion.run_id, "variant": "champion",
+                     **{name: (None if pd.isna(record[name]) else record[name]) for name in easy_spec.features},
+                     "prediction": float(scores[i]), "latency_ms": 3.0,
+                     "label": str(record[easy_spec.target]) if i < 400 else None})
+    from lakeray.lakehouse import Lakehouse
+
+    lake = Lakehouse.for_pipeline(settings, easy_spec)
+    append_predictions(lake.monitor("inference_log"), easy_spec, rows)
+    outcome = run_drift_job(spark, easy_spec, settings, window="1d", now=now + dt.timedelta(seconds=1))
+    assert outcome.rows == 3000
+    assert [c for c in outcome.drifted if c != PREDICTION] == [shifted]
+    assert outcome.performance["labelled_rows"] == 400 and 0 <= outcome.performance["value"] <= 1
+    assert outcome.alerted and received and received[0]["drifted"] == outcome.drifted
+    stored = spark.read.format("delta").load(lake.monitor("drift_metrics")).where(f"run_id = '{outcome.run_id}'")
+    assert {r["column"] for r in stored.where("drifted").collect()} == set(outcome.drifted)
+    assert "data:image/png;base64," in outcome.report.read_text()
+    quiet = run_drift_job(spark, easy_spec, settings, window="1h", now=now - dt.timedelta(days=2))
+    assert quiet.rows == 0 and not quiet.columns and not quiet.alerted     # too few rows: no verdict

@@ -7,6 +7,7 @@
   lakeray tune      --pipeline ... --gold-version N|latest   Ray Tune model selection -> MLflow leaderboard
   lakeray train     --pipeline ... [--tune-run-id]   the best configuration on Ray Train workers
   lakeray evaluate  --pipeline ... [--train-run-id]  test metrics, fairness, report, promotion gate
+  lakeray drift     --pipeline ... --window 1d       served traffic vs the champion's training profile
   lakeray demo                                      both bundled pipelines end to end
   lakeray spark-args                                --jars/--packages for spark-submit
 """
@@ -100,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate the newest trained model and gate its promotion to champion")
     _job(p)
     p.add_argument("--train-run-id", default=None, help="MLflow train run (default: the newest finished one)")
+    p = sub.add_parser("drift", help="drift of the inference log's window against the champion's baseline profile")
+    _common(p)
+    p.add_argument("--window", default="1d", help="how far back from now: 30m, 6h, 1d, 2w")
     p = sub.add_parser("demo", help="run the bundled pipelines end to end on their default data")
     _common(p, pipeline=False)
     p.add_argument("--pipeline", action="append", default=None, help=f"default: {' '.join(DEFAULT_PIPELINES)}")
@@ -193,6 +197,19 @@ def _summarise_ml(spec, out: dict) -> None:
                          f"champion version {ev['promoted_version']}; report {ev['report']}\n")
 
 
+def cmd_drift(args) -> int:
+    from lakeray.monitor.job import run_drift_job
+    from lakeray.spark import build_spark
+    from lakeray.spec import load_spec
+
+    spec = load_spec(args.pipeline)
+    settings = _load(args)
+    outcome = run_drift_job(build_spark(settings, app_name=f"lakeray-drift-{spec.name}"), spec, settings, window=args.window)
+    sys.stdout.write(f"drift {spec.name}: {outcome.rows} row(s) in [{outcome.start}, {outcome.end}); "
+                     f"drifted: {', '.join(outcome.drifted) or 'none'}; report {outcome.report}\n")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from lakeray.demo import run_demo
 
@@ -211,7 +228,7 @@ COMMANDS = {
     "validate": cmd_validate, "generate": cmd_generate, "ingest": lambda a: _run_stage(a, "ingest"),
     "prepare": lambda a: _run_stage(a, "prepare"), "tune": lambda a: _run_stage(a, "tune"),
     "train": lambda a: _run_stage(a, "train"), "evaluate": lambda a: _run_stage(a, "evaluate"),
-    "demo": cmd_demo, "spark-args": cmd_spark_args,
+    "drift": cmd_drift, "demo": cmd_demo, "spark-args": cmd_spark_args,
 }
 
 

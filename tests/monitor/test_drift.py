@@ -69,3 +69,15 @@ def test_counts_and_statistics_equal_numpy_and_scipy(world):
     table = table[:, table.sum(axis=0) > 0]
     ref = sps.chi2_contingency(table, correction=False)
     assert plan["chi2"] == pytest.approx(ref.statistic, rel=1e-9)
+
+
+def test_window_syntax_is_checked():
+    import datetime as dt
+
+    from lakeray.errors import ConfigError
+    from lakeray.monitor.job import parse_window
+
+    assert parse_window("6h") == dt.timedelta(hours=6) and parse_window("2w") == dt.timedelta(weeks=2)
+    for bad in ("1x", "0d", "d", "-1d"):
+        with pytest.raises(ConfigError, match="--window"):
+            parse_window(bad)

@@ -76,7 +76,7 @@ def window_sample(frame, columns: list[str], size: int, seed: int = 0):
     return picked.select(*[f"`{c}`" for c in columns]).toPandas(), total
 
 
-def _aligned(profile: dict, counts: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def aligned_counts(profile: dict, counts: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     if profile["kind"] == "numeric":
         k = len(profile["edges"]) + 1
         return np.asarray(profile["counts"], float), np.array([counts.get(str(i), 0) for i in range(k)], float)
@@ -88,7 +88,7 @@ def _aligned(profile: dict, counts: dict[str, int]) -> tuple[np.ndarray, np.ndar
 
 def column_drift(name: str, profile: dict, counts: dict[str, int], sample: np.ndarray | None, conf: dict) -> ColumnDrift:
     kind = "prediction" if name == PREDICTION else profile["kind"]
-    expected, actual = _aligned(profile, counts)
+    expected, actual = aligned_counts(profile, counts)
     values = {"psi": stats.psi(expected, actual), "js": stats.js_distance(expected, actual)}
     if profile["kind"] == "numeric":
         base_sample = np.asarray(profile["sample"], float)

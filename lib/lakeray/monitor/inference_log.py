@@ -1,0 +1,42 @@
+"""The inference log: every prediction served, one row each, in a Delta table partitioned by date.
+
+    request_id, ts (UTC), date, pipeline, model_version, train_run_id, variant (champion |
+    canary | shadow), <each feature, typed from the spec>, prediction, latency_ms, label (null
+    until the label arrives; merged in by request id)
+
+Written in batches with delta-rs (no JVM in the serving path); read by the Spark drift job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from lakeray.spec.models import PipelineSpec
+
+ARROW_TYPES = {"numeric": pa.float64(), "categorical": pa.string(), "boolean": pa.bool_()}
+PREDICTION_COLUMN = "prediction"
+
+
+def inference_schema(spec: PipelineSpec) -> pa.Schema:
+    return pa.schema([
+        ("request_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("date", pa.string()),
+        ("pipeline", pa.string()), ("model_version", pa.string()), ("train_run_id", pa.string()),
+        ("variant", pa.string()),
+        *[(name, ARROW_TYPES[kind]) for name, kind in spec.features.items()],
+        (PREDICTION_COLUMN, pa.float64()), ("latency_ms", pa.float64()), ("label", pa.string()),
+    ])
+
+
+def append_predictions(path: str, spec: PipelineSpec, rows: list[dict]) -> None:
+    """Append a batch of logged predictions (dicts with the schema's fields; date is derived)."""
+    from deltalake import write_deltalake
+
+    for row in rows:
+        ts = row["ts"]
+        row.setdefault("date", (ts if isinstance(ts, dt.datetime) else dt.datetime.fromisoformat(ts)).date().isoformat())
+        row.setdefault("pipeline", spec.name)
+        row.setdefault("label", None)
+    table = pa.Table.from_pylist(rows, schema=inference_schema(spec))
+    write_deltalake(path, table, mode="append", partition_by=["date"])

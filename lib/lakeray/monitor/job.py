@@ -1,0 +1,171 @@
+"""The drift job: a window of the inference log against the champion's training profile.
+
+Writes one row per column and statistic to the drift-metrics Delta table, an HTML report with
+baseline-versus-current plots, and raises an alert (an ERROR log line and, where
+drift.alert.webhook_url is set, a JSON POST) when a column or the realised performance drifts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import re
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from lakeray.errors import ConfigError, LakerayError
+from lakeray.evaluate.plots import distribution_png
+from lakeray.evaluate.report import render_report, write_report
+from lakeray.features.preprocess import OTHER
+from lakeray.lakehouse import Lakehouse
+from lakeray.models.families import all_metrics
+from lakeray.monitor.drift import ColumnDrift, aligned_counts, compute_drift, window_counts
+from lakeray.monitor.inference_log import PREDICTION_COLUMN
+from lakeray.monitor.profile import PREDICTION, read_profile
+from lakeray.registry.gate import current_champion
+from lakeray.registry.tracking import configure_tracking
+from lakeray.spec import PipelineSpec
+
+log = logging.getLogger(__name__)
+UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclasses.dataclass
+class DriftOutcome:
+    run_id: str
+    start: dt.datetime
+    end: dt.datetime
+    rows: int
+    columns: list[ColumnDrift]
+    performance: dict | None
+    alerted: bool
+    report: Path | None
+
+    @property
+    def drifted(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+
+def parse_window(text: str) -> dt.timedelta:
+    match = re.fullmatch(r"(\d+)([mhdw])", str(text).strip())
+    if not match or int(match.group(1)) == 0:
+        raise ConfigError(f"--window {text!r}: expected a positive number and a unit m, h, d or w (e.g. 1d, 6h)")
+    return dt.timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+def realised_performance(spec: PipelineSpec, labelled: pd.DataFrame, reference: float | None, conf: dict) -> dict | None:
+    """The primary metric on rows whose label has arrived, against the champion's test metric."""
+    if len(labelled) < int(conf.get("min_labels", 100)) or spec.task == "multiclass":
+        return None
+    if spec.task == "binary":   # labels arrive as text: "yes", "true", ...
+        positive = spec.positive_label if spec.positive_label is not None else True
+        y = labelled["label"].astype(str).str.lower().eq(str(positive).lower()).astype(float).to_numpy()
+    else:
+        y = labelled["label"].astype(float).to_numpy()
+    value = float(all_metrics(spec.task, y, labelled[PREDICTION_COLUMN].to_numpy())[spec.metric.primary])
+    out = {"metric": spec.metric.primary, "value": value, "labelled_rows": int(len(labelled)), "reference": reference}
+    if reference is not None:
+        decay = reference - value if spec.higher_is_better else value - reference
+        limit = float((conf.get("thresholds") or {}).get("performance", {}).get("max_decay", 0.05))
+        out.update(decay=decay, max_decay=limit, drifted=decay > limit)
+    return out
+
+
+def write_drift_metrics(spark, path: str, run_id: str, start, end, model_version: str, columns: list[ColumnDrift]) -> None:
+    rows = [(run_id, start, end, model_version, c.column, c.kind, name, float(value), c.thresholds.get(name),
+             name in c.drifted_by, c.current_rows) for c in columns for name, value in c.statistics.items()]
+    schema = ("run_id string, window_start timestamp, window_end timestamp, model_version string, column string, "
+              "kind string, statistic string, value double, threshold double, drifted boolean, rows long")
+    spark.createDataFrame(rows, schema).write.format("delta").mode("append").save(path)
+
+
+def send_alert(conf: dict, payload: dict) -> bool:
+    log.error("DRIFT ALERT %s: %s", payload["pipeline"], json.dumps(payload, default=str))
+    url = (conf.get("alert") or {}).get("webhook_url")
+    if not url:
+        return False
+    request = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=float(conf["alert"].get("timeout_s", 10))) as response:
+            return 200 <= response.status < 300
+    except OSError as exc:
+        log.error("drift alert webhook %s failed: %s", url, exc)
+        return False
+
+
+def _images(profiles: dict, counts: dict, columns: list[ColumnDrift]) -> dict[str, bytes]:
+    images = {}
+    for c in columns:
+        profile = profiles[c.column]
+        expected, actual = aligned_counts(profile, counts[c.column])
+        if profile["kind"] == "numeric":
+            edges = [f"{e:.3g}" for e in profile["edges"]]
+            labels = [f"<{edges[0]}"] + [f"{a}..{b}" for a, b in zip(edges, edges[1:])] + [f">={edges[-1]}"] if edges else ["all"]
+        else:
+            labels = sorted(set(profile["frequencies"]) | {OTHER} | {k for k in counts[c.column] if k != "__null__"})
+        shares = lambda v: v / v.sum() if v.sum() else v  # noqa: E731
+        title = f"{c.column}: {'DRIFT (' + ', '.join(c.drifted_by) + ')' if c.drifted else 'no drift'}"
+        images[c.column] = distribution_png(title, labels, shares(expected), shares(actual))
+    return images
+
+
+def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", now: dt.datetime | None = None) -> DriftOutcome:
+    from pyspark.sql import functions as F
+
+    conf = settings["drift"]
+    span = parse_window(window)
+    lake = Lakehouse.for_pipeline(settings, spec)
+    tracking = configure_tracking(settings, spec.name)
+    champion = current_champion(tracking.client, tracking.model_name)
+    if champion is None:
+        raise LakerayError(f"no '{tracking.model_name}@champion' in MLflow: train and evaluate a model first")
+    profiles = read_profile(lake.monitor("baseline_profiles"), champion.run_id)
+    end = now or dt.datetime.now(dt.timezone.utc)
+    start = end - span
+    try:
+        log_table = spark.read.format("delta").load(lake.monitor("inference_log"))
+    except Exception as exc:
+        raise LakerayError(f"no inference log at {lake.monitor('inference_log')}: serve the model first ({str(exc)[:200]})") from None
+    frame = log_table.where((F.col("ts") >= F.lit(start)) & (F.col("ts") < F.lit(end))
+                            & (F.col("train_run_id") == champion.run_id)).cache()
+    rows = frame.count()
+    run_id = f"drift-{end:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    if rows < int(conf.get("min_rows", 200)):
+        log.warning("drift %s: only %d row(s) served by version %s in [%s, %s); need %s", spec.name, rows,
+                    champion.version, start, end, conf.get("min_rows", 200))
+        frame.unpersist()
+        return DriftOutcome(run_id, start, end, rows, [], None, False, None)
+    columns = {PREDICTION: PREDICTION_COLUMN}
+    results = compute_drift(frame, profiles, conf, columns)
+    counts = window_counts(frame, profiles, columns)
+    labelled = frame.where(F.col("label").isNotNull()).select("label", PREDICTION_COLUMN).toPandas()
+    frame.unpersist()
+    reference = champion.tags.get(spec.metric.primary)
+    performance = realised_performance(spec, labelled, float(reference) if reference else None, conf)
+    write_drift_metrics(spark, lake.monitor("drift_metrics"), run_id, start, end, str(champion.version), results)
+    gate = [{"check": f"{c.column} ({c.kind})", "passed": not c.drifted,
+             "detail": ", ".join(f"{k}={v:.4g}" + (f" (> {c.thresholds[k]:g})" if k in c.drifted_by else "")
+                                 for k, v in c.statistics.items())} for c in results]
+    if performance and "drifted" in performance:
+        gate.append({"check": "realised performance", "passed": not performance["drifted"],
+                     "detail": f"{performance['metric']} {performance['value']:.4f} vs {performance['reference']:.4f} at evaluation"})
+    html = render_report(title=f"lakeray drift: {spec.name}", summary={"window": f"[{start}, {end})", "rows": rows,
+                         "model version": champion.version, "drifted": ", ".join(c.column for c in results if c.drifted) or "none"},
+                         metrics={c.column: c.statistics for c in results}, gate=gate,
+                         lineage={"drift run": run_id, "train_run_id": champion.run_id, "inference log": lake.monitor("inference_log")},
+                         images=_images(profiles, counts, results))
+    report = write_report(html, Path(settings.path("models")) / spec.name / "reports" / f"{run_id}.html")
+    drifted = [c.column for c in results if c.drifted]
+    alerted = False
+    if drifted or (performance or {}).get("drifted"):
+        alerted = send_alert(conf, {"pipeline": spec.name, "run_id": run_id, "model_version": champion.version,
+                                    "window": [start.isoformat(), end.isoformat()], "rows": rows, "drifted": drifted,
+                                    "performance": performance, "report": str(report)})
+    log.info("drift %s over %d row(s): drifted %s; report %s", spec.name, rows, drifted or "none", report)
+    return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report)

@@ -131,3 +131,30 @@ def synthetic_snapshot(spec, rows: int = 1500, seed: int = 0, version: int = 3):
     which = rng.random(rows)
     splits = {"train": which < 0.6, "validation": (which >= 0.6) & (which < 0.8), "test": which >= 0.8}
     return GoldSnapshot("/nowhere/gold", version, {k: frame[m].reset_index(drop=True) for k, m in splits.items()})
+
+
+@pytest.fixture(scope="session")
+def easy_spec(churn_world):
+    """Churn with a gate any real model passes on 400 customers: AUC >= 0.55 and beat 'majority'."""
+    from lakeray.spec.models import Baseline, Metric
+
+    return churn_world["spec"].model_copy(update={
+        "metric": Metric(primary="roc_auc", thresholds={"roc_auc": 0.55}),
+        "baseline": Baseline(model="majority", margin=0.0, champion_margin=0.0)})
+
+
+@pytest.fixture(scope="session")
+def ml(churn_world, easy_spec, ray_local, tmp_path_factory):
+    """tune -> train -> evaluate once on the churn gold (smoke sizes): a champion for the suite."""
+    from lakeray.lifecycle import run_ml_stages
+    from lakeray.registry import configure_tracking
+
+    folder = tmp_path_factory.mktemp("ml")
+    settings = settings_in(folder)
+    for key in ("landing", "lakehouse", "checkpoints"):      # the prepared churn lakehouse, own MLflow/Ray/models
+        settings["paths"][key] = churn_world["settings"]["paths"][key]
+    gold = churn_world["prepared"].gold
+    out = run_ml_stages(easy_spec, settings, ("tune", "train", "evaluate"), gold_version=gold.version, smoke=True)
+    return {"settings": settings, "out": out, "gold": gold, "tracking": configure_tracking(settings, easy_spec.name)}
+
+

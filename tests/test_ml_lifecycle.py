@@ -13,33 +13,12 @@ from lakeray.errors import GateError, LakerayError
 from lakeray.evaluate.job import run_evaluate_job
 from lakeray.evaluate.scoring import score_files, split_files
 from lakeray.features import load_splits
-from lakeray.lifecycle import run_ml_stages
 from lakeray.models import load_bundle
-from lakeray.registry import configure_tracking
 from lakeray.registry.gate import current_champion
 from lakeray.registry.tracking import TAG
 from lakeray.spec import spec_hash
 from lakeray.spec.models import Baseline, Metric
 from tests.conftest import settings_in
-
-
-@pytest.fixture(scope="module")
-def easy_spec(churn_world):
-    """Churn with a gate any real model passes on 400 customers: AUC >= 0.55 and beat 'majority'."""
-    return churn_world["spec"].model_copy(update={
-        "metric": Metric(primary="roc_auc", thresholds={"roc_auc": 0.55}),
-        "baseline": Baseline(model="majority", margin=0.0, champion_margin=0.0)})
-
-
-@pytest.fixture(scope="module")
-def ml(churn_world, easy_spec, ray_local, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ml")
-    settings = settings_in(folder)
-    for key in ("landing", "lakehouse", "checkpoints"):      # the prepared churn lakehouse, own MLflow/Ray/models
-        settings["paths"][key] = churn_world["settings"]["paths"][key]
-    gold = churn_world["prepared"].gold
-    out = run_ml_stages(easy_spec, settings, ("tune", "train", "evaluate"), gold_version=gold.version, smoke=True)
-    return {"settings": settings, "out": out, "gold": gold, "tracking": configure_tracking(settings, easy_spec.name)}
 
 
 def test_every_run_records_the_pinned_gold_version_and_lineage(ml, easy_spec):
@@ -207,7 +186,7 @@ def test_drift_job_flags_exactly_the_shifted_feature_and_alerts(ml, easy_spec, s
     numeric = [n for n, k in easy_spec.features.items() if k == "numeric"]
     shifted = numeric[0]
     rng = np.random.default_rng(3)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10)   # a window no other test serves traffic in
     frame = train.sample(n=3000, replace=True, random_state=4).reset_index(drop=True)
     frame[shifted] = frame[shifted].astype(float) + 3 * float(train[shifted].astype(float).std())
     scores = bundle.predict_frame(frame)

@@ -8,6 +8,7 @@
   lakeray train     --pipeline ... [--tune-run-id]   the best configuration on Ray Train workers
   lakeray evaluate  --pipeline ... [--train-run-id]  test metrics, fairness, report, promotion gate
   lakeray drift     --pipeline ... --window 1d       served traffic vs the champion's training profile
+  lakeray serve     --pipeline ...                   the champion on Ray Serve (blocks; Ctrl-C stops)
   lakeray demo                                      both bundled pipelines end to end
   lakeray spark-args                                --jars/--packages for spark-submit
 """
@@ -104,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("drift", help="drift of the inference log's window against the champion's baseline profile")
     _common(p)
     p.add_argument("--window", default="1d", help="how far back from now: 30m, 6h, 1d, 2w")
+    p = sub.add_parser("serve", help="serve the champion model with Ray Serve (blocks until interrupted)")
+    _common(p)
     p = sub.add_parser("demo", help="run the bundled pipelines end to end on their default data")
     _common(p, pipeline=False)
     p.add_argument("--pipeline", action="append", default=None, help=f"default: {' '.join(DEFAULT_PIPELINES)}")
@@ -210,6 +213,20 @@ def cmd_drift(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from ray import serve
+
+    from lakeray.raysession import ray_session
+    from lakeray.serve.app import build_app
+
+    settings = _load(args)
+    with ray_session(settings):
+        serve.start(http_options={"host": settings["serve"]["host"], "port": int(settings["serve"]["port"])})
+        serve.run(build_app(args.pipeline, args.env, conf_overrides(args.conf)), name=Path(args.pipeline).stem,
+                  route_prefix="/", blocking=True)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from lakeray.demo import run_demo
 
@@ -228,7 +245,7 @@ COMMANDS = {
     "validate": cmd_validate, "generate": cmd_generate, "ingest": lambda a: _run_stage(a, "ingest"),
     "prepare": lambda a: _run_stage(a, "prepare"), "tune": lambda a: _run_stage(a, "tune"),
     "train": lambda a: _run_stage(a, "train"), "evaluate": lambda a: _run_stage(a, "evaluate"),
-    "drift": cmd_drift, "demo": cmd_demo, "spark-args": cmd_spark_args,
+    "drift": cmd_drift, "serve": cmd_serve, "demo": cmd_demo, "spark-args": cmd_spark_args,
 }
 
 

@@ -1,0 +1,136 @@
+"""The Ray Serve application: the champion model behind a FastAPI ingress.
+
+    serve run lakeray.serve.app:app_builder pipeline=pipelines/churn.yaml
+    lakeray serve --pipeline pipelines/churn.yaml
+
+POST /predict (one row) and /predict/batch (rows), GET /healthz; OpenAPI docs at /docs. The
+request models come from the spec (unknown or mistyped fields -> 422 naming the field); bodies
+over serve.max_body_bytes -> 413; an API key (header x-api-key, from the environment variable
+serve.api_key_env) when serve.require_api_key. Single requests are batched with @serve.batch
+into one vectorised prediction. Every prediction is logged to the inference-log Delta table
+off the request path.
+"""
+# no `from __future__ import annotations` here: FastAPI resolves the generated request models
+# from the endpoint annotations at definition time
+
+import datetime as dt
+import hmac
+import logging
+import os
+import time
+import uuid
+
+import numpy as np
+import pandas as pd
+
+from lakeray.errors import ConfigError
+
+log = logging.getLogger(__name__)
+OPEN_PATHS = ("/healthz", "/docs", "/openapi.json", "/-/")
+
+
+def _predicted_label(bundle, score: float):
+    if bundle.task != "binary":
+        return None
+    positive = bundle.target.positive
+    return str(positive) if score >= bundle.threshold else f"not {positive}"
+
+
+def build_app(pipeline: str, env: str | None = None, overrides: dict | None = None):
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from ray import serve
+
+    from lakeray.config import load_settings
+    from lakeray.lakehouse import Lakehouse
+    from lakeray.serve.schema import BatchPrediction, Prediction, batch_model, row_model
+    from lakeray.spec import load_spec
+
+    spec = load_spec(pipeline)
+    settings = load_settings(env, overrides=overrides)
+    conf = settings["serve"]
+    Row = row_model(spec)
+    Batch = batch_model(spec, Row, int(conf["max_batch_rows"]))
+    api_key = None
+    if conf.get("require_api_key"):
+        api_key = os.environ.get(conf["api_key_env"])
+        if not api_key:
+            raise ConfigError(f"serve.require_api_key is on but environment variable {conf['api_key_env']} is not set")
+    api = FastAPI(title=f"lakeray {spec.name}", description=spec.description)
+
+    @api.middleware("http")
+    async def guard(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > int(conf["max_body_bytes"]):
+            return JSONResponse({"detail": f"request body of {length} bytes exceeds {conf['max_body_bytes']}"}, status_code=413)
+        if api_key and not request.url.path.startswith(OPEN_PATHS):
+            given = request.headers.get("x-api-key", "")
+            if not hmac.compare_digest(given.encode(), api_key.encode()):
+                return JSONResponse({"detail": "missing or wrong x-api-key"}, status_code=401)
+        return await call_next(request)
+
+    lake = Lakehouse.for_pipeline(settings, spec)
+    batching = conf["batch"]
+
+    @serve.deployment(name=f"{spec.name}-predictor", max_ongoing_requests=int(conf["max_ongoing_requests"]),
+                      num_replicas=conf.get("num_replicas", 1) if not conf.get("autoscaling") else "auto",
+                      autoscaling_config=conf.get("autoscaling") or None,
+                      ray_actor_options={"num_cpus": float(conf["replica_cpus"])})
+    @serve.ingress(api)
+    class Predictor:
+        def __init__(self):
+            from lakeray.serve.logger import InferenceLogger
+            from lakeray.serve.model import load_champion
+
+            self.model = load_champion(settings, spec.name)
+            self.logger = InferenceLogger(lake.monitor("inference_log"), spec, int(conf["log"]["flush_rows"]),
+                                          float(conf["log"]["flush_s"]))
+
+        @serve.batch(max_batch_size=int(batching["max_batch_size"]), batch_wait_timeout_s=float(batching["wait_timeout_s"]))
+        async def score(self, frames: list[pd.DataFrame]) -> list[np.ndarray]:
+            scores = self.model.bundle.predict_frame(pd.concat(frames, ignore_index=True))
+            bounds = np.cumsum([0] + [len(f) for f in frames])
+            return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+        async def _predict(self, rows: list[dict]) -> tuple[str, list[Prediction]]:
+            began = time.perf_counter()
+            request_id = uuid.uuid4().hex
+            frame = pd.DataFrame(rows, columns=list(spec.features))
+            scores = await self.score(frame)
+            model = self.model
+            preds = [Prediction(request_id=f"{request_id}-{i}" if len(rows) > 1 else request_id,
+                                model_version=model.version, prediction=float(np.ravel(s)[0]) if np.ndim(s) else float(s),
+                                label=_predicted_label(model.bundle, float(np.ravel(s)[0]) if np.ndim(s) else float(s)))
+                     for i, s in enumerate(scores)]
+            latency = (time.perf_counter() - began) * 1000
+            now = dt.datetime.now(dt.timezone.utc)
+            self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": model.version,
+                              "train_run_id": model.train_run_id, "variant": "champion", **row,
+                              "prediction": p.prediction, "latency_ms": latency} for p, row in zip(preds, rows)])
+            return request_id, preds
+
+        @api.post("/predict", response_model=Prediction)
+        async def predict(self, row: Row) -> Prediction:
+            _, preds = await self._predict([row.model_dump()])
+            return preds[0]
+
+        @api.post("/predict/batch", response_model=BatchPrediction)
+        async def predict_batch(self, body: Batch) -> BatchPrediction:
+            request_id, preds = await self._predict([r.model_dump() for r in body.rows])
+            return BatchPrediction(request_id=request_id, model_version=self.model.version, predictions=preds)
+
+        @api.get("/healthz")
+        async def healthz(self) -> dict:
+            return {"status": "ok", "model_version": self.model.version, "logged": self.logger.written,
+                    "log_dropped": self.logger.dropped}
+
+        def __del__(self):
+            if getattr(self, "logger", None):
+                self.logger.close()
+
+    return Predictor.bind()
+
+
+def app_builder(args: dict):
+    """For `serve run lakeray.serve.app:app_builder pipeline=pipelines/churn.yaml [env=cluster]`."""
+    return build_app(args["pipeline"], args.get("env"))

@@ -1,0 +1,126 @@
+"""The Serve application on a real local Ray, hit over HTTP by a real client (urllib)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lakeray.features import load_splits
+from lakeray.lakehouse import Lakehouse
+from lakeray.models import load_bundle
+
+KEY = "test-key-123"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _call(url, body=None, headers=None, method=None):
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def served(ml, easy_spec, ray_local, tmp_path_factory, monkeypatch_module):
+    from ray import serve
+
+    from lakeray.serve.app import build_app
+
+    monkeypatch_module.setenv("LAKERAY_API_KEY", KEY)
+    port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    overrides = {"paths": dict(ml["settings"]["paths"]),
+                 "serve": {"require_api_key": True, "replica_cpus": 0.25, "log": {"flush_rows": 50, "flush_s": 0.5}}}
+    spec_file = tmp_path_factory.mktemp("spec") / "churn.yaml"
+    spec_file.write_text(json.dumps(json.loads(easy_spec.model_dump_json())))     # JSON is YAML
+    serve.run(build_app(str(spec_file), overrides=overrides), name="churn", route_prefix="/")
+    yield {"url": f"http://127.0.0.1:{port}", "settings": ml["settings"]}
+    serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def _rows(ml, easy_spec, n):
+    test = load_splits(ml["gold"].path, ml["gold"].version, splits=("test",)).frames["test"].head(n)
+    rows = [{k: (None if pd.isna(v) else (bool(v) if isinstance(v, (bool, np.bool_)) else v)) for k, v in r.items()}
+            for r in test[list(easy_spec.features)].to_dict("records")]
+    return test, rows
+
+
+def test_predictions_equal_the_champion_bundle(served, ml, easy_spec):
+    test, rows = _rows(ml, easy_spec, 20)
+    expected = load_bundle(ml["out"]["train"]["bundle_dir"]).predict_frame(test)
+    auth = {"x-api-key": KEY}
+    status, one = _call(f"{served['url']}/predict", rows[0], auth)
+    assert status == 200 and one["model_version"] == "1"
+    assert one["prediction"] == pytest.approx(float(expected[0]), rel=1e-5)
+    status, many = _call(f"{served['url']}/predict/batch", {"rows": rows}, auth)
+    assert status == 200 and len(many["predictions"]) == 20
+    np.testing.assert_allclose([p["prediction"] for p in many["predictions"]], expected, rtol=1e-5)
+    assert len({p["request_id"] for p in many["predictions"]}) == 20
+
+
+def test_bad_input_auth_and_size_are_4xx_never_500(served, easy_spec, ml):
+    _, rows = _rows(ml, easy_spec, 1)
+    numeric = next(n for n, k in easy_spec.features.items() if k == "numeric")
+    auth = {"x-api-key": KEY}
+    status, body = _call(f"{served['url']}/predict", {**rows[0], numeric: "lots"}, auth)
+    assert status == 422 and numeric in json.dumps(body)
+    status, body = _call(f"{served['url']}/predict", {**rows[0], "tenure_mnths": 3}, auth)
+    assert status == 422 and "tenure_mnths" in json.dumps(body)
+    assert _call(f"{served['url']}/predict", rows[0])[0] == 401
+    assert _call(f"{served['url']}/predict", rows[0], {"x-api-key": "wrong"})[0] == 401
+    status, body = _call(f"{served['url']}/predict/batch", b"x" * (1024 * 1024 + 1), auth)
+    assert status == 413 and "exceeds" in body["detail"]
+    assert _call(f"{served['url']}/predict/batch", {"rows": []}, auth)[0] == 422
+    status, health = _call(f"{served['url']}/healthz")                # open, no key needed
+    assert status == 200 and health["model_version"] == "1"
+    status, docs = _call(f"{served['url']}/openapi.json")
+    assert status == 200 and numeric in json.dumps(docs["components"]["schemas"])
+
+
+def test_every_prediction_is_logged_to_delta(served, ml, easy_spec):
+    from deltalake import DeltaTable
+
+    _, rows = _rows(ml, easy_spec, 5)
+    status, body = _call(f"{served['url']}/predict/batch", {"rows": rows}, {"x-api-key": KEY})
+    assert status == 200
+    ids = {p["request_id"] for p in body["predictions"]}
+    path = Lakehouse.for_pipeline(served["settings"], easy_spec).monitor("inference_log")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            logged = DeltaTable(path).to_pandas()
+            if ids <= set(logged["request_id"]):
+                break
+        except Exception:
+            pass
+        time.sleep(0.5)
+    else:
+        pytest.fail("predictions not in the inference log after 30 s")
+    mine = logged[logged["request_id"].isin(ids)]
+    assert len(mine) == 5 and set(mine["model_version"]) == {"1"} and mine["label"].isna().all()
+    assert (mine["latency_ms"] > 0).all()
+    got = dict(zip(mine["request_id"], mine["prediction"]))
+    assert all(got[p["request_id"]] == pytest.approx(p["prediction"]) for p in body["predictions"])

@@ -46,7 +46,8 @@ def served(ml, easy_spec, ray_local, tmp_path_factory, monkeypatch_module):
     port = _free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     overrides = {"paths": dict(ml["settings"]["paths"]),
-                 "serve": {"require_api_key": True, "replica_cpus": 0.25, "log": {"flush_rows": 50, "flush_s": 0.5}}}
+                 "serve": {"require_api_key": True, "replica_cpus": 0.25, "reload_s": 1,
+                           "log": {"flush_rows": 50, "flush_s": 0.5}}}
     spec_file = tmp_path_factory.mktemp("spec") / "churn.yaml"
     spec_file.write_text(json.dumps(json.loads(easy_spec.model_dump_json())))     # JSON is YAML
     serve.run(build_app(str(spec_file), overrides=overrides), name="churn", route_prefix="/")
@@ -124,3 +125,46 @@ def test_every_prediction_is_logged_to_delta(served, ml, easy_spec):
     assert (mine["latency_ms"] > 0).all()
     got = dict(zip(mine["request_id"], mine["prediction"]))
     assert all(got[p["request_id"]] == pytest.approx(p["prediction"]) for p in body["predictions"])
+
+
+def test_hot_swap_when_the_champion_moves_under_load(served, ml, easy_spec):
+    """Promote a new version while a client keeps sending: every request succeeds, and the
+    replica switches to the new version within the reload interval."""
+    import threading
+
+    from lakeray.registry.gate import promote
+
+    _, rows = _rows(ml, easy_spec, 1)
+    results, stop = [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            results.append(_call(f"{served['url']}/predict", rows[0], {"x-api-key": KEY}))
+
+    workers = [threading.Thread(target=client) for _ in range(4)]
+    for w in workers:
+        w.start()
+    time.sleep(2)
+    tracking = ml["tracking"]
+    train_run = tracking.client.get_run(ml["out"]["train"]["run_id"])
+    new_version = promote(tracking.client, tracking.model_name, train_run.info.run_id,
+                          {"model_sha256": train_run.data.tags["lakeray.model_sha256"]})
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(body.get("model_version") == new_version for _, body in results[-20:]):
+            time.sleep(0.5)
+        time.sleep(1)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+        # put the registry back as the other tests of the session expect it: version 1 is champion
+        tracking.client.set_registered_model_alias(tracking.model_name, "champion", "1")
+        tracking.client.delete_registered_model_alias(tracking.model_name, "previous-champion")
+        tracking.client.delete_model_version(tracking.model_name, new_version)
+    statuses = [status for status, _ in results]
+    assert statuses and set(statuses) == {200}                       # zero failed requests across the swap
+    versions = [body["model_version"] for _, body in results]
+    assert versions[0] == "1" and versions[-1] == new_version
+    switched = versions.index(new_version)
+    assert set(versions[switched:]) == {new_version}                  # one replica: no flapping back

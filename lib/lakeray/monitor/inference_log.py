@@ -40,3 +40,24 @@ def append_predictions(path: str, spec: PipelineSpec, rows: list[dict]) -> None:
         row.setdefault("label", None)
     table = pa.Table.from_pylist(rows, schema=inference_schema(spec))
     write_deltalake(path, table, mode="append", partition_by=["date"])
+
+
+def merge_labels(path: str, labels: dict[str, object]) -> dict:
+    """Labels that arrive later, merged into the inference log by request id (Delta MERGE).
+    Returns the merge metrics; request ids not in the log are counted, not inserted."""
+    from deltalake import DeltaTable
+
+    from lakeray.errors import LakerayError
+
+    if not labels:
+        return {"num_target_rows_updated": 0, "unknown_request_ids": 0}
+    source = pa.table({"request_id": pa.array(list(labels), pa.string()),
+                       "label": pa.array([None if v is None else str(v) for v in labels.values()], pa.string())})
+    try:
+        table = DeltaTable(path)
+    except Exception as exc:
+        raise LakerayError(f"no inference log at {path}: nothing has been served yet ({exc})") from None
+    metrics = (table.merge(source, predicate="t.request_id = s.request_id", source_alias="s", target_alias="t")
+               .when_matched_update({"label": "s.label"}).execute())
+    metrics["unknown_request_ids"] = int(metrics.get("num_source_rows", len(labels))) - int(metrics.get("num_target_rows_updated", 0))
+    return metrics

@@ -85,19 +85,48 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
             self.model = load_champion(settings, spec.name)
             self.logger = InferenceLogger(lake.monitor("inference_log"), spec, int(conf["log"]["flush_rows"]),
                                           float(conf["log"]["flush_s"]))
+            self._watcher = None
+
+        async def _watch_champion(self):
+            """Hot swap: poll the registry; when `champion` moves, load the new version in a thread
+            and swap it in with one assignment, so in-flight and new requests never fail."""
+            import asyncio
+
+            from lakeray.registry.gate import current_champion
+            from lakeray.registry.tracking import configure_tracking
+            from lakeray.serve.model import load_champion
+
+            tracking = configure_tracking(settings, spec.name)
+            while True:
+                await asyncio.sleep(float(conf["reload_s"]))
+                try:
+                    latest = await asyncio.to_thread(current_champion, tracking.client, tracking.model_name)
+                    if latest is not None and str(latest.version) != self.model.version:
+                        fresh = await asyncio.to_thread(load_champion, settings, spec.name)
+                        log.info("champion moved: version %s -> %s", self.model.version, fresh.version)
+                        self.model = fresh
+                except Exception as exc:   # keep serving the current model; try again next time
+                    log.error("champion check failed (still serving version %s): %s", self.model.version, exc)
+
+        def _ensure_watcher(self):
+            import asyncio
+
+            if self._watcher is None and float(conf.get("reload_s") or 0) > 0:
+                self._watcher = asyncio.get_running_loop().create_task(self._watch_champion())
 
         @serve.batch(max_batch_size=int(batching["max_batch_size"]), batch_wait_timeout_s=float(batching["wait_timeout_s"]))
-        async def score(self, frames: list[pd.DataFrame]) -> list[np.ndarray]:
-            scores = self.model.bundle.predict_frame(pd.concat(frames, ignore_index=True))
+        async def score(self, frames: list[pd.DataFrame]) -> list[tuple]:
+            model = self.model   # one model for the whole batch, even if a swap happens meanwhile
+            scores = model.bundle.predict_frame(pd.concat(frames, ignore_index=True))
             bounds = np.cumsum([0] + [len(f) for f in frames])
-            return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+            return [(model, scores[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
         async def _predict(self, rows: list[dict]) -> tuple[str, list[Prediction]]:
+            self._ensure_watcher()
             began = time.perf_counter()
             request_id = uuid.uuid4().hex
             frame = pd.DataFrame(rows, columns=list(spec.features))
-            scores = await self.score(frame)
-            model = self.model
+            model, scores = await self.score(frame)   # the model that produced these scores
             preds = [Prediction(request_id=f"{request_id}-{i}" if len(rows) > 1 else request_id,
                                 model_version=model.version, prediction=float(np.ravel(s)[0]) if np.ndim(s) else float(s),
                                 label=_predicted_label(model.bundle, float(np.ravel(s)[0]) if np.ndim(s) else float(s)))
@@ -121,6 +150,7 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
 
         @api.get("/healthz")
         async def healthz(self) -> dict:
+            self._ensure_watcher()
             return {"status": "ok", "model_version": self.model.version, "logged": self.logger.written,
                     "log_dropped": self.logger.dropped}
 

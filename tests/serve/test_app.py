@@ -51,7 +51,7 @@ def served(ml, easy_spec, ray_local, tmp_path_factory, monkeypatch_module):
     spec_file = tmp_path_factory.mktemp("spec") / "churn.yaml"
     spec_file.write_text(json.dumps(json.loads(easy_spec.model_dump_json())))     # JSON is YAML
     serve.run(build_app(str(spec_file), overrides=overrides), name="churn", route_prefix="/")
-    yield {"url": f"http://127.0.0.1:{port}", "settings": ml["settings"]}
+    yield {"url": f"http://127.0.0.1:{port}", "settings": ml["settings"], "spec_file": str(spec_file), "overrides": overrides}
     serve.shutdown()
 
 
@@ -168,3 +168,53 @@ def test_hot_swap_when_the_champion_moves_under_load(served, ml, easy_spec):
     assert versions[0] == "1" and versions[-1] == new_version
     switched = versions.index(new_version)
     assert set(versions[switched:]) == {new_version}                  # one replica: no flapping back
+
+
+def _logged(settings, spec, ids, variant, at_least):
+    from deltalake import DeltaTable
+
+    path = Lakehouse.for_pipeline(settings, spec).monitor("inference_log")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        frame = DeltaTable(path).to_pandas()
+        mine = frame[frame["request_id"].isin(ids) & (frame["variant"] == variant)]
+        if len(mine) >= at_least:
+            return mine
+        time.sleep(0.5)
+    pytest.fail(f"fewer than {at_least} {variant} rows logged after 30 s")
+
+
+def test_canary_and_shadow_challengers(served, ml, easy_spec):
+    from ray import serve
+
+    from lakeray.serve.app import build_app
+
+    tracking = ml["tracking"]
+    run_id = ml["out"]["train"]["run_id"]
+    sha = tracking.client.get_run(run_id).data.tags["lakeray.model_sha256"]
+    challenger = tracking.client.create_model_version(tracking.model_name, f"runs:/{run_id}/bundle", run_id=run_id,
+                                                      tags={"model_sha256": sha})
+    tracking.client.set_registered_model_alias(tracking.model_name, "challenger", challenger.version)
+    version = str(challenger.version)
+    _, rows = _rows(ml, easy_spec, 1)
+    auth = {"x-api-key": KEY}
+    try:
+        for mode, percent in (("canary", 50), ("shadow", 0)):
+            overrides = {**served["overrides"], "serve": {**served["overrides"]["serve"], "reload_s": 0,
+                                                          "challenger": {"mode": mode, "alias": "challenger", "percent": percent}}}
+            serve.run(build_app(served["spec_file"], overrides=overrides), name=mode, route_prefix=f"/{mode}")
+        canary = [_call(f"{served['url']}/canary/predict", rows[0], auth)[1] for _ in range(120)]
+        served_by = [body["model_version"] for body in canary]
+        assert set(served_by) == {"1", version}
+        assert 0.25 <= served_by.count(version) / len(served_by) <= 0.75          # 50% of requests, binomial
+        _logged(served["settings"], easy_spec, {b["request_id"] for b in canary}, "canary", served_by.count(version))
+        shadow = [_call(f"{served['url']}/shadow/predict", rows[0], auth)[1] for _ in range(10)]
+        assert {body["model_version"] for body in shadow} == {"1"}                # the challenger is never returned
+        logged = _logged(served["settings"], easy_spec, {b["request_id"] for b in shadow}, "shadow", 10)
+        assert set(logged["model_version"]) == {version}
+        assert logged["prediction"].to_numpy() == pytest.approx([b["prediction"] for b in shadow][0], rel=1e-5)
+    finally:
+        for mode in ("canary", "shadow"):
+            serve.delete(mode)
+        tracking.client.delete_registered_model_alias(tracking.model_name, "challenger")
+        tracking.client.delete_model_version(tracking.model_name, version)

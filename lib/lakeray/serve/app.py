@@ -13,6 +13,7 @@ off the request path.
 # no `from __future__ import annotations` here: FastAPI resolves the generated request models
 # from the endpoint annotations at definition time
 
+import asyncio
 import datetime as dt
 import hmac
 import logging
@@ -86,6 +87,16 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
             self.logger = InferenceLogger(lake.monitor("inference_log"), spec, int(conf["log"]["flush_rows"]),
                                           float(conf["log"]["flush_s"]))
             self._watcher = None
+            self.challenge = dict(conf.get("challenger") or {})
+            self.challenger = None
+            if self.challenge.get("mode") in ("canary", "shadow"):
+                from lakeray.serve.model import load_alias
+
+                self.challenger = load_alias(settings, spec.name, self.challenge.get("alias", "challenger"))
+                if self.challenger is None:
+                    log.warning("serve.challenger.mode is %s but no version has alias '%s': champion only",
+                                self.challenge["mode"], self.challenge.get("alias", "challenger"))
+            self._rng = np.random.default_rng()
 
         async def _watch_champion(self):
             """Hot swap: poll the registry; when `champion` moves, load the new version in a thread
@@ -126,7 +137,12 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
             began = time.perf_counter()
             request_id = uuid.uuid4().hex
             frame = pd.DataFrame(rows, columns=list(spec.features))
-            model, scores = await self.score(frame)   # the model that produced these scores
+            variant, challenger = "champion", self.challenger
+            if challenger and self.challenge["mode"] == "canary" and self._rng.random() * 100 < float(self.challenge["percent"]):
+                variant, model = "canary", challenger
+                scores = await asyncio.to_thread(model.bundle.predict_frame, frame)
+            else:
+                model, scores = await self.score(frame)   # the model that produced these scores
             preds = [Prediction(request_id=f"{request_id}-{i}" if len(rows) > 1 else request_id,
                                 model_version=model.version, prediction=float(np.ravel(s)[0]) if np.ndim(s) else float(s),
                                 label=_predicted_label(model.bundle, float(np.ravel(s)[0]) if np.ndim(s) else float(s)))
@@ -134,9 +150,24 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
             latency = (time.perf_counter() - began) * 1000
             now = dt.datetime.now(dt.timezone.utc)
             self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": model.version,
-                              "train_run_id": model.train_run_id, "variant": "champion", **row,
+                              "train_run_id": model.train_run_id, "variant": variant, **row,
                               "prediction": p.prediction, "latency_ms": latency} for p, row in zip(preds, rows)])
+            if challenger and self.challenge["mode"] == "shadow":
+                asyncio.get_running_loop().create_task(self._shadow(challenger, frame, rows, preds))
             return request_id, preds
+
+        async def _shadow(self, challenger, frame, rows, preds):
+            """The challenger's predictions for the same requests: logged (variant shadow), never returned."""
+            began = time.perf_counter()
+            try:
+                scores = np.ravel(await asyncio.to_thread(challenger.bundle.predict_frame, frame))
+            except Exception as exc:
+                log.error("shadow model version %s failed: %s", challenger.version, exc)
+                return
+            latency, now = (time.perf_counter() - began) * 1000, dt.datetime.now(dt.timezone.utc)
+            self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": challenger.version,
+                              "train_run_id": challenger.train_run_id, "variant": "shadow", **row,
+                              "prediction": float(s), "latency_ms": latency} for p, row, s in zip(preds, rows, scores)])
 
         @api.post("/predict", response_model=Prediction)
         async def predict(self, row: Row) -> Prediction:

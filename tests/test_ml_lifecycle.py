@@ -211,3 +211,29 @@ def test_drift_job_flags_exactly_the_shifted_feature_and_alerts(ml, easy_spec, s
     assert "data:image/png;base64," in outcome.report.read_text()
     quiet = run_drift_job(spark, easy_spec, settings, window="1h", now=now - dt.timedelta(days=2))
     assert quiet.rows == 0 and not quiet.columns and not quiet.alerted     # too few rows: no verdict
+
+
+def test_drift_triggers_retraining_on_fresh_data(ml, easy_spec, spark):
+    """Last in this file: it may move the champion. drift -> ingest -> prepare -> tune -> train
+    -> evaluate -> gate, with the outcome reported either way."""
+    import datetime as dt
+
+    from lakeray.monitor.job import run_drift_job
+
+    settings = ml["settings"]
+    settings["drift"]["retrain"] = {"enabled": True, "smoke": True}
+    settings["drift"]["alert"]["webhook_url"] = ""
+    before = ml["gold"].version
+    outcome = run_drift_job(spark, easy_spec, settings, window="2w",
+                            now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=5))   # the shifted traffic above
+    assert outcome.drifted and outcome.retrain is not None
+    retrain = outcome.retrain
+    assert retrain["gold_version"] == before + 1                       # prepare wrote a new gold version
+    tracking = ml["tracking"]
+    newest = tracking.latest_run("evaluate")
+    assert newest.data.tags[f"{TAG}gold_version"] == str(retrain["gold_version"])
+    champion = current_champion(tracking.client, tracking.model_name)
+    if retrain["promoted_version"] is not None:
+        assert str(champion.version) == retrain["promoted_version"] and not retrain["failed_checks"]
+    else:
+        assert retrain["failed_checks"] and str(champion.version) == "1"

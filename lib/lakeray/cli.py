@@ -9,6 +9,7 @@
   lakeray evaluate  --pipeline ... [--train-run-id]  test metrics, fairness, report, promotion gate
   lakeray drift     --pipeline ... --window 1d       served traffic vs the champion's training profile
   lakeray serve     --pipeline ...                   the champion on Ray Serve (blocks; Ctrl-C stops)
+  lakeray run       pipelines/churn.yaml             the whole lifecycle once, ingest -> champion
   lakeray demo                                      both bundled pipelines end to end
   lakeray spark-args                                --jars/--packages for spark-submit
 """
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("drift", help="drift of the inference log's window against the champion's baseline profile")
     _common(p)
     p.add_argument("--window", default="1d", help="how far back from now: 30m, 6h, 1d, 2w")
+    p = sub.add_parser("run", help="the whole lifecycle once: ingest -> prepare -> tune -> train -> evaluate")
+    p.add_argument("spec", help="pipeline spec, e.g. pipelines/churn.yaml")
+    _common(p, pipeline=False)
     p = sub.add_parser("serve", help="serve the champion model with Ray Serve (blocks until interrupted)")
     _common(p)
     p = sub.add_parser("demo", help="run the bundled pipelines end to end on their default data")
@@ -213,6 +217,19 @@ def cmd_drift(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from lakeray.monitor.retrain import run_lifecycle
+    from lakeray.spark import build_spark
+    from lakeray.spec import load_spec
+
+    spec = load_spec(args.spec)
+    settings = _load(args)
+    out = run_lifecycle(build_spark(settings, app_name=f"lakeray-run-{spec.name}"), spec, settings)
+    sys.stdout.write(f"{spec.name}: gold v{out['gold_version']}, champion version {out['promoted_version']}"
+                     + (f" (not promoted: {', '.join(out['failed_checks'])})" if out["failed_checks"] else "") + "\n")
+    return 3 if out["failed_checks"] else 0
+
+
 def cmd_serve(args) -> int:
     from ray import serve
 
@@ -245,7 +262,7 @@ COMMANDS = {
     "validate": cmd_validate, "generate": cmd_generate, "ingest": lambda a: _run_stage(a, "ingest"),
     "prepare": lambda a: _run_stage(a, "prepare"), "tune": lambda a: _run_stage(a, "tune"),
     "train": lambda a: _run_stage(a, "train"), "evaluate": lambda a: _run_stage(a, "evaluate"),
-    "drift": cmd_drift, "serve": cmd_serve, "demo": cmd_demo, "spark-args": cmd_spark_args,
+    "drift": cmd_drift, "serve": cmd_serve, "run": cmd_run, "demo": cmd_demo, "spark-args": cmd_spark_args,
 }
 
 

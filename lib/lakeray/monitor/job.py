@@ -45,6 +45,7 @@ class DriftOutcome:
     performance: dict | None
     alerted: bool
     report: Path | None
+    retrain: dict | None = None
 
     @property
     def drifted(self) -> list[str]:
@@ -168,4 +169,10 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
                                     "window": [start.isoformat(), end.isoformat()], "rows": rows, "drifted": drifted,
                                     "performance": performance, "report": str(report)})
     log.info("drift %s over %d row(s): drifted %s; report %s", spec.name, rows, drifted or "none", report)
-    return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report)
+    outcome = DriftOutcome(run_id, start, end, rows, results, performance, alerted, report)
+    if (drifted or (performance or {}).get("drifted")) and (conf.get("retrain") or {}).get("enabled"):
+        from lakeray.monitor.retrain import run_lifecycle
+
+        log.warning("drift %s: retraining on fresh data (drift.retrain.enabled)", spec.name)
+        outcome.retrain = run_lifecycle(spark, spec, settings, smoke=bool(conf["retrain"].get("smoke")))
+    return outcome

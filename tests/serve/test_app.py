@@ -218,3 +218,23 @@ def test_canary_and_shadow_challengers(served, ml, easy_spec):
             serve.delete(mode)
         tracking.client.delete_registered_model_alias(tracking.model_name, "challenger")
         tracking.client.delete_model_version(tracking.model_name, version)
+
+
+def test_serve_exports_prometheus_metrics(served, ml, easy_spec):
+    """Serve's own request metrics, scraped from the node's Prometheus endpoint."""
+    import ray
+
+    _, rows = _rows(ml, easy_spec, 1)
+    for _ in range(5):
+        assert _call(f"{served['url']}/predict", rows[0], {"x-api-key": KEY})[0] == 200
+    port = ray._private.worker.global_worker.node.metrics_export_port
+    deadline, text = time.time() + 60, ""
+    while time.time() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        if "ray_serve_num_http_requests" in text and "churn-predictor" in text:
+            break
+        time.sleep(2)
+    requests = [line for line in text.splitlines()
+                if line.startswith("ray_serve_num_http_requests") and 'route="/predict"' in line]
+    assert requests and max(float(line.rsplit(" ", 1)[1]) for line in requests) >= 5

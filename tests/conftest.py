@@ -14,6 +14,15 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def free_port() -> int:
+    """A TCP port free on loopback right now (for servers the tests start)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def settings_in(folder: Path):
     """lakeray settings whose every location (lakehouse, Ray storage, MLflow, models...) is under `folder`."""
     from lakeray.lifecycle import SCRATCH_PATHS

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,16 +15,11 @@ import pytest
 
 from lakeray.registry import configure_tracking
 from lakeray.registry.tracking import TAG
-from tests.conftest import ROOT, settings_in
+from tests.conftest import ROOT, free_port, settings_in
 
 pytestmark = pytest.mark.e2e
 RAY = str(Path(sys.executable).with_name("ray"))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stop(markers: list[str]) -> None:
@@ -49,15 +43,15 @@ def _stop(markers: list[str]) -> None:
 def two_node_cluster():
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE"}
     env.pop("RAY_ADDRESS", None)
-    gcs, dashboard = _free_port(), _free_port()
+    gcs, dashboard = free_port(), free_port()
     temp_dir = tempfile.mkdtemp(prefix="lr2n-", dir="/tmp")      # short: Ray's socket paths have a length limit
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
-              f"--dashboard-agent-listen-port={_free_port()}"]
+              f"--dashboard-agent-listen-port={free_port()}"]
     try:
         subprocess.run([RAY, "start", "--head", f"--port={gcs}", f"--temp-dir={temp_dir}", "--dashboard-host=127.0.0.1",
-                        f"--dashboard-port={dashboard}", f"--ray-client-server-port={_free_port()}", *common],
+                        f"--dashboard-port={dashboard}", f"--ray-client-server-port={free_port()}", *common],
                        env=env, check=True, capture_output=True, timeout=180)
-        common[-1] = f"--dashboard-agent-listen-port={_free_port()}"
+        common[-1] = f"--dashboard-agent-listen-port={free_port()}"
         subprocess.run([RAY, "start", f"--address=127.0.0.1:{gcs}", *common], env=env, check=True,
                        capture_output=True, timeout=180)
         yield {"gcs": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env}

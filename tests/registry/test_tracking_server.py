@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -15,19 +14,14 @@ import pytest
 from lakeray.errors import LakerayError
 from lakeray.registry import configure_tracking
 from lakeray.registry.gate import current_champion, promote
-from tests.conftest import settings_in
+from tests.conftest import free_port, settings_in
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1",
                              "--port", str(port), "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
@@ -72,6 +66,6 @@ def test_runs_artifacts_and_the_champion_alias_go_to_the_server(mlflow_server, t
 def test_an_unreachable_server_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")    # fail fast instead of backing off for minutes
     settings = settings_in(tmp_path)
-    settings["mlflow"]["tracking_uri"] = f"http://127.0.0.1:{_free_port()}"
+    settings["mlflow"]["tracking_uri"] = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(LakerayError, match="cannot reach the MLflow tracking store http://127.0.0.1:.*mlflow.tracking_uri"):
         configure_tracking(settings, "nowhere")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -16,13 +15,10 @@ from lakeray.features import load_splits
 from lakeray.lakehouse import Lakehouse
 from lakeray.models import load_bundle
 
+from tests.conftest import free_port
+
 KEY = "test-key-123"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _call(url, body=None, headers=None, method=None):
@@ -43,7 +39,7 @@ def served(ml, easy_spec, ray_local, tmp_path_factory, monkeypatch_module):
     from lakeray.serve.app import build_app
 
     monkeypatch_module.setenv("LAKERAY_API_KEY", KEY)
-    port = _free_port()
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     overrides = {"paths": dict(ml["settings"]["paths"]),
                  "serve": {"require_api_key": True, "replica_cpus": 0.25, "reload_s": 1,

@@ -107,10 +107,12 @@ def column_drift(name: str, profile: dict, counts: dict[str, int], sample: np.nd
     return ColumnDrift(name, kind, values, thresholds, drifted, rows, counts.get(NULL, 0) / rows if rows else 0.0)
 
 
-def compute_drift(frame, profiles: dict[str, dict], conf: dict, columns: dict[str, str] | None = None) -> list[ColumnDrift]:
-    """Drift of every profiled column for the window `frame` (a Spark DataFrame)."""
+def compute_drift(frame, profiles: dict[str, dict], conf: dict, columns: dict[str, str] | None = None,
+                  counts: dict[str, dict[str, int]] | None = None) -> list[ColumnDrift]:
+    """Drift of every profiled column for the window `frame` (a Spark DataFrame); pass `counts`
+    when the caller already has window_counts for it, to save a pass over the window."""
     columns = columns or {}
-    counts = window_counts(frame, profiles, columns)
+    counts = counts if counts is not None else window_counts(frame, profiles, columns)
     numeric = [n for n, p in profiles.items() if p["kind"] == "numeric"]
     sample, total = window_sample(frame, [columns.get(n, n) for n in numeric], int(conf.get("sample_size", 100_000)),
                                   int(conf.get("seed", 0)))

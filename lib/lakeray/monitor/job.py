@@ -143,8 +143,8 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         frame.unpersist()
         return DriftOutcome(run_id, start, end, rows, [], None, False, None)
     columns = {PREDICTION: PREDICTION_COLUMN}
-    results = compute_drift(frame, profiles, conf, columns)
-    counts = window_counts(frame, profiles, columns)
+    counts = window_counts(frame, profiles, columns)          # one pass: used by the statistics and the plots
+    results = compute_drift(frame, profiles, conf, columns, counts)
     labelled = frame.where(F.col("label").isNotNull()).select("label", PREDICTION_COLUMN).toPandas()
     frame.unpersist()
     reference = champion.tags.get(spec.metric.primary)

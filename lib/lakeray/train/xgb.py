@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lakeray.models.bundle import sha256_file
+from lakeray.models.bundle import MODEL_FILE, sha256_file
 from lakeray.train.resources import xgboost_device
 
 log = logging.getLogger(__name__)
 LABEL = "__label__"
-MODEL_FILE = "model.ubj"
 
 
 def _report_callback(report_every: int, checkpoint_every: int, kill_at: dict | None):

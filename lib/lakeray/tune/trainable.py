@@ -12,8 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from lakeray.models.bundle import MODEL_FILE
+
 log = logging.getLogger(__name__)
-MODEL_FILE = "model.ubj"
 
 
 def split_config(config: dict) -> tuple[str, dict]:

@@ -84,3 +84,57 @@ def test_job_on_a_missing_bronze_table_says_what_to_run(tmp_path):
                           env={**os.environ, **env_paths}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "source 'customers': no bronze table at" in proc.stderr and "run the ingest job first" in proc.stderr
+
+
+def test_lakeray_serve_command_serves_the_champion_until_stopped(ml, easy_spec, tmp_path):
+    """`lakeray serve` as a user runs it: its own local Ray, the champion over HTTP, Ctrl-C stops it."""
+    import json
+    import signal
+    import threading
+    import time
+
+    from lakeray.features import load_splits
+    from lakeray.models import load_bundle
+    from lakeray.serve.client import call, request_rows
+    from tests.conftest import free_port
+
+    spec_file = tmp_path / "churn.yaml"
+    spec_file.write_text(json.dumps(json.loads(easy_spec.model_dump_json())))     # JSON is YAML
+    port = free_port()
+    conf = [f"paths.{k}={v}" for k, v in ml["settings"]["paths"].items()]
+    conf += [f"serve.port={port}", "serve.replica_cpus=0.5", "serve.require_api_key=true", "ray.num_cpus=2"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PATH=f"{BIN}:{os.environ['PATH']}", LAKERAY_API_KEY="e2e-key")
+    proc = subprocess.Popen([str(BIN / "lakeray"), "serve", "--pipeline", str(spec_file),
+                             *[arg for c in conf for arg in ("--conf", c)]],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.time() + 240
+        while not any(f"serving {spec_file} at {url}" in line for line in lines):    # serve.run has returned
+            assert proc.poll() is None, f"lakeray serve exited early:\n{''.join(lines)[-4000:]}"
+            assert time.time() < deadline, f"lakeray serve did not start within 240 s:\n{''.join(lines)[-4000:]}"
+            time.sleep(1)
+        assert call(f"{url}/healthz", timeout=5)[0] == 200
+        test = load_splits(ml["gold"].path, ml["gold"].version, splits=("test",)).frames["test"].head(3)
+        rows = request_rows(test, list(easy_spec.features))
+        assert call(f"{url}/predict/batch", {"rows": rows})[0] == 401                      # the key is required
+        status, body = call(f"{url}/predict/batch", {"rows": rows}, {"x-api-key": "e2e-key"})
+        assert status == 200 and body["model_version"] == "1"
+        expected = load_bundle(ml["out"]["train"]["bundle_dir"]).predict_frame(test)
+        assert [p["prediction"] for p in body["predictions"]] == pytest.approx(list(expected), rel=1e-5)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+        reader.join(timeout=30)
+        out = "".join(lines)
+        assert proc.returncode == 0, out[-4000:]
+        assert "stopping: shutting Serve down" in out, out[-3000:]
+        with pytest.raises(OSError):
+            call(f"{url}/healthz", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

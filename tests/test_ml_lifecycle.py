@@ -213,27 +213,39 @@ def test_drift_job_flags_exactly_the_shifted_feature_and_alerts(ml, easy_spec, s
     assert quiet.rows == 0 and not quiet.columns and not quiet.alerted     # too few rows: no verdict
 
 
-def test_drift_triggers_retraining_on_fresh_data(ml, easy_spec, spark):
-    """Last in this file: it may move the champion. drift -> ingest -> prepare -> tune -> train
-    -> evaluate -> gate, with the outcome reported either way."""
-    import datetime as dt
+def test_closed_loop_serve_shift_drift_retrain_hot_swap(ml, easy_spec, spark, tmp_path):
+    """Last in this file: it moves the champion. The demo's loop on the suite's churn world: a real
+    Serve answers ordinary traffic (no drift) and shifted traffic; the drift job finds exactly the
+    shifted features and retrains on the billing database's new rows (a real PostgreSQL):
+    ingest -> prepare -> tune -> train -> evaluate -> gate -> alias; the replica swaps to the new
+    champion while a client keeps sending."""
+    import json
 
-    from lakeray.monitor.job import run_drift_job
+    from deltalake import DeltaTable
+
+    from lakeray.demoloop import SHIFTED, run_closed_loop
+    from lakeray.lakehouse import Lakehouse
+    from tests.conftest import CHURN_ROWS, CHURN_SEED, free_port
 
     settings = ml["settings"]
-    settings["drift"]["retrain"] = {"enabled": True, "smoke": True}
+    settings["serve"]["port"] = free_port()
     settings["drift"]["alert"]["webhook_url"] = ""
-    before = ml["gold"].version
-    outcome = run_drift_job(spark, easy_spec, settings, window="2w",
-                            now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=5))   # the shifted traffic above
-    assert outcome.drifted and outcome.retrain is not None
-    retrain = outcome.retrain
-    assert retrain["gold_version"] == before + 1                       # prepare wrote a new gold version
+    spec_file = tmp_path / "churn.yaml"
+    spec_file.write_text(json.dumps(json.loads(easy_spec.model_dump_json())))     # JSON is YAML
     tracking = ml["tracking"]
+    before = current_champion(tracking.client, tracking.model_name)
+    out = run_closed_loop(spark, easy_spec, str(spec_file), settings, ml["gold"], smoke=True, rows=1500,
+                          customers=CHURN_ROWS, seed=CHURN_SEED, traffic_splits=("train", "validation", "test"))
+    assert not out["quiet"].drifted and out["quiet"].rows == 1500
+    assert out["quiet"].performance["labelled_rows"] == 1500 == out["labels_merged"]   # labels merged by request id
+    assert out["drifted"] == sorted(SHIFTED) and out["drift"].alerted is False           # no webhook configured
+    assert out["gold_version"] == ml["gold"].version + 1                                  # prepare wrote a new gold version
     newest = tracking.latest_run("evaluate")
-    assert newest.data.tags[f"{TAG}gold_version"] == str(retrain["gold_version"])
+    assert newest.data.tags[f"{TAG}gold_version"] == str(out["gold_version"])
     champion = current_champion(tracking.client, tracking.model_name)
-    if retrain["promoted_version"] is not None:
-        assert str(champion.version) == retrain["promoted_version"] and not retrain["failed_checks"]
-    else:
-        assert retrain["failed_checks"] and str(champion.version) == "1"
+    assert out["promoted"] == str(champion.version) != str(before.version)
+    assert set(out["trickle"]) == {str(before.version), out["promoted"]}                # served by both, none failed
+    lake = Lakehouse.for_pipeline(settings, easy_spec)
+    runs = DeltaTable(lake.monitor("drift_metrics")).to_pandas()
+    mine = runs[runs["run_id"] == out["drift"].run_id]
+    assert set(mine.loc[mine["drifted"], "column"]) == set(out["drift"].drifted)

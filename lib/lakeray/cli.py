@@ -10,7 +10,8 @@
   lakeray drift     --pipeline ... --window 1d       served traffic vs the champion's training profile
   lakeray serve     --pipeline ...                   the champion on Ray Serve (blocks; Ctrl-C stops)
   lakeray run       pipelines/churn.yaml             the whole lifecycle once, ingest -> champion
-  lakeray demo                                      both bundled pipelines end to end
+  lakeray demo                                      both bundled pipelines end to end, then churn's
+                                                    closed loop (serve, shift, drift, retrain, hot swap)
   lakeray spark-args                                --jars/--packages for spark-submit
 """
 
@@ -22,6 +23,7 @@ import logging
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from lakeray.config import Settings, load_settings
@@ -31,9 +33,18 @@ log = logging.getLogger("lakeray")
 DEFAULT_PIPELINES = ["pipelines/churn.yaml", "pipelines/telco.yaml"]
 
 
+def _not_a_py4j_retry(record: logging.LogRecord) -> bool:
+    """py4j logs a retried send on a pooled connection the JVM had closed (it then succeeds) at
+    INFO on the root logger, with a traceback; a send that really fails is logged at ERROR."""
+    return not (record.levelno == logging.INFO and record.name == "root"
+                and record.getMessage() == "Exception while sending command.")
+
+
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_not_a_py4j_retry)
     for noisy in ("py4j", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -113,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p = sub.add_parser("demo", help="run the bundled pipelines end to end on their default data")
     _common(p, pipeline=False)
+    p.add_argument("--no-loop", action="store_true", help="stop at the champions (skip churn's serve/drift/retrain loop)")
     p.add_argument("--pipeline", action="append", default=None, help=f"default: {' '.join(DEFAULT_PIPELINES)}")
     p.add_argument("--smoke-test", action="store_true", help="small data")
     p = sub.add_parser("spark-args", help="print the spark-submit arguments that add lakeray's JVM jars")
@@ -231,23 +243,31 @@ def cmd_run(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from lakeray.raysession import ray_session
+    from lakeray.serve.app import deploy
+
+    import signal
+
     from ray import serve
 
-    from lakeray.raysession import ray_session
-    from lakeray.serve.app import build_app
-
     settings = _load(args)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)   # `kill` stops it like Ctrl-C: cleanly
     with ray_session(settings):
-        serve.start(http_options={"host": settings["serve"]["host"], "port": int(settings["serve"]["port"])})
-        serve.run(build_app(args.pipeline, args.env, conf_overrides(args.conf)), name=Path(args.pipeline).stem,
-                  route_prefix="/", blocking=True)
+        try:
+            url = deploy(args.pipeline, settings)
+            log.info("serving %s at %s (POST /predict, /predict/batch; GET /healthz, /docs); Ctrl-C stops", args.pipeline, url)
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            log.info("stopping: shutting Serve down")
+            serve.shutdown()
     return 0
 
 
 def cmd_demo(args) -> int:
     from lakeray.demo import run_demo
 
-    run_demo(args.pipeline or DEFAULT_PIPELINES, settings=_load(args), smoke=args.smoke_test)
+    run_demo(args.pipeline or DEFAULT_PIPELINES, settings=_load(args), smoke=args.smoke_test, loop=not args.no_loop)
     return 0
 
 

@@ -1,5 +1,6 @@
 """`lakeray demo`: the bundled pipelines end to end on their default data, checked as it goes:
-ingest -> prepare (Spark + Delta), then tune -> train -> evaluate (Ray + MLflow) to a champion."""
+ingest -> prepare (Spark + Delta), then tune -> train -> evaluate (Ray + MLflow) to a champion,
+then churn's closed loop (lakeray.demoloop): serve, traffic, shift, drift, retrain, hot swap."""
 
 from __future__ import annotations
 
@@ -45,7 +46,24 @@ def check_against_truth(result, truth) -> None:
         raise LakerayError(f"demo: gold has {gold.clean} rows, the generator's truth says {truth.gold['clean']}")
 
 
-def run_demo(pipelines: list[str], settings=None, smoke: bool = False) -> dict:
+def _forget_registered(settings, spec) -> None:
+    """The demo starts from no champion, so every run tells the same story; only in the embedded
+    MLflow store under paths.mlflow (a tracking server named by mlflow.tracking_uri is left alone)."""
+    if (settings.get("mlflow") or {}).get("tracking_uri"):
+        return
+    from mlflow.exceptions import MlflowException
+
+    from lakeray.registry.tracking import configure_tracking
+
+    tracking = configure_tracking(settings, spec.name)
+    try:
+        tracking.client.delete_registered_model(tracking.model_name)
+        log.info("demo: removed the registered model %s of an earlier demo run", tracking.model_name)
+    except MlflowException:
+        pass
+
+
+def run_demo(pipelines: list[str], settings=None, smoke: bool = False, loop: bool = True) -> dict:
     settings = settings or load_settings()
     specs = [load_spec(p) for p in pipelines]
     spark = build_spark(settings, app_name="lakeray-demo")
@@ -53,6 +71,7 @@ def run_demo(pipelines: list[str], settings=None, smoke: bool = False) -> dict:
     for spec in specs:
         lake = Lakehouse.for_pipeline(settings, spec)
         _fresh(lake)
+        _forget_registered(settings, spec)
         log.info("=== %s: %s", spec.name, spec.description.strip())
         with bundled_data(spec, lake, size="smoke" if smoke else "default") as info:
             run_ingest(spark, spec, settings)
@@ -69,12 +88,26 @@ def run_demo(pipelines: list[str], settings=None, smoke: bool = False) -> dict:
         log.info("gold        %s @ v%d: %d rows (read back with deltalake)", result.gold.path, result.gold.version, rows)
         log.info("quarantine  %s @ v%d", result.quarantine.path, result.quarantine.version)
         results[spec.name] = {"prepare": result}
-    spark.stop()   # the Ray stages do not need the JVM
+    spark.stop()   # the Ray stages do not need the JVM; the closed loop starts a new session
     with ray_session(settings):
         for spec in specs:
             log.info("=== %s: tune -> train -> evaluate on gold v%d", spec.name, results[spec.name]["prepare"].gold.version)
             results[spec.name].update(_ml_stages(spec, settings, results[spec.name]["prepare"].gold.version, smoke))
+        for path, spec in zip(pipelines, specs):
+            if loop and spec.name == "churn":
+                results[spec.name]["loop"] = _closed_loop(spec, path, settings, results[spec.name]["prepare"].gold, smoke)
     return results
+
+
+def _closed_loop(spec, path: str, settings, gold, smoke: bool) -> dict:
+    from lakeray.demoloop import run_closed_loop
+
+    log.info("=== %s: closed loop: serve -> traffic -> shift -> drift -> retrain -> hot swap", spec.name)
+    spark = build_spark(settings, app_name="lakeray-demo-loop")
+    try:
+        return run_closed_loop(spark, spec, path, settings, gold, smoke=smoke, rows=400 if smoke else 1500)
+    finally:
+        spark.stop()
 
 
 def _ml_stages(spec, settings, gold_version: int, smoke: bool) -> dict:

@@ -22,7 +22,8 @@ CONFIG = KUBERAY / "config.yaml"
 LAUNCHER = ROOT / "cluster" / "ray" / "cluster-launcher.yaml"
 DOCKERFILE = ROOT / "cluster" / "docker" / "Dockerfile"
 README = KUBERAY / "README.md"
-MANIFESTS = [CONFIG, RAYCLUSTER, RAYJOB]
+POLICY = KUBERAY / "networkpolicy.yaml"
+MANIFESTS = [CONFIG, RAYCLUSTER, RAYJOB, POLICY]
 TEXTS = [RAYCLUSTER, RAYJOB, CONFIG, LAUNCHER, DOCKERFILE, README]
 
 # The job entry points lakeray has (or is getting): jobs/<name>.py.
@@ -185,7 +186,8 @@ def test_every_document_has_the_expected_kind():
     kinds = {p.name: [(d.get("apiVersion"), d.get("kind")) for d in _docs(p)] for p in MANIFESTS}
     assert kinds == {"config.yaml": [("v1", "ConfigMap")],
                      "raycluster.yaml": [("ray.io/v1", "RayCluster")],
-                     "rayjob-train.yaml": [("ray.io/v1", "RayJob")]}
+                     "rayjob-train.yaml": [("ray.io/v1", "RayJob")],
+                     "networkpolicy.yaml": [("networking.k8s.io/v1", "NetworkPolicy")]}
     for path in MANIFESTS:
         for doc in _docs(path):
             meta = doc.get("metadata", {})
@@ -468,3 +470,22 @@ def test_dockerfile_copies_what_setup_py_and_the_jobs_read():
         covered = any(path == s.rstrip("/").removeprefix("./") or path.startswith(s.rstrip("/").removeprefix("./") + "/")
                       for s in sources)
         assert covered, f"the image lacks {path} (no COPY covers it)"
+
+
+def test_the_network_policy_opens_only_serves_port_of_this_ray_cluster():
+    """The cluster profile binds Serve to 0.0.0.0: the policy must select this RayCluster's pods and
+    let outsiders reach only the port Serve listens on (the cluster profile's and serve-config's)."""
+    policy = _one(POLICY, "NetworkPolicy")["spec"]
+    cluster = _one(RAYCLUSTER, "RayCluster")
+    assert policy["podSelector"]["matchLabels"] == {"ray.io/cluster": cluster["metadata"]["name"]}
+    assert policy["policyTypes"] == ["Ingress"]
+    own, outside = policy["ingress"]
+    assert own["from"] == [{"podSelector": {"matchLabels": {"ray.io/cluster": cluster["metadata"]["name"]}}}]
+    assert "ports" not in own
+    serve_port = yaml.safe_load((ROOT / "cluster" / "serve" / "serve-config.yaml").read_text())["http_options"]["port"]
+    profile = {**yaml.safe_load((ROOT / "conf" / "base" / "lakeray.yaml").read_text())["serve"],
+               **yaml.safe_load((ROOT / "conf" / "cluster" / "lakeray.yaml").read_text())["serve"]}
+    assert profile["host"] == "0.0.0.0" and profile["require_api_key"] is True
+    assert [p["port"] for p in outside["ports"]] == [serve_port] == [int(profile["port"])]
+    head_ports = {p["name"]: p["containerPort"] for p in cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert head_ports["serve"] == serve_port

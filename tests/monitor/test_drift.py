@@ -78,6 +78,7 @@ def test_window_syntax_is_checked():
     from lakeray.monitor.job import parse_window
 
     assert parse_window("6h") == dt.timedelta(hours=6) and parse_window("2w") == dt.timedelta(weeks=2)
+    assert parse_window("90s") == dt.timedelta(seconds=90)
     for bad in ("1x", "0d", "d", "-1d"):
         with pytest.raises(ConfigError, match="--window"):
             parse_window(bad)

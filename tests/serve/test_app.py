@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
-import urllib.error
 import urllib.request
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from lakeray.features import load_splits
 from lakeray.lakehouse import Lakehouse
 from lakeray.models import load_bundle
+from lakeray.serve.client import call as _call
+from lakeray.serve.client import request_rows
 
 from tests.conftest import free_port
 
 KEY = "test-key-123"
-
-
-
-def _call(url, body=None, headers=None, method=None):
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +49,7 @@ def monkeypatch_module():
 
 def _rows(ml, easy_spec, n):
     test = load_splits(ml["gold"].path, ml["gold"].version, splits=("test",)).frames["test"].head(n)
-    rows = [{k: (None if pd.isna(v) else (bool(v) if isinstance(v, (bool, np.bool_)) else v)) for k, v in r.items()}
-            for r in test[list(easy_spec.features)].to_dict("records")]
-    return test, rows
+    return test, request_rows(test, list(easy_spec.features))
 
 
 def test_predictions_equal_the_champion_bundle(served, ml, easy_spec):
@@ -234,3 +221,33 @@ def test_serve_exports_prometheus_metrics(served, ml, easy_spec):
     requests = [line for line in text.splitlines()
                 if line.startswith("ray_serve_num_http_requests") and 'route="/predict"' in line]
     assert requests and max(float(line.rsplit(" ", 1)[1]) for line in requests) >= 5
+
+
+def test_overload_gets_503_at_once_instead_of_a_growing_queue(served, ml, easy_spec):
+    """max_ongoing_requests 1 and max_queued_requests 1 on a replica whose batches wait 1.5 s:
+    of 8 simultaneous requests, two are taken (one running, one queued) and the rest are refused
+    with 503 straight away; the refused ones do not wait for the queue."""
+    from ray import serve
+
+    from lakeray.serve.app import build_app
+
+    conf = {**served["overrides"]["serve"], "reload_s": 0, "max_ongoing_requests": 1, "max_queued_requests": 1,
+            "batch": {"max_batch_size": 8, "wait_timeout_s": 1.5}}
+    serve.run(build_app(served["spec_file"], overrides={**served["overrides"], "serve": conf}), name="tight",
+              route_prefix="/tight")
+    _, rows = _rows(ml, easy_spec, 1)
+    auth = {"x-api-key": KEY}
+    try:
+        assert _call(f"{served['url']}/tight/predict", rows[0], auth)[0] == 200      # warm
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            def timed(_):
+                began = time.perf_counter()
+                status, _body = _call(f"{served['url']}/tight/predict", rows[0], auth)
+                return status, time.perf_counter() - began
+            answers = list(pool.map(timed, range(8)))
+    finally:
+        serve.delete("tight")
+    statuses = sorted(status for status, _ in answers)
+    assert set(statuses) == {200, 503}, statuses
+    assert 1 <= statuses.count(200) <= 3 and statuses.count(503) >= 5                 # never a 500, never all queued
+    assert max(t for status, t in answers if status == 503) < 1.0                     # refused at once

@@ -32,18 +32,24 @@ def connection_env(spec: PipelineSpec, pg: LocalPostgres) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def bundled_data(spec: PipelineSpec, lake: Lakehouse, size: str = "default", seed: int = 42, rows: int | None = None):
+def bundled_data(spec: PipelineSpec, lake: Lakehouse, size: str = "default", seed: int = 42, rows: int | None = None,
+                 world: str = "base"):
     """Write the bundled data for `spec` and keep its database silos running inside the block.
 
     Yields a dict describing what was written (for the churn case, the exact ground truth).
+    world="shifted" (churn only) is the same customers later on: only the billing database has
+    changed, so the file silos are left as they are and the database holds the new rows.
     """
     landing = Path(lake.landing_root)
     n = rows or SIZES[size].get(spec.name)
+    if world != "base" and spec.name != "churn":
+        raise LakerayError(f"pipeline '{spec.name}' has no '{world}' world (only churn's bundled data can shift)")
     if spec.name == "churn":
         from lakeray.datagen import churn
 
-        gen = churn.generate(n_customers=n, seed=seed)
-        churn.write_landing(gen, landing)
+        gen = churn.generate(n_customers=n, seed=seed, world=world)
+        if world == "base":
+            churn.write_landing(gen, landing)
         with LocalPostgres() as pg:
             seeded = churn.seed_postgres(gen.subscriptions, pg.conninfo())
             log.info("seeded billing.subscriptions with %d rows in a local PostgreSQL on port %d", seeded, pg.port)

@@ -39,6 +39,15 @@ PAYMENTS = ["card", "bank transfer", "electronic check", "mailed check"]
 TICKET_CATEGORIES = {"billing": ["billing", "Billing"], "technical": ["technical", "Tech", "TECHNICAL"], "account": ["account", "Account "]}
 EPOCH = dt.datetime(2025, 1, 1)
 CUSTOMER_COLUMNS = ["customer_id", "email", "gender", "senior_citizen", "region", "plan", "signup_date", "updated_at"]
+# The world the data comes from. "shifted" is the same customers a while later, as the billing
+# database sees them: a price rise, most customers moved to month-to-month, and churn that now
+# follows price far more than contract (used by the demo's closed loop: drift, then retraining).
+WORLDS = {
+    "base": {"contract_p": [0.55, 0.25, 0.20], "price_factor": 1.0, "days_later": 0,
+             "logit": {"month_to_month": 1.6, "monthly": 0.02}},
+    "shifted": {"contract_p": [0.85, 0.10, 0.05], "price_factor": 1.3, "days_later": 60,
+                "logit": {"month_to_month": 0.2, "monthly": 0.06}},
+}
 SUBSCRIPTION_COLUMNS = [
     "customer_id", "contract", "payment_method", "monthly_charges", "total_charges",
     "tenure_months", "churned", "updated_at",
@@ -88,7 +97,13 @@ def _fmt_ts(values: np.ndarray) -> np.ndarray:
     return np.char.replace(np.datetime_as_string(values, unit="s").astype(str), "T", " ")
 
 
-def generate(n_customers: int = 5000, seed: int = 42, usage_days: int = 4, events_per_customer: float = 6.0) -> Generated:
+def generate(n_customers: int = 5000, seed: int = 42, usage_days: int = 4, events_per_customer: float = 6.0,
+             world: str = "base") -> Generated:
+    """`world` picks WORLDS[world]; with the same seed, every world has the same customers, tickets
+    draws and usage rates, so a later world differs only in what WORLDS changes."""
+    if world not in WORLDS:
+        raise ValueError(f"unknown world {world!r} (known: {', '.join(WORLDS)})")
+    shape = WORLDS[world]
     rng = np.random.default_rng(seed)
     n = n_customers
     k = max(1, n // 200)  # size of each fault group
@@ -100,10 +115,10 @@ def generate(n_customers: int = 5000, seed: int = 42, usage_days: int = 4, event
     region = rng.choice(list(REGION_SPELLINGS), size=n)
     plan = rng.choice(list(PLAN_SPELLINGS), size=n, p=[0.4, 0.4, 0.2])
     signup = np.datetime64("2019-01-01") + rng.integers(0, 2000, size=n).astype("timedelta64[D]")
-    updated = rng.integers(0, 86400 * 60, size=n)
-    contract = rng.choice(list(CONTRACT_SPELLINGS), size=n, p=[0.55, 0.25, 0.20])
+    updated = rng.integers(0, 86400 * 60, size=n) + 86400 * shape["days_later"]
+    contract = rng.choice(list(CONTRACT_SPELLINGS), size=n, p=shape["contract_p"])
     tenure = rng.integers(1, 73, size=n)
-    monthly = np.round(rng.uniform(18, 120, size=n) + (plan == "premium") * 15, 2)
+    monthly = np.round((rng.uniform(18, 120, size=n) + (plan == "premium") * 15) * shape["price_factor"], 2)
     total = np.round(monthly * tenure * rng.uniform(0.95, 1.0, size=n), 2)
     payment = rng.choice(PAYMENTS, size=n)
     n_tickets = rng.poisson(1.2, size=n)
@@ -161,7 +176,9 @@ def generate(n_customers: int = 5000, seed: int = 42, usage_days: int = 4, event
 
     # ground truth label from the true attributes
     open_tickets = np.floor(n_tickets * open_share).astype(int)
-    logit = (-1.6 + 1.6 * (contract == "month-to-month") - 0.035 * tenure + 0.02 * (monthly - 65)
+    weights = shape["logit"]
+    logit = (-1.6 + weights["month_to_month"] * (contract == "month-to-month") - 0.035 * tenure
+             + weights["monthly"] * (monthly - 65 * shape["price_factor"])
              + 0.45 * open_tickets - 0.004 * (minutes_rate - 120) + 0.4 * senior)
     churned = rng.random(n) < 1 / (1 + np.exp(-logit))
 

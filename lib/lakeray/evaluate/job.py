@@ -26,7 +26,8 @@ from lakeray.evaluate.scoring import score_files, scores_of, split_files
 from lakeray.features.handoff import load_splits
 from lakeray.models.bundle import MODEL_FILE, load_bundle
 from lakeray.models.families import all_metrics
-from lakeray.registry.gate import current_champion, gate_checks, promote
+from lakeray.registry.gate import CHAMPION, gate_checks, promote
+from lakeray.registry.loading import load_registered
 from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags, log_json
 from lakeray.spec import PipelineSpec
 
@@ -86,11 +87,7 @@ def run_evaluate_job(spec: PipelineSpec, settings, *, train_run_id: str | None =
     with tempfile.TemporaryDirectory() as scratch:
         candidate = load_bundle(tracking.download(f"runs:/{train_run.info.run_id}/bundle", Path(scratch) / "candidate"),
                                 expected_model_sha256=tags.get(f"{TAG}model_sha256"))
-        champion_version = current_champion(tracking.client, tracking.model_name)
-        champion = None
-        if champion_version is not None:
-            champion = load_bundle(tracking.download(f"models:/{tracking.model_name}@champion", Path(scratch) / "champion"),
-                                   expected_model_sha256=champion_version.tags.get("model_sha256"))
+        champion_version, champion = load_registered(tracking, CHAMPION, Path(scratch) / "champion") or (None, None)
         train = load_splits(gold_path, version, splits=("train",)).frames["train"]
         baseline = fit_baseline(spec.baseline.model, spec.task, train, candidate.target.transform(train[spec.target]),
                                 dict(spec.features), len(candidate.target.classes))

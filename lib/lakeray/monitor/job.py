@@ -32,7 +32,7 @@ from lakeray.registry.tracking import configure_tracking
 from lakeray.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
-UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 @dataclasses.dataclass
@@ -53,9 +53,9 @@ class DriftOutcome:
 
 
 def parse_window(text: str) -> dt.timedelta:
-    match = re.fullmatch(r"(\d+)([mhdw])", str(text).strip())
+    match = re.fullmatch(r"(\d+)([smhdw])", str(text).strip())
     if not match or int(match.group(1)) == 0:
-        raise ConfigError(f"--window {text!r}: expected a positive number and a unit m, h, d or w (e.g. 1d, 6h)")
+        raise ConfigError(f"--window {text!r}: expected a positive number and a unit s, m, h, d or w (e.g. 1d, 6h)")
     return dt.timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 
 

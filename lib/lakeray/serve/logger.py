@@ -56,16 +56,21 @@ class InferenceLogger:
         self.dropped += len(rows)
 
     def _run(self) -> None:
+        """Block on the queue (never spin: a busy loop here holds the GIL the request path needs);
+        write when flush_rows are pending or flush_s after the first pending row."""
         pending: list[dict] = []
-        last = time.monotonic()
-        while not self._stop.is_set() or not self.queue.empty() or pending:
-            pending += self._drain(self.flush_rows - len(pending))
-            if pending and (len(pending) >= self.flush_rows or time.monotonic() - last >= self.flush_s or self._stop.is_set()):
+        due = None
+        while not (self._stop.is_set() and self.queue.empty() and not pending):
+            wait = 0.1 if due is None else max(0.0, due - time.monotonic())
+            try:
+                pending.append(self.queue.get(timeout=min(wait, 0.1)))
+                pending += self._drain(self.flush_rows - len(pending))
+                due = due if due is not None else time.monotonic() + self.flush_s
+            except queue.Empty:
+                pass
+            if pending and (len(pending) >= self.flush_rows or time.monotonic() >= due or self._stop.is_set()):
                 self._write(pending)
-                pending, last = [], time.monotonic()
-            elif not pending:
-                time.sleep(0.05)
-                last = time.monotonic() if not pending else last
+                pending, due = [], None
 
     def close(self, timeout: float = 30.0) -> None:
         self._stop.set()

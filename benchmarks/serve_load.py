@@ -1,0 +1,156 @@
+"""A bounded load test of the Serve app on loopback, and a replica killed in the middle of one.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/serve_load.py --seconds 60 --rate 150
+
+The churn champion of benchmarks/serve_throughput.py (built in a scratch folder) is served with
+2 replicas on a local Ray. A paced client (--clients threads, keep-alive connections, --rate
+requests/s in all, each request a /predict row) runs twice for --seconds:
+  steady   no interference: every answer must be a 200;
+  kill     at half time one replica actor is killed (ray.kill, no restart by hand): Serve's
+           controller replaces it. Failed answers are counted against the requests that were in
+           flight at the moment of the kill.
+Printed per run: requests, answers per status, errors, achieved rate, p50/p99 latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from serve_throughput import ROOT, build_champion, request_body   # benchmarks/ is the script's folder
+
+log = logging.getLogger("benchmark")
+
+
+class Load:
+    """`clients` threads, each on its own keep-alive connection, paced to `rate` requests/s in all."""
+
+    def __init__(self, port: int, body: str, rate: float, clients: int):
+        self.port, self.body, self.interval, self.clients = port, body.encode(), clients / rate, clients
+        self.records: list[tuple[float, float, object]] = []     # (sent, answered, status or error text)
+        self.in_flight = 0
+        self._lock = threading.Lock()
+
+    def _client(self, until: float, offset: float) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        next_at = time.monotonic() + offset
+        while next_at < until:
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += self.interval
+            sent = time.monotonic()
+            with self._lock:
+                self.in_flight += 1
+            try:
+                conn.request("POST", "/predict", self.body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                outcome = response.status
+            except (OSError, http.client.HTTPException) as exc:
+                outcome = f"{type(exc).__name__}: {exc}"
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            with self._lock:
+                self.in_flight -= 1
+                self.records.append((sent, time.monotonic(), outcome))
+        conn.close()
+
+    def run(self, seconds: float, at_half=None) -> dict:
+        began = time.monotonic()
+        until = began + seconds
+        threads = [threading.Thread(target=self._client, args=(until, i * self.interval / self.clients))
+                   for i in range(self.clients)]
+        for t in threads:
+            t.start()
+        event = None
+        if at_half:
+            time.sleep(seconds / 2)
+            with self._lock:
+                flying = self.in_flight
+            killed_at = time.monotonic()
+            event = {"in_flight_at_kill": flying, "t": killed_at - began, **at_half()}
+        for t in threads:
+            t.join()
+        return self.summary(time.monotonic() - began, event)
+
+    def summary(self, wall: float, event: dict | None) -> dict:
+        statuses: dict = {}
+        for _, _, outcome in self.records:
+            key = str(outcome) if isinstance(outcome, int) else outcome.split(":")[0]
+            statuses[key] = statuses.get(key, 0) + 1
+        latency = np.array([(b - a) * 1000 for a, b, o in self.records if o == 200])
+        failed = [(a, b, o) for a, b, o in self.records if o != 200]
+        return {"requests": len(self.records), "statuses": statuses, "errors": len(failed), "wall_s": wall,
+                "rate": len(self.records) / wall, "p50_ms": float(np.percentile(latency, 50)) if latency.size else None,
+                "p99_ms": float(np.percentile(latency, 99)) if latency.size else None, "event": event,
+                "failed_examples": [str(o)[:200] for _, _, o in failed[:3]]}
+
+
+def kill_one_replica(app: str) -> dict:
+    import ray
+    from ray.util.state import list_actors
+
+    replicas = [a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+                if a.class_name.startswith("ServeReplica:") and f":{app}:" in a.class_name + ":"]
+    replicas = [a for a in replicas if a.class_name.split(":")[1] == app]
+    victim = replicas[0]
+    ray.kill(ray.get_actor(victim.name, namespace="serve"), no_restart=True)
+    return {"killed": victim.name, "replicas_before": len(replicas)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=150, help="requests per second, all clients together")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--port", type=int, default=18100)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("py4j", "lakeray", "mlflow", "alembic", "ray"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")   # keep the printed table readable
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+    from ray import serve
+
+    from lakeray.config import load_settings
+    from lakeray.serve.app import deploy
+
+    with tempfile.TemporaryDirectory(prefix="lakeray-bench-load-") as tmp:
+        champion = build_champion(Path(tmp))
+        body = request_body(champion)
+        settings = load_settings(overrides={"paths": champion["paths"], "serve": {
+            "port": args.port, "num_replicas": 2, "replica_cpus": 0.5}})
+        ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1",
+                 logging_level="WARNING", log_to_driver=False)
+        deploy(str(ROOT / "pipelines" / "churn.yaml"), settings, name="churn")
+        Load(args.port, body, args.rate, args.clients).run(5)                     # warm-up, not reported
+        runs = {"steady": Load(args.port, body, args.rate, args.clients).run(args.seconds),
+                "kill": Load(args.port, body, args.rate, args.clients).run(args.seconds, lambda: kill_one_replica("churn"))}
+        serve.shutdown()
+        ray.shutdown()
+    print(f"{args.seconds:.0f} s per run, {args.clients} keep-alive clients paced to {args.rate:.0f} req/s, "
+          f"2 replicas, loopback, 2 cores")
+    for name, r in runs.items():
+        print(f"{name:<7} requests {r['requests']}  answers {json.dumps(r['statuses'])}  errors {r['errors']}  "
+              f"rate {r['rate']:.1f}/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms")
+        if r["event"]:
+            e = r["event"]
+            print(f"        killed {e['killed']} at {e['t']:.1f} s with {e['in_flight_at_kill']} request(s) in flight "
+                  f"(all replicas); failed answers {r['errors']} "
+                  f"({'within' if r['errors'] <= e['in_flight_at_kill'] else 'MORE than'} the in-flight ones)")
+        if r["failed_examples"]:
+            print(f"        e.g. {r['failed_examples']}")
+
+
+if __name__ == "__main__":
+    main()

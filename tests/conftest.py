@@ -23,6 +23,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def write_spec(spec, folder: Path) -> Path:
+    """`spec` (an in-memory PipelineSpec) as a file, for code that loads specs by path (Serve, the CLI)."""
+    import json
+
+    path = Path(folder) / f"{spec.name}.yaml"
+    path.write_text(json.dumps(json.loads(spec.model_dump_json())))     # JSON is YAML
+    return path
+
+
 def settings_in(folder: Path):
     """lakeray settings whose every location (lakehouse, Ray storage, MLflow, models...) is under `folder`."""
     from lakeray.lifecycle import SCRATCH_PATHS

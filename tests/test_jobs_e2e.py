@@ -88,7 +88,6 @@ def test_job_on_a_missing_bronze_table_says_what_to_run(tmp_path):
 
 def test_lakeray_serve_command_serves_the_champion_until_stopped(ml, easy_spec, tmp_path):
     """`lakeray serve` as a user runs it: its own local Ray, the champion over HTTP, Ctrl-C stops it."""
-    import json
     import signal
     import threading
     import time
@@ -96,10 +95,9 @@ def test_lakeray_serve_command_serves_the_champion_until_stopped(ml, easy_spec, 
     from lakeray.features import load_splits
     from lakeray.models import load_bundle
     from lakeray.serve.client import call, request_rows
-    from tests.conftest import free_port
+    from tests.conftest import free_port, write_spec
 
-    spec_file = tmp_path / "churn.yaml"
-    spec_file.write_text(json.dumps(json.loads(easy_spec.model_dump_json())))     # JSON is YAML
+    spec_file = write_spec(easy_spec, tmp_path)
     port = free_port()
     conf = [f"paths.{k}={v}" for k, v in ml["settings"]["paths"].items()]
     conf += [f"serve.port={port}", "serve.replica_cpus=0.5", "serve.require_api_key=true", "ray.num_cpus=2"]

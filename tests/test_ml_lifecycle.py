@@ -219,19 +219,16 @@ def test_closed_loop_serve_shift_drift_retrain_hot_swap(ml, easy_spec, spark, tm
     shifted features and retrains on the billing database's new rows (a real PostgreSQL):
     ingest -> prepare -> tune -> train -> evaluate -> gate -> alias; the replica swaps to the new
     champion while a client keeps sending."""
-    import json
-
     from deltalake import DeltaTable
 
     from lakeray.demoloop import SHIFTED, run_closed_loop
     from lakeray.lakehouse import Lakehouse
-    from tests.conftest import CHURN_ROWS, CHURN_SEED, free_port
+    from tests.conftest import CHURN_ROWS, CHURN_SEED, free_port, write_spec
 
     settings = ml["settings"]
     settings["serve"]["port"] = free_port()
     settings["drift"]["alert"]["webhook_url"] = ""
-    spec_file = tmp_path / "churn.yaml"
-    spec_file.write_text(json.dumps(json.loads(easy_spec.model_dump_json())))     # JSON is YAML
+    spec_file = write_spec(easy_spec, tmp_path)
     tracking = ml["tracking"]
     before = current_champion(tracking.client, tracking.model_name)
     out = run_closed_loop(spark, easy_spec, str(spec_file), settings, ml["gold"], smoke=True, rows=1500,

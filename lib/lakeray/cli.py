@@ -243,12 +243,12 @@ def cmd_run(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from lakeray.raysession import ray_session
-    from lakeray.serve.app import deploy
-
     import signal
 
     from ray import serve
+
+    from lakeray.raysession import ray_session
+    from lakeray.serve.app import deploy
 
     settings = _load(args)
     signal.signal(signal.SIGTERM, signal.default_int_handler)   # `kill` stops it like Ctrl-C: cleanly

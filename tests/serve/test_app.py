@@ -16,7 +16,7 @@ from lakeray.models import load_bundle
 from lakeray.serve.client import call as _call
 from lakeray.serve.client import request_rows
 
-from tests.conftest import free_port
+from tests.conftest import free_port, write_spec
 
 KEY = "test-key-123"
 
@@ -33,8 +33,7 @@ def served(ml, easy_spec, ray_local, tmp_path_factory, monkeypatch_module):
     overrides = {"paths": dict(ml["settings"]["paths"]),
                  "serve": {"require_api_key": True, "replica_cpus": 0.25, "reload_s": 1,
                            "log": {"flush_rows": 50, "flush_s": 0.5}}}
-    spec_file = tmp_path_factory.mktemp("spec") / "churn.yaml"
-    spec_file.write_text(json.dumps(json.loads(easy_spec.model_dump_json())))     # JSON is YAML
+    spec_file = write_spec(easy_spec, tmp_path_factory.mktemp("spec"))
     serve.run(build_app(str(spec_file), overrides=overrides), name="churn", route_prefix="/")
     yield {"url": f"http://127.0.0.1:{port}", "settings": ml["settings"], "spec_file": str(spec_file), "overrides": overrides}
     serve.shutdown()

@@ -68,12 +68,19 @@ def window_counts(frame, profiles: dict[str, dict], columns: dict[str, str]) -> 
     return out
 
 
-def window_sample(frame, columns: list[str], size: int, seed: int = 0):
-    """Up to about `size` rows of the numeric columns, as pandas (for KS and Wasserstein)."""
-    total = frame.count()
+def window_sample(frame, columns: list[str], size: int, seed: int = 0, total: int | None = None):
+    """Up to about `size` rows of the numeric columns, as pandas (for KS and Wasserstein);
+    `total`: the window's row count when the caller has it (saves a pass)."""
+    total = frame.count() if total is None else total
     fraction = 1.0 if total <= size else size / total
     picked = frame if fraction >= 1 else frame.sample(withReplacement=False, fraction=fraction, seed=seed)
     return picked.select(*[f"`{c}`" for c in columns]).toPandas(), total
+
+
+def category_keys(profile: dict, counts: dict[str, int]) -> list[str]:
+    """The categories compared for a categorical column: the baseline's, __other__ and any new
+    ones in the window (nulls apart), in the order aligned_counts and the report's plots use."""
+    return sorted(set(profile["frequencies"]) | {OTHER} | {key for key in counts if key != NULL})
 
 
 def aligned_counts(profile: dict, counts: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +89,7 @@ def aligned_counts(profile: dict, counts: dict[str, int]) -> tuple[np.ndarray, n
         return np.asarray(profile["counts"], float), np.array([counts.get(str(i), 0) for i in range(k)], float)
     base = dict(profile["frequencies"])
     base[OTHER] = profile.get(OTHER, 0)
-    keys = sorted(set(base) | {key for key in counts if key != NULL})
+    keys = category_keys(profile, counts)
     return np.array([base.get(key, 0) for key in keys], float), np.array([counts.get(key, 0) for key in keys], float)
 
 
@@ -108,14 +115,14 @@ def column_drift(name: str, profile: dict, counts: dict[str, int], sample: np.nd
 
 
 def compute_drift(frame, profiles: dict[str, dict], conf: dict, columns: dict[str, str] | None = None,
-                  counts: dict[str, dict[str, int]] | None = None) -> list[ColumnDrift]:
+                  counts: dict[str, dict[str, int]] | None = None, total: int | None = None) -> list[ColumnDrift]:
     """Drift of every profiled column for the window `frame` (a Spark DataFrame); pass `counts`
-    when the caller already has window_counts for it, to save a pass over the window."""
+    (window_counts) and `total` (its row count) when the caller has them, to save passes over the window."""
     columns = columns or {}
     counts = counts if counts is not None else window_counts(frame, profiles, columns)
     numeric = [n for n, p in profiles.items() if p["kind"] == "numeric"]
     sample, total = window_sample(frame, [columns.get(n, n) for n in numeric], int(conf.get("sample_size", 100_000)),
-                                  int(conf.get("seed", 0)))
+                                  int(conf.get("seed", 0)), total)
     results = []
     for name, profile in profiles.items():
         values = None

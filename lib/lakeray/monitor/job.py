@@ -21,10 +21,9 @@ import pandas as pd
 from lakeray.errors import ConfigError, LakerayError
 from lakeray.evaluate.plots import distribution_png
 from lakeray.evaluate.report import render_report, write_report
-from lakeray.features.preprocess import OTHER
 from lakeray.lakehouse import Lakehouse
 from lakeray.models.families import all_metrics
-from lakeray.monitor.drift import ColumnDrift, aligned_counts, compute_drift, window_counts
+from lakeray.monitor.drift import ColumnDrift, aligned_counts, category_keys, compute_drift, window_counts
 from lakeray.monitor.inference_log import PREDICTION_COLUMN
 from lakeray.monitor.profile import PREDICTION, read_profile
 from lakeray.registry.gate import current_champion
@@ -109,7 +108,7 @@ def _images(profiles: dict, counts: dict, columns: list[ColumnDrift]) -> dict[st
             edges = [f"{e:.3g}" for e in profile["edges"]]
             labels = [f"<{edges[0]}"] + [f"{a}..{b}" for a, b in zip(edges, edges[1:])] + [f">={edges[-1]}"] if edges else ["all"]
         else:
-            labels = sorted(set(profile["frequencies"]) | {OTHER} | {k for k in counts[c.column] if k != "__null__"})
+            labels = category_keys(profile, counts[c.column])
         shares = lambda v: v / v.sum() if v.sum() else v  # noqa: E731
         title = f"{c.column}: {'DRIFT (' + ', '.join(c.drifted_by) + ')' if c.drifted else 'no drift'}"
         images[c.column] = distribution_png(title, labels, shares(expected), shares(actual))
@@ -144,7 +143,7 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         return DriftOutcome(run_id, start, end, rows, [], None, False, None)
     columns = {PREDICTION: PREDICTION_COLUMN}
     counts = window_counts(frame, profiles, columns)          # one pass: used by the statistics and the plots
-    results = compute_drift(frame, profiles, conf, columns, counts)
+    results = compute_drift(frame, profiles, conf, columns, counts, rows)
     labelled = frame.where(F.col("label").isNotNull()).select("label", PREDICTION_COLUMN).toPandas()
     frame.unpersist()
     reference = champion.tags.get(spec.metric.primary)

@@ -166,10 +166,10 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
                 scores = await asyncio.to_thread(model.bundle.predict_frame, pd.DataFrame(rows, columns=columns))
             else:
                 model, scores = await self.score(rows)   # the model that produced these scores
+            values = [float(np.ravel(s)[0]) if np.ndim(s) else float(s) for s in scores]
             preds = [Prediction(request_id=f"{request_id}-{i}" if len(rows) > 1 else request_id,
-                                model_version=model.version, prediction=float(np.ravel(s)[0]) if np.ndim(s) else float(s),
-                                label=_predicted_label(model.bundle, float(np.ravel(s)[0]) if np.ndim(s) else float(s)))
-                     for i, s in enumerate(scores)]
+                                model_version=model.version, prediction=value, label=_predicted_label(model.bundle, value))
+                     for i, value in enumerate(values)]
             latency = (time.perf_counter() - began) * 1000
             now = dt.datetime.now(dt.timezone.utc)
             self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": model.version,

@@ -105,16 +105,16 @@ def churn_world(tmp_path_factory, spark, postgres, churn_spec):
 
 
 @pytest.fixture(scope="session")
-def ray_local():
+def ray_local(tmp_path_factory):
     """One local Ray for the suite: 4 logical CPUs on 2 cores (room for Ray Data beside the
-    workers) and 2 logical GPUs to test GPU scheduling without a GPU. Loopback only."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")   # a local, loopback-only cluster
-    import ray
+    workers) and 2 logical GPUs to test GPU scheduling without a GPU. The session lakeray
+    starts for a job: loopback only, token auth with its own token."""
+    from lakeray.raysession import ray_session
 
-    ray.init(num_cpus=4, num_gpus=2, include_dashboard=True, dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1",
-             logging_level="WARNING", log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    settings = settings_in(tmp_path_factory.mktemp("ray-local"))
+    settings["ray"].update(address="local", num_cpus=4, num_gpus=2)
+    with ray_session(settings, log_to_driver=False) as ray:
+        yield ray
 
 
 def synthetic_snapshot(spec, rows: int = 1500, seed: int = 0, version: int = 3):

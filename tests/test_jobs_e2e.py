@@ -86,16 +86,21 @@ def test_job_on_a_missing_bronze_table_says_what_to_run(tmp_path):
     assert "source 'customers': no bronze table at" in proc.stderr and "run the ingest job first" in proc.stderr
 
 
-def test_lakeray_serve_command_serves_the_champion_until_stopped(ml, easy_spec, tmp_path):
-    """`lakeray serve` as a user runs it: its own local Ray, the champion over HTTP, Ctrl-C stops it."""
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_lakeray_serve_command_serves_the_champion_until_stopped(ml, easy_spec, tmp_path, stop):
+    """`lakeray serve` as a user runs it: its own local Ray (loopback only), the champion over HTTP;
+    Ctrl-C (SIGINT) and `kill` (SIGTERM) both stop it cleanly: exit 0, Serve and Ray shut down."""
     import signal
     import threading
     import time
+
+    import psutil
 
     from lakeray.features import load_splits
     from lakeray.models import load_bundle
     from lakeray.serve.client import call, request_rows
     from tests.conftest import free_port, write_spec
+    from tests.test_raysession import is_loopback, listening, open_to_the_network
 
     spec_file = write_spec(easy_spec, tmp_path)
     port = free_port()
@@ -124,14 +129,22 @@ def test_lakeray_serve_command_serves_the_champion_until_stopped(ml, easy_spec, 
         assert status == 200 and body["model_version"] == "1"
         expected = load_bundle(ml["out"]["train"]["bundle_dir"]).predict_frame(test)
         assert [p["prediction"] for p in body["predictions"]] == pytest.approx(list(expected), rel=1e-5)
-        proc.send_signal(signal.SIGINT)
+        ray_procs = psutil.Process(proc.pid).children(recursive=True)
+        assert {p.name() for p in ray_procs} >= {"gcs_server", "raylet"}
+        sockets = listening([psutil.Process(proc.pid), *ray_procs])
+        assert [s for s in sockets if not is_loopback(s[1]) and not s[0].startswith("ray::ServeReplica")] == []
+        assert open_to_the_network([psutil.Process(proc.pid), *ray_procs]) == []   # Serve's "::" port wants the token
+        proc.send_signal(getattr(signal, stop))
         proc.wait(timeout=120)
         reader.join(timeout=30)
         out = "".join(lines)
         assert proc.returncode == 0, out[-4000:]
         assert "stopping: shutting Serve down" in out, out[-3000:]
+        assert "SIGTERM received" not in out and "Traceback" not in out, out[-4000:]   # no Ray stack dump
         with pytest.raises(OSError):
             call(f"{url}/healthz", timeout=5)
+        _, alive = psutil.wait_procs(ray_procs, timeout=30)
+        assert [p.name() for p in alive] == []                                      # Ray went down with it
     finally:
         if proc.poll() is None:
             proc.kill()

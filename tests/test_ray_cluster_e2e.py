@@ -41,10 +41,15 @@ def _stop(markers: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def two_node_cluster():
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE"}
-    env.pop("RAY_ADDRESS", None)
-    gcs, dashboard = free_port(), free_port()
+    """Token auth on, as on any real cluster: every node, `ray job submit` and the jobs share the token."""
+    from lakeray.raysession import TOKEN_FILE, ensure_auth_token
+
     temp_dir = tempfile.mkdtemp(prefix="lr2n-", dir="/tmp")      # short: Ray's socket paths have a length limit
+    token = ensure_auth_token(Path(temp_dir) / TOKEN_FILE)
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "OMP_WAIT_POLICY": "PASSIVE"}
+    for var in ("RAY_ADDRESS", "RAY_AUTH_TOKEN"):
+        env.pop(var, None)
+    gcs, dashboard = free_port(), free_port()
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
               f"--dashboard-agent-listen-port={free_port()}"]
     try:
@@ -54,7 +59,7 @@ def two_node_cluster():
         common[-1] = f"--dashboard-agent-listen-port={free_port()}"
         subprocess.run([RAY, "start", f"--address=127.0.0.1:{gcs}", *common], env=env, check=True,
                        capture_output=True, timeout=180)
-        yield {"gcs": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env}
+        yield {"gcs": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env, "temp_dir": temp_dir}
     finally:
         _stop([temp_dir, f":{gcs}"])
 
@@ -82,6 +87,10 @@ def test_tune_train_evaluate_through_ray_job_submit(two_node_cluster, churn_worl
                             "logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"],
                            env=two_node_cluster["env"], capture_output=True, text=True, timeout=120)
     assert nodes.stdout.strip().splitlines()[-1] == "2", nodes.stderr[-2000:]
+    no_token = {k: v for k, v in two_node_cluster["env"].items() if not k.startswith("RAY_AUTH")}
+    refused = subprocess.run([RAY, "job", "list", f"--address={two_node_cluster['dashboard']}"],
+                             env=no_token | {"HOME": two_node_cluster["temp_dir"]}, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "Missing authentication token" in refused.stderr, refused.stderr[-2000:]
 
     tuned = _submit(two_node_cluster, runtime_env, "tune", "--pipeline", pipeline, "--gold-version", str(gold.version),
                     "--conf", "tune.num_samples=4", "--conf", "tune.rounds_scale=0.2", "--conf", "tune.max_concurrent_trials=2")

@@ -12,6 +12,8 @@
   lakeray run       pipelines/churn.yaml             the whole lifecycle once, ingest -> champion
   lakeray demo                                      both bundled pipelines end to end, then churn's
                                                     closed loop (serve, shift, drift, retrain, hot swap)
+  lakeray reset     --pipeline ... [--stage ingest|prepare|all] [--source S] [--dry-run]
+                                                    remove a stage's tables and checkpoints to start it over
   lakeray spark-args                                --jars/--packages for spark-submit
 """
 
@@ -49,29 +51,58 @@ def setup_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def log_level(value: str) -> str:
+    """--log-level: a logging level name, any case (argparse reports anything else, exit 2)."""
+    if not isinstance(logging.getLevelName(value.upper()), int):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+    return value.upper()
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return number
+
+
 def _common(parser: argparse.ArgumentParser, pipeline: bool = True) -> None:
     if pipeline:
         parser.add_argument("--pipeline", required=True, help="pipeline spec, e.g. pipelines/churn.yaml")
     parser.add_argument("--env", default=None, help="conf overlay: conf/<env>/ (default $LAKERAY_ENV or 'local')")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", type=log_level)
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. --conf tune.num_samples=8 (value parsed as YAML; repeatable)")
 
 
 def conf_overrides(pairs: list[str]) -> dict:
     """--conf a.b=1 --conf a.c=x -> {"a": {"b": 1, "c": "x"}}."""
+    import yaml
+
     from lakeray.yamlio import load_yaml
 
     out: dict = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key or any(not part for part in key.split(".")):
+        if not sep or not key or any(not part.strip() for part in key.split(".")):
             raise ConfigError(f"--conf {pair!r}: expected KEY=VALUE with a dotted key, e.g. tune.num_samples=8")
+        try:
+            value = load_yaml(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--conf {pair!r}: the value is not valid YAML ({exc.problem or exc}); "
+                              "quote it, e.g. --conf 'KEY=\"text\"'") from None
         node = out
         *parents, leaf = key.split(".")
-        for part in parents:
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
-        node[leaf] = load_yaml(raw) if raw else ""
+            if not isinstance(node, dict):
+                raise ConfigError(f"--conf {pair!r}: {'.'.join(parents[:depth + 1])} was set to a value by an "
+                                  "earlier --conf, so it has no keys")
+        if isinstance(node.get(leaf), dict) and not isinstance(value, dict):
+            raise ConfigError(f"--conf {pair!r}: an earlier --conf set keys under {key}")
+        node[leaf] = value
     return out
 
 
@@ -79,7 +110,7 @@ def _load(args, paths: dict | None = None) -> Settings:
     overrides = conf_overrides(getattr(args, "conf", []))
     if paths:
         overrides.setdefault("paths", {}).update(paths)
-    return load_settings(args.env, overrides=overrides)
+    return load_settings(args.env, overrides=overrides, overrides_source="--conf")
 
 
 def _job(parser: argparse.ArgumentParser) -> None:
@@ -94,10 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="validate pipeline specs")
     p.add_argument("specs", nargs="+")
-    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--log-level", default="WARNING", type=log_level)
     p = sub.add_parser("generate", help="write the bundled data of a pipeline into its landing area")
     _common(p)
-    p.add_argument("--rows", type=int, default=None, help="entities to generate (default: demo size)")
+    p.add_argument("--rows", type=positive_int, default=None, help="entities to generate (default: demo size)")
     p.add_argument("--seed", type=int, default=42)
     p = sub.add_parser("ingest", help="silos -> bronze Delta tables")
     _job(p)
@@ -127,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-loop", action="store_true", help="stop at the champions (skip churn's serve/drift/retrain loop)")
     p.add_argument("--pipeline", action="append", default=None, help=f"default: {' '.join(DEFAULT_PIPELINES)}")
     p.add_argument("--smoke-test", action="store_true", help="small data")
+    p = sub.add_parser("reset", help="remove a stage's Delta tables and streaming checkpoints so it starts over")
+    _common(p)
+    p.add_argument("--stage", choices=("ingest", "prepare", "all"), default="all",
+                   help="ingest: bronze + checkpoints; prepare: silver, gold, quarantine; all: both (default)")
+    p.add_argument("--source", action="append", default=[], help="only these sources (repeatable or comma-separated)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     p = sub.add_parser("spark-args", help="print the spark-submit arguments that add lakeray's JVM jars")
     _common(p, pipeline=False)
     return parser
@@ -251,11 +288,14 @@ def cmd_serve(args) -> int:
     from lakeray.serve.app import deploy
 
     settings = _load(args)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)   # `kill` stops it like Ctrl-C: cleanly
     with ray_session(settings):
+        # after ray.init, which installs its own SIGTERM handler (and Ray's core worker a stack
+        # dumper): `kill` and Ctrl-C both raise KeyboardInterrupt here and stop Serve cleanly
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.default_int_handler)
         try:
             url = deploy(args.pipeline, settings)
-            log.info("serving %s at %s (POST /predict, /predict/batch; GET /healthz, /docs); Ctrl-C stops", args.pipeline, url)
+            log.info("serving %s at %s (POST /predict, /predict/batch; GET /healthz, /docs); Ctrl-C or SIGTERM stops", args.pipeline, url)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
@@ -271,6 +311,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_reset(args) -> int:
+    from lakeray.lakehouse.reset import run_reset
+    from lakeray.spec import load_spec
+
+    sources = [s.strip() for arg in args.source for s in arg.split(",") if s.strip()] or None
+    for line in run_reset(_load(args), load_spec(args.pipeline), args.stage, sources, dry_run=args.dry_run):
+        sys.stdout.write(line + "\n")
+    return 0
+
+
 def cmd_spark_args(args) -> int:
     from lakeray.spark import spark_submit_args
 
@@ -283,6 +333,7 @@ COMMANDS = {
     "prepare": lambda a: _run_stage(a, "prepare"), "tune": lambda a: _run_stage(a, "tune"),
     "train": lambda a: _run_stage(a, "train"), "evaluate": lambda a: _run_stage(a, "evaluate"),
     "drift": cmd_drift, "serve": cmd_serve, "run": cmd_run, "demo": cmd_demo, "spark-args": cmd_spark_args,
+    "reset": cmd_reset,
 }
 
 
@@ -294,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     except LakerayError as exc:
         log.error("%s", exc)
         return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from lakeray.yamlio import load_yaml
+from pydantic import ValidationError
 
 from lakeray.errors import ConfigError
+from lakeray.yamlio import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,13 @@ def _interpolate(value: Any, where: str, source: Path) -> Any:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = load_yaml(path.read_text()) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
@@ -94,17 +98,99 @@ class Settings(dict):
         return str(p if p.is_absolute() else (self.root / p).resolve())
 
 
-def load_settings(env: str | None = None, root: Path | None = None, overrides: dict | None = None) -> Settings:
+def _has(data: Any, path: tuple) -> bool:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _data_path(merged: dict, loc: tuple) -> tuple:
+    """The part of pydantic's error location that names keys of the settings (dropping the
+    tags it adds for union branches, e.g. ('serve', 'max_body_bytes', 'int'))."""
+    path, node = [], merged
+    for part in loc:
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(part)
+            node = node[part]
+        else:
+            break
+    return tuple(path)
+
+
+def _key(path: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _source(layers: list[tuple[str, dict]], path: tuple, unknown: bool) -> str:
+    """Which layer a bad key came from: the last that sets it (its value won the merge); for an
+    unknown key, every layer that has it."""
+    for cut in range(len(path), 0, -1):
+        having = [name for name, data in layers if _has(data, path[:cut])]
+        if having:
+            return ", ".join(having) if unknown else having[-1]
+    return "settings"
+
+
+def _problems(exc: ValidationError, layers: list[tuple[str, dict]], merged: dict) -> list[str]:
+    found: dict[tuple, list[str]] = {}          # one line per key; a union's branches joined with "or"
+    for err in exc.errors():
+        path = _data_path(merged, err["loc"])
+        if err["type"] == "extra_forbidden":
+            found.setdefault((path, True), [])
+            continue
+        msg = "expected a mapping of settings" if err["type"] in ("model_type", "dict_type") else err["msg"]
+        found.setdefault((path, False), []).append(msg)
+    problems = []
+    for (path, unknown), msgs in found.items():
+        where, key = _source(layers, path, unknown), _key(path)
+        if unknown:
+            problems.append(f"{where}: setting '{key}' is unknown: a typo? (lakeray's settings are the keys "
+                            f"of conf/base/{CONF_FILE}, declared in lakeray/settings_model.py)")
+            continue
+        value = merged
+        for part in path:
+            value = value[part]
+        if any(m.startswith("Input should be a valid number") for m in msgs):    # int | float: say "number"
+            msgs = [m for m in msgs if not m.startswith("Input should be a valid integer")]
+        got = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+        problems.append(f"{where}: setting '{key}': {' or '.join(dict.fromkeys(msgs))}{got}")
+    return problems
+
+
+def validate_settings(merged: dict, layers: list[tuple[str, dict]]) -> dict:
+    """The merged settings checked against lakeray.settings_model, values coerced to their
+    declared types; ConfigError lists every problem with the file (or --conf) it came from."""
+    from lakeray.settings_model import SettingsModel
+
+    try:
+        model = SettingsModel.model_validate(merged)
+    except ValidationError as exc:
+        problems = _problems(exc, layers, merged)
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"invalid settings ({len(problems)} problem(s)):\n{lines}") from None
+    return model.model_dump(exclude_unset=True)
+
+
+def load_settings(env: str | None = None, root: Path | None = None, overrides: dict | None = None,
+                  overrides_source: str = "--conf") -> Settings:
+    """conf/base + conf/<env> + `overrides` (the command line's --conf), validated and typed.
+    `overrides_source` names the overrides in error messages."""
     root = Path(root) if root else project_root()
     env = env or os.environ.get("LAKERAY_ENV", "local")
     base_file = root / "conf" / "base" / CONF_FILE
-    merged = _interpolate(_read_yaml(base_file), "", base_file)
+    base = _interpolate(_read_yaml(base_file), "", base_file)
     overlay_file = root / "conf" / env / CONF_FILE
     if not overlay_file.is_file():
         known = sorted(p.name for p in (root / "conf").iterdir() if p.is_dir() and p.name != "base")
         raise ConfigError(f"unknown environment '{env}': no {overlay_file} (known: {', '.join(known)})")
-    merged = deep_merge(merged, _interpolate(_read_yaml(overlay_file), "", overlay_file))
-    merged = deep_merge(merged, overrides or {})
+    overlay = _interpolate(_read_yaml(overlay_file), "", overlay_file)
+    if not isinstance(overrides or {}, dict):
+        raise ConfigError(f"{overrides_source}: expected a mapping of settings, got {overrides!r}")
+    merged = deep_merge(deep_merge(base, overlay), overrides or {})
+    layers = [(str(base_file), base), (str(overlay_file), overlay), (overrides_source, overrides or {})]
+    merged = validate_settings(merged, layers)
     for key in ("landing", "lakehouse", "checkpoints"):
         if not merged.get("paths", {}).get(key):
             raise ConfigError(f"{overlay_file}: setting 'paths.{key}' is empty")

@@ -42,7 +42,7 @@ def test_calibration_table_and_ece():
 
 def test_fairness_audit_by_hand():
     groups = np.array(["a", "a", "b", "b", "a", "b", "a", "b"])
-    f = fairness_audit(Y, P, groups)
+    f = fairness_audit(Y, P, groups, min_group=1)
     # a: rows 0,1,4,6 -> preds 1,1,0,1 (selection 0.75), positives 0,1,6 all predicted -> TPR 1.0
     # b: rows 2,3,5,7 -> preds 0,1,0,0 (selection 0.25), positive row 2 missed -> TPR 0.0
     assert f["groups"]["a"]["selection_rate"] == 0.75 and f["groups"]["b"]["selection_rate"] == 0.25

@@ -74,8 +74,11 @@ def test_bad_input_auth_and_size_are_4xx_never_500(served, easy_spec, ml):
     assert status == 422 and "tenure_mnths" in json.dumps(body)
     assert _call(f"{served['url']}/predict", rows[0])[0] == 401
     assert _call(f"{served['url']}/predict", rows[0], {"x-api-key": "wrong"})[0] == 401
-    status, body = _call(f"{served['url']}/predict/batch", b"x" * (1024 * 1024 + 1), auth)
-    assert status == 413 and "exceeds" in body["detail"]
+    from lakeray.serve.schema import max_body_bytes
+
+    limit = max_body_bytes(easy_spec, ml["settings"]["serve"])
+    status, body = _call(f"{served['url']}/predict/batch", b"x" * (limit + 1), auth)
+    assert status == 413 and "exceeds serve.max_body_bytes" in body["detail"]
     assert _call(f"{served['url']}/predict/batch", {"rows": []}, auth)[0] == 422
     status, health = _call(f"{served['url']}/healthz")                # open, no key needed
     assert status == 200 and health["model_version"] == "1"

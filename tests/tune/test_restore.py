@@ -47,7 +47,7 @@ def test_killed_search_resumes_without_rerunning_finished_trials(churn_world, ra
                             gold.path, str(gold.version)], env=env, capture_output=True, text=True, timeout=600)
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
     assert "crash point tune.trial_complete reached" in child.stderr
-    experiments = sorted((tmp_path / "ray_storage").iterdir())
+    experiments = sorted(p for p in (tmp_path / "ray_storage").iterdir() if p.is_dir())   # not the Ray token file
     assert experiments       # one Tune experiment per family searched so far
 
     finished_before = {}

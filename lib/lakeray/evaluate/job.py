@@ -20,8 +20,8 @@ import numpy as np
 
 from lakeray.errors import GateError
 from lakeray.evaluate.baseline import fit_baseline
-from lakeray.evaluate.metrics import calibration, fairness_audit
-from lakeray.evaluate.report import evaluation_images, render_report, write_report
+from lakeray.evaluate.metrics import MIN_GROUP_SIZE, calibration, fairness_audit, group_labels
+from lakeray.evaluate.report import evaluation_images, fairness_tables, render_report, write_report
 from lakeray.evaluate.scoring import score_files, scores_of, split_files
 from lakeray.features.handoff import load_splits
 from lakeray.models.bundle import MODEL_FILE, load_bundle
@@ -34,20 +34,24 @@ from lakeray.spec import PipelineSpec
 log = logging.getLogger(__name__)
 
 
-def group_audit(task: str, metric: str, y, scores, groups, threshold: float) -> dict:
-    """Binary: selection rate / TPR parity (fairness_audit). Other tasks: the metric per group."""
+def group_audit(task: str, metric: str, y, scores, groups, threshold: float, min_group: int = MIN_GROUP_SIZE) -> dict:
+    """Binary: selection rate / TPR parity (fairness_audit). Other tasks: the metric per group.
+    Groups under `min_group` rows are reported apart and left out of the gap."""
     if task == "binary":
-        return fairness_audit(y, scores, groups, threshold)
-    groups = np.asarray(groups).astype(str)
+        return fairness_audit(y, scores, groups, threshold, min_group)
+    labels = group_labels(groups)
     per_group = {}
-    for g in sorted(set(groups)):
-        m = groups == g
+    for g in sorted(set(labels.tolist())):
+        m = labels == g
         try:
             per_group[g] = {"count": int(m.sum()), metric: all_metrics(task, y[m], scores[m])[metric]}
         except ValueError:
             per_group[g] = {"count": int(m.sum()), metric: None}
-    values = [v[metric] for v in per_group.values() if v[metric] is not None]
-    return {"groups": per_group, f"{metric}_gap": float(max(values) - min(values)) if values else 0.0}
+    small = {g for g, v in per_group.items() if v["count"] < min_group}
+    values = [v[metric] for g, v in per_group.items() if g not in small and v[metric] is not None]
+    return {"groups": {g: v for g, v in per_group.items() if g not in small},
+            "small_groups": {g: v for g, v in per_group.items() if g in small}, "min_group_size": int(min_group),
+            f"{metric}_gap": float(max(values) - min(values)) if len(values) > 1 else None}
 
 
 def _ray_for_dask() -> bool:
@@ -106,8 +110,9 @@ def run_evaluate_job(spec: PipelineSpec, settings, *, train_run_id: str | None =
     metrics = {name: all_metrics(spec.task, y, scores_of(scored, name), thresholds[name]) for name in scorers}
     cand_scores = scores_of(scored, "candidate")
     calib = calibration(y, cand_scores, int(conf.get("calibration_bins", 10))) if spec.task == "binary" else None
-    fairness = {a: group_audit(spec.task, spec.metric.primary, y, cand_scores, scored[a].to_numpy(), candidate.threshold)
-                for a in spec.sensitive_attributes}
+    min_group = int(conf.get("fairness_min_group", MIN_GROUP_SIZE))
+    fairness = {a: group_audit(spec.task, spec.metric.primary, y, cand_scores, scored[a].to_numpy(), candidate.threshold,
+                               min_group) for a in spec.sensitive_attributes}
     checks = gate_checks(spec, metrics["candidate"], metrics["baseline"], metrics.get("champion"))
     passed = all(c.passed for c in checks)
     lineage = {"pipeline": spec.name, "train_run_id": train_run.info.run_id, "gold_path": gold_path,
@@ -123,7 +128,7 @@ def run_evaluate_job(spec: PipelineSpec, settings, *, train_run_id: str | None =
                          summary={"verdict": "PROMOTE" if passed else "REJECT", "metric": spec.metric.primary,
                                   "test rows": len(y), "evaluated at": dt.datetime.now(dt.timezone.utc).isoformat()},
                          metrics=metrics, gate=[c.as_dict() for c in checks],
-                         tables={"calibration": (calib or {}).get("bins", [])})
+                         tables={"calibration": (calib or {}).get("bins", []), **fairness_tables(fairness)})
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     report = write_report(html, Path(settings.path("models")) / spec.name / "reports" / f"evaluate-{stamp}.html")
     run_tags = {**lineage_tags(tags.get(f"{TAG}spec_hash", ""), gold_path, version),

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from lakeray.errors import LakerayError
+from lakeray.features.values import category_keys, missing_mask
 
 
 def binary_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict:
@@ -64,15 +65,38 @@ def calibration(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict:
     return {"bins": table, "ece": float(ece)}
 
 
-def fairness_audit(y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, threshold: float = 0.5) -> dict:
+MISSING_GROUP = "(missing)"
+MIN_GROUP_SIZE = 30
+
+
+def group_labels(values) -> np.ndarray:
+    """Canonical group names for a sensitive attribute, whatever the reader's dtype: the category
+    text (1, 1.0 and Int64 1 are all "1"), and one group named MISSING_GROUP for None, NaN and pd.NA."""
+    keys = category_keys(values)
+    keys[missing_mask(keys)] = MISSING_GROUP
+    return keys.astype(str)
+
+
+def _parity(per_group: dict, small: set, key: str) -> float | None:
+    """Largest minus smallest `key` over the groups big enough to count; None below two such groups."""
+    values = [v[key] for g, v in per_group.items() if g not in small and v[key] is not None]
+    return float(max(values) - min(values)) if len(values) > 1 else None
+
+
+def fairness_audit(y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, threshold: float = 0.5,
+                   min_group: int = MIN_GROUP_SIZE) -> dict:
     """Per-group selection rate, true-positive rate and metrics; demographic-parity and
-    equal-opportunity differences (largest minus smallest across groups)."""
+    equal-opportunity differences (largest minus smallest across groups).
+
+    Groups of fewer than `min_group` rows are reported apart (`small_groups`, with their counts and
+    rates) and left out of the differences, which are None when fewer than two groups are big enough.
+    Null values are a group of their own, MISSING_GROUP."""
     y_true = np.asarray(y_true).astype(int)
     pred = (np.asarray(proba) >= threshold).astype(int)
-    groups = np.asarray(groups).astype(str)
+    labels = group_labels(groups)
     per_group = {}
-    for g in sorted(set(groups)):
-        m = groups == g
+    for g in sorted(set(labels.tolist())):
+        m = labels == g
         positives = y_true[m] == 1
         per_group[g] = {
             "count": int(m.sum()),
@@ -80,10 +104,11 @@ def fairness_audit(y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, th
             "true_positive_rate": float(pred[m][positives].mean()) if positives.any() else None,
             "accuracy": float((pred[m] == y_true[m]).mean()),
         }
-    rates = [v["selection_rate"] for v in per_group.values()]
-    tprs = [v["true_positive_rate"] for v in per_group.values() if v["true_positive_rate"] is not None]
+    small = {g for g, v in per_group.items() if v["count"] < min_group}
     return {
-        "groups": per_group,
-        "demographic_parity_difference": float(max(rates) - min(rates)),
-        "equal_opportunity_difference": float(max(tprs) - min(tprs)) if len(tprs) > 1 else 0.0,
+        "groups": {g: v for g, v in per_group.items() if g not in small},
+        "small_groups": {g: v for g, v in per_group.items() if g in small},
+        "min_group_size": int(min_group),
+        "demographic_parity_difference": _parity(per_group, small, "selection_rate"),
+        "equal_opportunity_difference": _parity(per_group, small, "true_positive_rate"),
     }

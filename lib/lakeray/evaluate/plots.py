@@ -104,11 +104,13 @@ def importance_png(importance: dict[str, float], top: int = 20) -> bytes:
 
 def group_bars_png(fairness: dict[str, dict]) -> bytes:
     """Per sensitive attribute (one subplot each), grouped bars of the per-group rate metrics
-    from `{attribute: metrics.fairness_audit(...)}`; `count` and missing (None) values are left out."""
+    from `{attribute: metrics.fairness_audit(...)}`; `count` and missing (None) values are left out;
+    groups too small for the parity differences are drawn too, labelled with their row count."""
     attributes = list(fairness)
     fig, axes = _figure(7, 3.5 * max(1, len(attributes)), nrows=max(1, len(attributes)), squeeze=False)
     for ax, attribute in zip(axes[:, 0], attributes):
-        groups = fairness[attribute].get("groups", {})
+        small = fairness[attribute].get("small_groups", {})
+        groups = {**fairness[attribute].get("groups", {}), **small}
         names = list(groups)
         metric_names = [k for k in next(iter(groups.values()), {}) if k != "count"]
         width = 0.8 / max(1, len(metric_names))
@@ -116,7 +118,8 @@ def group_bars_png(fairness: dict[str, dict]) -> bytes:
             values = [groups[g].get(metric) for g in names]
             ax.bar(np.arange(len(names)) + i * width, [np.nan if v is None else v for v in values],
                    width, label=metric.replace("_", " "))
-        ax.set_xticks(np.arange(len(names)) + width * (len(metric_names) - 1) / 2, names)
+        labels = [f"{g}\n(n={groups[g].get('count')}, too few)" if g in small else g for g in names]
+        ax.set_xticks(np.arange(len(names)) + width * (len(metric_names) - 1) / 2, labels)
         dpd = fairness[attribute].get("demographic_parity_difference")
         suffix = f" (DP diff={dpd:.3f})" if isinstance(dpd, (int, float)) else ""
         ax.set(title=f"Group metrics by {attribute}{suffix}", xlabel=str(attribute), ylabel="Rate", ylim=(0, 1.25))

@@ -119,6 +119,28 @@ def render_report(*, title: str, summary: dict, metrics: dict[str, dict], gate: 
     return "\n".join(parts)
 
 
+def fairness_tables(fairness: Mapping[str, Mapping]) -> dict[str, list[dict]]:
+    """Report tables for `{attribute: fairness_audit(...) or group_audit(...)}`: one summary row per
+    attribute (the differences are over groups of at least min_group_size rows only), then every
+    group per attribute, the small ones marked as left out of the differences."""
+    if not fairness:
+        return {}
+    summary, tables = [], {}
+    for attribute, audit in fairness.items():
+        groups, small = dict(audit.get("groups", {})), dict(audit.get("small_groups", {}))
+        minimum = audit.get("min_group_size")
+        row = {"attribute": attribute, "min group size": minimum, "groups compared": len(groups),
+               "small groups (rows)": ", ".join(f"{g} ({v.get('count')})" for g, v in small.items()) or "none"}
+        for key, value in audit.items():
+            if key.endswith("_difference") or key.endswith("_gap"):
+                row[key] = value if value is not None else "n/a: fewer than 2 groups of enough rows"
+        summary.append(row)
+        tables[f"fairness by group: {attribute}"] = [
+            {"group": g, **v, "in differences": "yes" if g in groups else f"no: {v.get('count')} rows < {minimum}"}
+            for g, v in [*groups.items(), *small.items()]]
+    return {"fairness": summary, **tables}
+
+
 def write_report(html_text: str, path: str | Path) -> Path:
     """Write the page as UTF-8, creating parent folders; returns the path."""
     path = Path(path)

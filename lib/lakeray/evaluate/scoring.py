@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lakeray.errors import LakerayError
+from lakeray.evaluate.metrics import group_labels
 
 log = logging.getLogger(__name__)
 UNSUPPORTED_READER_FEATURES = {"deletionVectors", "columnMapping"}
@@ -52,8 +53,8 @@ def _score_partition(frame: pd.DataFrame, scorers: dict, target_encoder, target:
                 out[f"{name}__{k}"] = scores[:, k]
         else:
             out[name] = scores
-    for column in keep:
-        out[column] = frame[column].astype(str)
+    for column in keep:   # group names: one "(missing)" for None, NaN and pd.NA alike
+        out[column] = group_labels(frame[column])
     return out
 
 

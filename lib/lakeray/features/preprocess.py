@@ -5,6 +5,10 @@ scoring and serving time, so there is no training/serving skew. Numeric features
 with the training median (and optionally standardised, for linear models); categorical
 features are one-hot encoded over the training vocabulary, with an `__other__` column for
 values never seen in training; boolean features become 0/1 with the training mode for nulls.
+
+Missing means the same in every reader's frame (None, NaN, pd.NA; object, `string[pyarrow]`,
+`category`, ArrowDtype, nullable dtypes): see lakeray.features.values. Non-finite numbers
+(inf, -inf) are missing too, and the matrix is always finite float32.
 """
 
 from __future__ import annotations
@@ -12,16 +16,44 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lakeray.errors import LakerayError
+from lakeray.features.values import (FLOAT32_MAX, boolean_values, category_key, category_keys, missing_mask,
+                                     numeric_values)
 from lakeray.spec.models import PipelineSpec
 
 OTHER = "__other__"
 FORMAT = "lakeray.feature_pipeline/v1"
+_LEGACY_FLOAT = re.compile(r"^-?[0-9]+\.0$")
+
+
+def _lookup(entries: list[str]) -> dict[str, str]:
+    """Canonical key -> stored entry, for entries stored before keys were canonical
+    (a float category 1.0 was stored as "1.0"; its key is now "1")."""
+    out = {e: e for e in entries}
+    for entry in entries:
+        if _LEGACY_FLOAT.match(entry):
+            out.setdefault(category_key(float(entry)), entry)
+    return out
+
+
+def _as_entries(keys: np.ndarray, entries: list[str]) -> np.ndarray:
+    lookup = _lookup(entries)
+    if len(lookup) == len(entries):
+        return keys
+    return np.array([lookup.get(k, k) if k is not None else None for k in keys.tolist()], dtype=object)
+
+
+def encode_categories(keys: np.ndarray, vocab: list[str]) -> np.ndarray:
+    """Index of each key in `vocab`; len(vocab) (the __other__ column) for unseen and missing keys."""
+    codes = pd.Categorical(_as_entries(keys, vocab), categories=vocab).codes.astype(np.int64)
+    codes[codes < 0] = len(vocab)
+    return codes
 
 
 @dataclasses.dataclass
@@ -45,20 +77,22 @@ class FeaturePipeline:
         for name, kind in features.items():
             col = train[name]
             if kind == "numeric":
-                values = pd.to_numeric(col, errors="coerce").astype(float)
-                median = values.median()
-                pipe.medians[name] = 0.0 if math.isnan(median) else float(median)
-                filled = values.fillna(pipe.medians[name])
-                pipe.means[name] = float(filled.mean())
-                std = float(filled.std(ddof=0))
-                pipe.stds[name] = std if std > 0 else 1.0
+                values = numeric_values(col)
+                present = values[~np.isnan(values)]
+                pipe.medians[name] = float(np.median(present)) if len(present) else 0.0
+                filled = np.where(np.isnan(values), pipe.medians[name], values)
+                pipe.means[name] = float(filled.mean()) if len(filled) else 0.0
+                std = float(filled.std()) if len(filled) else 0.0
+                pipe.stds[name] = std if std > 0 and math.isfinite(std) else 1.0
             elif kind == "categorical":
-                counts = col.dropna().astype(str).value_counts()
+                keys = category_keys(col)
+                counts = pd.Series(keys[~missing_mask(keys)], dtype=object).value_counts()
                 top = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable").index[:max_categories]
                 pipe.vocab[name] = sorted(top)
             else:
-                mode = col.dropna().astype(bool).mode()
-                pipe.modes[name] = float(mode.iloc[0]) if len(mode) else 0.0
+                flags = boolean_values(col)
+                ones, zeros = int((flags == 1).sum()), int((flags == 0).sum())
+                pipe.modes[name] = 1.0 if ones > zeros else 0.0       # a tie (or no value) is False, as before
         return pipe
 
     # -- applying (any split, batch scoring, serving)
@@ -76,28 +110,27 @@ class FeaturePipeline:
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise LakerayError(f"input lacks feature column(s): {', '.join(missing)}")
+        rows = len(frame)
         blocks = []
         for name, kind in self.features.items():
             col = frame[name]
             if kind == "numeric":
-                values = pd.to_numeric(col, errors="coerce").astype(float).fillna(self.medians[name]).to_numpy()
+                values = numeric_values(col)
+                values = np.where(np.isnan(values), self.medians[name], values)
                 if self.standardize:
                     values = (values - self.means[name]) / self.stds[name]
                 blocks.append(values[:, None])
             elif kind == "categorical":
                 vocab = self.vocab[name]
-                index = {v: i for i, v in enumerate(vocab)}
-                codes = np.array([index.get(str(v), len(vocab)) if v is not None and v == v else len(vocab)
-                                  for v in col], dtype=np.int64)
-                onehot = np.zeros((len(col), len(vocab) + 1), dtype=np.float32)
-                onehot[np.arange(len(col)), codes] = 1.0
+                onehot = np.zeros((rows, len(vocab) + 1), dtype=np.float32)
+                onehot[np.arange(rows), encode_categories(category_keys(col), vocab)] = 1.0
                 blocks.append(onehot)
             else:
-                values = col.astype("float64").fillna(self.modes[name]).to_numpy() if len(col) else np.zeros(0)
-                blocks.append(values[:, None])
+                flags = boolean_values(col)
+                blocks.append(np.where(np.isnan(flags), self.modes[name], flags)[:, None])
         if not blocks:
-            return np.zeros((len(frame), 0), dtype=np.float32)
-        return np.hstack(blocks).astype(np.float32)
+            return np.zeros((rows, 0), dtype=np.float32)
+        return np.clip(np.hstack(blocks), -FLOAT32_MAX, FLOAT32_MAX).astype(np.float32)
 
     # -- storage: JSON, never pickle
     def to_json(self) -> str:
@@ -114,6 +147,10 @@ class FeaturePipeline:
         return cls(**data)
 
 
+def _examples(values: pd.Series, limit: int = 3) -> str:
+    return ", ".join(repr(v) for v in values.head(limit).tolist())
+
+
 @dataclasses.dataclass
 class TargetEncoder:
     """The target as the model sees it: 0/1 for binary, class index for multiclass, float otherwise."""
@@ -128,24 +165,39 @@ class TargetEncoder:
             positive = spec.positive_label if spec.positive_label is not None else True
             return cls("binary", positive=positive)
         if spec.task == "multiclass":
-            return cls("multiclass", classes=sorted(train_target.dropna().astype(str).unique().tolist()))
+            keys = category_keys(train_target)
+            return cls("multiclass", classes=sorted(set(keys[~missing_mask(keys)].tolist())))
         return cls("regression")
 
     def transform(self, target: pd.Series) -> np.ndarray:
-        if target.isna().any():
-            raise LakerayError(f"target has {int(target.isna().sum())} null value(s); gold should have none")
+        target = target if isinstance(target, pd.Series) else pd.Series(target)
+        nulls = int(missing_mask(target).sum())
+        if nulls:
+            raise LakerayError(f"target has {nulls} null value(s); gold should have none")
         if self.task == "binary":
-            positive = self.positive
-            if isinstance(positive, bool):
-                return target.astype(bool).eq(positive).astype(np.float32).to_numpy()
-            return target.astype(str).str.lower().eq(str(positive).lower()).astype(np.float32).to_numpy()
+            if isinstance(self.positive, bool):
+                flags = boolean_values(target)
+                if np.isnan(flags).any():
+                    raise LakerayError(f"target has {int(np.isnan(flags).sum())} value(s) that are not booleans "
+                                       f"(e.g. {_examples(target[np.isnan(flags)])}); name the positive class "
+                                       "with positive_label in the spec")
+                return (flags == float(self.positive)).astype(np.float32)
+            wanted = str(category_key(self.positive)).lower()
+            keys = pd.Series(category_keys(target), dtype=object)
+            return keys.str.lower().eq(wanted).to_numpy(dtype=np.float32)
         if self.task == "multiclass":
-            index = {c: i for i, c in enumerate(self.classes)}
-            unknown = sorted(set(target.astype(str)) - set(index))
-            if unknown:
-                raise LakerayError(f"target classes not seen in training: {unknown}")
-            return target.astype(str).map(index).astype(np.float32).to_numpy()
-        return target.astype(float).to_numpy(dtype=np.float32)
+            keys = _as_entries(category_keys(target), self.classes)
+            codes = pd.Categorical(keys, categories=self.classes).codes
+            if (codes < 0).any():
+                raise LakerayError(f"target classes not seen in training: {sorted(set(keys[codes < 0].tolist()))[:20]}")
+            return codes.astype(np.float32)
+        values = pd.to_numeric(target, errors="coerce").to_numpy(dtype="float64", na_value=np.nan) \
+            if len(target) else np.zeros(0)
+        bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
+        if bad.any():
+            raise LakerayError(f"target has {int(bad.sum())} value(s) that are not finite numbers "
+                               f"(e.g. {_examples(target[bad])})")
+        return values.astype(np.float32)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)

@@ -1,26 +1,33 @@
-"""File silos (CSV, JSON, Parquet drops) into bronze, each file exactly once.
+"""File silos (CSV, JSON, Parquet drops) into bronze, each file exactly once, bad files set aside.
 
-A Structured Streaming file source with a checkpoint and an available-now trigger finds the
-files that arrived since the last run. Each micro-batch is appended to Delta with an
-idempotent write (txnAppId + txnVersion = batch id): if the job dies after the Delta commit
-but before the stream's checkpoint commit, the replayed batch is skipped by Delta.
+A Structured Streaming file source (format binaryFile, only names and sizes are read) with a
+checkpoint and an available-now trigger finds the files that arrived since the last run. Each
+micro-batch names its files; each is screened (lakeray.ingest.screen: CSV header, Parquet
+footer), the good ones are read with a batch reader (CSV columns mapped by header name) and
+appended to Delta with an idempotent write (txnAppId + txnVersion = batch id): if the job dies
+after the Delta commit but before the stream's checkpoint commit, the replayed batch is skipped
+by Delta. A file that fails is recorded in meta/rejected_files and the others go in.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import uuid
-from pathlib import Path
+import posixpath
+from functools import reduce
 
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
+from lakeray.errors import SourceError
 from lakeray.faults import crash_point
 from lakeray.ingest.metadata import with_ingest_metadata
+from lakeray.ingest.rejected import record_rejections
 from lakeray.ingest.schema import CORRUPT, bronze_read_schema, bronze_table_schema
-from lakeray.errors import SourceError
-from lakeray.lakehouse import commit_metrics_since, latest_version
+from lakeray.ingest.screen import Rejection, failed_read, has_header, screen_csv, screen_parquet
+from lakeray.ingest.state import (app_id as checkpoint_app_id, check_source_state, moved_landing_error,
+                                  record_landing, reset_hint)
+from lakeray.lakehouse import commit_metrics_since, fs, latest_version
 from lakeray.spec.models import Source
 
 log = logging.getLogger(__name__)
@@ -30,7 +37,10 @@ FORMAT_DEFAULTS = {
     "json": {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
     "parquet": {},
 }
-FILE_PATTERNS = {"csv": "*.csv", "json": "*.json", "parquet": "*.parquet"}
+# compressed text files (Hadoop picks the codec from the extension) are read like plain ones
+FILE_PATTERNS = {"csv": "*.{csv,csv.gz,csv.bz2}", "json": "*.{json,json.gz,json.bz2}", "parquet": "*.parquet"}
+LISTING_SCHEMA = T.StructType([T.StructField("path", T.StringType()), T.StructField("modificationTime", T.TimestampType()),
+                               T.StructField("length", T.LongType()), T.StructField("content", T.BinaryType())])
 
 
 @dataclasses.dataclass
@@ -38,48 +48,110 @@ class FileIngest:
     batches: int = 0
     rows: int = 0
     skipped_batches: int = 0
+    files: int = 0
+    rejected_files: int = 0
 
 
-def _app_id(checkpoint: str) -> str:
-    """A stable id for this checkpoint's writes; a new checkpoint gets a new id."""
-    marker = Path(checkpoint) / "lakeray_txn_app_id"
-    if marker.exists():
-        return marker.read_text().strip()
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    app_id = f"lakeray-{uuid.uuid4()}"
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(app_id)
-    os.replace(tmp, marker)
-    return app_id
-
-
-def read_stream(spark, source: Source, landing_path: str):
-    if not Path(landing_path).is_dir():
+def new_files_stream(spark, source: Source, landing_path: str):
+    """One row per landed file not seen by the checkpoint yet (its content is not read)."""
+    if not fs.is_dir(landing_path, spark):
         raise SourceError(f"landing folder {landing_path} does not exist (source path '{source.path}')")
-    options = {**FORMAT_DEFAULTS[source.format], **source.options, "pathGlobFilter": FILE_PATTERNS[source.format]}
-    return (
-        spark.readStream.format(source.format)
-        .schema(bronze_read_schema(source))
-        .options(**options)
-        .load(landing_path)
-    )
+    options = {**source.options, "pathGlobFilter": FILE_PATTERNS[source.format]}
+    return (spark.readStream.format("binaryFile").schema(LISTING_SCHEMA).options(**options)
+            .load(landing_path).select("path", "length"))
+
+
+def _glob_escaped(path: str) -> str:
+    """Readers glob their paths: a file named drop[1].csv must not be read as a pattern."""
+    for char in "\\[]{}*?":
+        path = path.replace(char, "\\" + char)
+    return path
+
+
+def _read(spark, source: Source, files: list[str], schema: T.StructType, columns: list[str]):
+    options = {**FORMAT_DEFAULTS[source.format], **source.options}
+    frame = spark.read.format(source.format).schema(schema).options(**options).load([_glob_escaped(f) for f in files])
+    return frame.select(*columns, F.col("_metadata.file_path").alias("_file_path"))
+
+
+def screen(spark, source: Source, files: list[str]) -> tuple[dict[tuple, list[str]], list[Rejection]]:
+    """Files grouped by the column order to read them with, and the rejected ones."""
+    declared = tuple(source.columns)
+    groups: dict[tuple, list[str]] = {}
+    rejected: list[Rejection] = []
+    for path in files:
+        order = declared
+        if source.format == "csv" and has_header(source):
+            outcome = screen_csv(spark, path, source)
+            if isinstance(outcome, Rejection):
+                rejected.append(outcome)
+                continue
+            order = tuple(outcome)
+        elif source.format == "parquet":
+            problem = screen_parquet(spark, path, source)
+            if problem is not None:
+                rejected.append(problem)
+                continue
+        groups.setdefault(order, []).append(path)
+    return groups, rejected
+
+
+def read_groups(spark, name: str, source: Source, groups: dict[tuple, list[str]], run_id: str):
+    """The accepted files' rows in bronze's shape, CSV columns mapped by header name; None if no file."""
+    read_schema = bronze_read_schema(source)
+    columns = [f.name for f in read_schema.fields]
+    frames = []
+    for order, files in groups.items():
+        if not files:
+            continue
+        if source.format == "csv":
+            schema = T.StructType([T.StructField(c, T.StringType()) for c in order] + [T.StructField(CORRUPT, T.StringType())])
+        else:
+            schema = read_schema
+        frames.append(_read(spark, source, files, schema, columns))
+    if not frames:
+        return None
+    frame = reduce(lambda a, b: a.unionByName(b), frames)
+    return with_ingest_metadata(frame, name, F.col("_file_path"), run_id).drop("_file_path")
 
 
 def ingest_files(spark, name: str, source: Source, landing_path: str, bronze_path: str,
-                 checkpoint: str, run_id: str) -> FileIngest:
-    """Append the files that arrived in `landing_path` since the last run to `bronze_path`."""
-    stream = read_stream(spark, source, landing_path)
-    stream = with_ingest_metadata(stream, name, F.col("_metadata.file_path"), run_id)
-    app_id = _app_id(checkpoint)
+                 checkpoint: str, run_id: str, *, rejected_path: str | None = None,
+                 pipeline: str | None = None) -> FileIngest:
+    """Append the files that arrived in `landing_path` since the last run to `bronze_path`;
+    files that cannot go in whole are recorded in `rejected_path` (default: beside bronze, meta/rejected_files)."""
+    rejected_path = rejected_path or fs.join(posixpath.dirname(posixpath.dirname(bronze_path)), "meta", "rejected_files")
+    check_source_state(spark, name, landing_path, bronze_path, checkpoint, pipeline)
+    stream = new_files_stream(spark, source, landing_path)
+    app_id = checkpoint_app_id(checkpoint, spark)
     stats = FileIngest()
 
-    def write_batch(batch_df, batch_id: int) -> None:
+    def write_batch(listing, batch_id: int) -> None:
+        files = list(dict.fromkeys(r["path"] for r in listing.collect()))
+        groups, rejected = screen(spark, source, files)
         before = latest_version(spark, bronze_path)
-        (batch_df.write.format("delta").mode("append")
-         .option("txnAppId", app_id).option("txnVersion", batch_id)
-         .option("userMetadata", f'{{"run_id": "{run_id}", "stream_batch": {batch_id}}}')
-         .save(bronze_path))
-        metrics = commit_metrics_since(spark, bronze_path, before)
+        metrics: dict | None = {}
+        while True:
+            frame = read_groups(spark, name, source, groups, run_id)
+            if frame is None:
+                break
+            try:
+                (frame.write.format("delta").mode("append")
+                 .option("txnAppId", app_id).option("txnVersion", batch_id)
+                 .option("userMetadata", f'{{"run_id": "{run_id}", "stream_batch": {batch_id}}}')
+                 .save(bronze_path))
+            except Exception as exc:   # a file Spark cannot read: set it aside, read the batch again
+                bad = failed_read(exc, [f for paths in groups.values() for f in paths])
+                if bad is None:
+                    raise
+                rejected.append(bad)
+                groups = {order: [f for f in paths if f != bad.file] for order, paths in groups.items()}
+                continue
+            metrics = commit_metrics_since(spark, bronze_path, before)
+            break
+        record_rejections(spark, rejected_path, name, rejected, run_id=run_id, batch_id=batch_id, app_id=app_id)
+        stats.rejected_files += len(rejected)
+        stats.files += len(files) - len(rejected)
         if metrics is None:
             stats.skipped_batches += 1
             log.warning("source %s: batch %d was already committed to bronze (replay after a crash): skipped",
@@ -96,10 +168,20 @@ def ingest_files(spark, name: str, source: Source, landing_path: str, bronze_pat
         .queryName(f"lakeray_ingest_{name}")
         .start()
     )
-    query.awaitTermination()
+    try:
+        query.awaitTermination()
+    except Exception as exc:
+        if "Wrong basePath" in str(exc):
+            raise moved_landing_error(pipeline, name, checkpoint, None, landing_path) from None
+        raise
+    record_landing(spark, checkpoint, landing_path)
     if latest_version(spark, bronze_path) is None:   # nothing has arrived yet: an empty table, not none
         from delta.tables import DeltaTable
 
         DeltaTable.createIfNotExists(spark).location(bronze_path).addColumns(bronze_table_schema(source)).execute()
         log.warning("source %s: no files in %s yet; bronze is an empty table", name, landing_path)
+    if stats.rejected_files:
+        log.warning("source %s: %d file(s) set aside, recorded in %s; fix each and land it under a new name "
+                    "(a file source never reads a name twice), or re-land everything and run %s",
+                    name, stats.rejected_files, rejected_path, reset_hint(pipeline, name))
     return stats

@@ -44,7 +44,8 @@ def run_ingest(spark, spec: PipelineSpec, settings: Settings, sources: list[str]
         source = spec.sources[name]
         bronze = lake.bronze(name)
         if source.is_file:
-            stats = ingest_files(spark, name, source, lake.landing(source.path), bronze, lake.checkpoint(name), run_id)
+            stats = ingest_files(spark, name, source, lake.landing(source.path, name), bronze, lake.checkpoint(name),
+                                 run_id, rejected_path=lake.rejected_files, pipeline=spec.name)
             added, detail = stats.rows, dataclasses.asdict(stats)
         else:
             added = ingest_jdbc(spark, name, source, bronze, run_id, fetchsize)

@@ -5,6 +5,7 @@
     until the label arrives; merged in by request id)
 
 Written in batches with delta-rs (no JVM in the serving path); read by the Spark drift job.
+A row that does not convert is mended (writable_row) rather than failing the rows beside it.
 """
 
 from __future__ import annotations
@@ -29,17 +30,56 @@ def inference_schema(spec: PipelineSpec) -> pa.Schema:
     ])
 
 
-def append_predictions(path: str, spec: PipelineSpec, rows: list[dict]) -> None:
-    """Append a batch of logged predictions (dicts with the schema's fields; date is derived)."""
-    from deltalake import write_deltalake
-
+def predictions_table(spec: PipelineSpec, rows: list[dict]) -> pa.Table:
+    """Logged predictions (dicts with the schema's fields; date, pipeline and label are filled
+    in) as an Arrow table of the inference-log schema. Raises if a value does not convert."""
     for row in rows:
         ts = row["ts"]
         row.setdefault("date", (ts if isinstance(ts, dt.datetime) else dt.datetime.fromisoformat(ts)).date().isoformat())
         row.setdefault("pipeline", spec.name)
         row.setdefault("label", None)
-    table = pa.Table.from_pylist(rows, schema=inference_schema(spec))
+    return pa.Table.from_pylist(rows, schema=inference_schema(spec))
+
+
+def append_table(path: str, table: pa.Table) -> None:
+    from deltalake import write_deltalake
+
     write_deltalake(path, table, mode="append", partition_by=["date"])
+
+
+def append_predictions(path: str, spec: PipelineSpec, rows: list[dict]) -> None:
+    """Append a batch of logged predictions (dicts with the schema's fields; date is derived)."""
+    append_table(path, predictions_table(spec, rows))
+
+
+def _mended_text(value: str) -> str:
+    """`value` as valid Unicode: lone surrogates (which UTF-8 cannot hold) become U+FFFD."""
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def writable_row(spec: PipelineSpec, row: dict) -> tuple[dict, list[str]] | None:
+    """A row that did not convert, mended field by field: text that is not valid Unicode gets
+    U+FFFD for the bad characters, any other value of the wrong type becomes null. Returns
+    (the mended row, the names of the fields changed), or None if the row still does not convert
+    (e.g. no usable ts): such a row is kept for an operator, never written half-right."""
+    fixed, changed = dict(row), []
+    for field in inference_schema(spec):
+        if field.name not in fixed or field.name == "date":
+            continue
+        value = fixed[field.name]
+        try:
+            pa.array([value], type=field.type)
+            continue
+        except Exception:
+            pass
+        mended = _mended_text(value) if isinstance(value, str) and pa.types.is_string(field.type) else None
+        fixed[field.name] = mended
+        changed.append(field.name)
+    try:
+        predictions_table(spec, [fixed])
+    except Exception:
+        return None
+    return fixed, changed
 
 
 def merge_labels(path: str, labels: dict[str, object]) -> dict:

@@ -19,13 +19,15 @@ from lakeray.lineage import lineage
 from lakeray.prepare.dataset import build_dataset, matched_column, output_columns
 from lakeray.prepare.dedupe import STATUS, classify
 from lakeray.prepare.quarantine import quarantine_rows
-from lakeray.prepare.split import SPLIT, assign_split
+from lakeray.prepare.split import (SPLIT, assign_split, hash_column_problems, size_problems, split_counts,
+                                   unlisted_problem, unlisted_rows)
 from lakeray.prepare.validate import RAW, VIOLATIONS, validate_rows, violation
 from lakeray.runs import append_run_metrics, metric_row, new_run_id
 from lakeray.spec.models import PipelineSpec, Source
 
 log = logging.getLogger(__name__)
 GOLD = "dataset"
+DEFAULT_MIN_SPLIT_ROWS = 20      # conf prepare.min_split_rows
 
 
 @dataclasses.dataclass
@@ -82,6 +84,26 @@ def _silver_columns(source: Source) -> list[str]:
     return [*source.columns, "_file", "_batch_id", "_ingested_at"]
 
 
+def _column_type(df: DataFrame, column: str) -> str:
+    return df.schema[column].dataType.simpleString()
+
+
+def _split_failures(clean: DataFrame, gold_rows: DataFrame, gold_staged: DataFrame, spec: PipelineSpec,
+                    settings: Settings) -> tuple[list[str], dict]:
+    """Checked before gold is written: every part big enough (on the assigned rows), a hash column with
+    enough distinct values (on the rows before assignment, whose own `split` column it may replace),
+    and (split.unlisted: refuse) no row a column split cannot place."""
+    min_rows = int(settings.get("prepare", {}).get("min_split_rows", DEFAULT_MIN_SPLIT_ROWS))
+    counts = split_counts(gold_rows)
+    log.info("prepare gold rows per split: %s", counts)
+    failures = [*size_problems(counts, min_rows), *hash_column_problems(clean, spec.split, spec.entity_key)]
+    if spec.split.method == "column" and spec.split.unlisted == "refuse":
+        problem = unlisted_problem(gold_staged, spec.split, _column_type(gold_staged, spec.split.column))
+        if problem:
+            failures.append(f"{problem} (split.unlisted: refuse)")
+    return failures, counts
+
+
 def _gold_stage(joined: DataFrame, spec: PipelineSpec) -> DataFrame:
     checks = [violation(F.col(matched_column(j)).isNull(), f"no_match:{j.source}", ",".join(j.on), F.lit(None))
               for j in spec.dataset.joins if j.how == "inner"]
@@ -89,6 +111,9 @@ def _gold_stage(joined: DataFrame, spec: PipelineSpec) -> DataFrame:
     if spec.split.method == "time":
         checks.append(violation(F.col(spec.split.column).isNull(), f"missing:{spec.split.column}",
                                  spec.split.column, F.lit(None)))
+    elif spec.split.method == "column":       # the dataset's own split: a value in no list cannot be placed
+        checks.append(violation(unlisted_rows(spec.split, _column_type(joined, spec.split.column)),
+                                f"split_value:{spec.split.column}", spec.split.column, F.col(spec.split.column)))
     cols = output_columns(joined)
     staged = joined.select(
         *cols,
@@ -154,6 +179,7 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
     failures = _check_limits(spec, settings, accounting, lake)
     silver: dict[str, TableVersion] = {}
     gold = None
+    split_rows: dict[str, int] = {}
     try:
         if not failures:
             def write_silver(name: str, source: Source) -> TableVersion:
@@ -170,8 +196,10 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
             quarantined.append(quarantine_rows(gold_staged.where(F.col(STATUS) == "quarantined"), GOLD, run_id))
             failures = _check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
         if not failures:
-            gold_rows = assign_split(gold_staged.where(F.col(STATUS) == "clean").select(*output_columns(joined)),
-                                     spec.split, spec.entity_key)
+            clean = gold_staged.where(F.col(STATUS) == "clean").select(*output_columns(joined))
+            gold_rows = assign_split(clean, spec.split, spec.entity_key)
+            failures, split_rows = _split_failures(clean, gold_rows, gold_staged, spec, settings)
+        if not failures:
             gold = write_table(gold_rows, lake.gold, partition_by=[SPLIT], overwrite_schema=True,
                                lineage=lineage(run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
         rejected = quarantined[0]
@@ -184,6 +212,7 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
             metric_row(run_id, "prepare", a.table, rows_in=a.rows_in, clean=a.clean, quarantined=a.quarantined,
                        duplicates=a.duplicates, status=status,
                        details={"quarantine_by_rule": a.quarantine_by_rule, "bronze_version": bronze_versions.get(n),
+                                **({"split_rows": split_rows} if n == GOLD and split_rows else {}),
                                 "output_version": (silver[n].version if n in silver else gold.version if n == GOLD and gold else None)})
             for n, a in accounting.items()
         ])

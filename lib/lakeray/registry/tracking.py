@@ -42,7 +42,12 @@ class Tracking:
     def latest_run(self, stage: str, run_id: str | None = None):
         """The given run, or the newest finished run of `stage` for this pipeline."""
         if run_id:
-            run = self.client.get_run(run_id)
+            from mlflow.exceptions import MlflowException
+
+            try:
+                run = self.client.get_run(run_id)
+            except MlflowException as exc:     # a mistyped --tune-run-id / --train-run-id
+                raise LakerayError(f"MLflow run {run_id!r} not found in {self.tracking_uri}: {exc.message}") from None
             if run.data.tags.get(f"{TAG}stage") != stage:
                 raise LakerayError(f"MLflow run {run_id} is a '{run.data.tags.get(f'{TAG}stage')}' run, not '{stage}'")
             return run
@@ -66,8 +71,9 @@ class Tracking:
     def download(self, uri: str, folder: str | Path) -> Path:
         import mlflow
 
+        # models:/ URIs resolve through the registry: name it, never rely on the process-global one
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder),
-                                                        tracking_uri=self.tracking_uri))
+                                                        tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri))
 
 
 def _tracking_uri(settings) -> tuple[str, str | None]:
@@ -79,10 +85,25 @@ def _tracking_uri(settings) -> tuple[str, str | None]:
     return f"sqlite:///{folder / 'mlflow.db'}", (folder / "artifacts").as_uri()
 
 
+def _no_telemetry() -> None:
+    """lakeray's package init turns MLflow's telemetry off before mlflow is imported
+    (MLFLOW_DISABLE_TELEMETRY, see lakeray.TELEMETRY_OFF). Where mlflow was imported first (a
+    notebook), its client already started: drop it, so that nothing more is recorded or sent."""
+    try:
+        from mlflow.telemetry.client import get_telemetry_client, set_telemetry_client
+        from mlflow.telemetry.utils import is_telemetry_disabled
+    except ImportError:       # an MLflow without telemetry
+        return
+    if get_telemetry_client() is not None and is_telemetry_disabled():
+        set_telemetry_client()            # disabled: sets the client to None
+        log.info("MLflow telemetry stopped (MLFLOW_DISABLE_TELEMETRY)")
+
+
 def configure_tracking(settings, pipeline: str) -> Tracking:
     """Point MLflow at the configured store and make sure the pipeline's experiment exists."""
     import mlflow
 
+    _no_telemetry()
     uri, artifacts = _tracking_uri(settings)
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     mlflow.set_tracking_uri(uri)

@@ -3,31 +3,31 @@
     serve run lakeray.serve.app:app_builder pipeline=pipelines/churn.yaml
     lakeray serve --pipeline pipelines/churn.yaml
 
-POST /predict (one row) and /predict/batch (rows), GET /healthz; OpenAPI docs at /docs. The
-request models come from the spec (unknown or mistyped fields -> 422 naming the field); bodies
-over serve.max_body_bytes -> 413; an API key (header x-api-key, from the environment variable
-serve.api_key_env) when serve.require_api_key. Single requests are batched with @serve.batch
-into one vectorised prediction. Every prediction is logged to the inference-log Delta table
-off the request path.
+POST /predict (one row) and /predict/batch (rows), GET /healthz; OpenAPI docs at /docs and
+/redoc, served with their JavaScript and CSS from the package fastapi-offline (no CDN: lakeray
+sends nothing anywhere). The request models come from the spec (unknown or mistyped fields,
+non-finite or out-of-range numbers, text that is not valid Unicode -> 422 naming the field);
+bodies over serve.max_body_bytes -> 413, counted as they stream; an API key (header x-api-key,
+from the environment variable serve.api_key_env) when serve.require_api_key. Single requests
+are batched with @serve.batch into one vectorised prediction; a row the model cannot score fails
+only its own request (422 naming the row), never the others in the batch. Every prediction
+answered is logged to the inference-log Delta table off the request path.
 """
 # no `from __future__ import annotations` here: FastAPI resolves the generated request models
 # from the endpoint annotations at definition time
 
 import asyncio
 import datetime as dt
-import hmac
 import logging
 import os
 import time
 import uuid
 
 import numpy as np
-import pandas as pd
 
 from lakeray.errors import ConfigError
 
 log = logging.getLogger(__name__)
-OPEN_PATHS = ("/healthz", "/docs", "/openapi.json", "/-/")
 
 
 def _predicted_label(bundle, score: float):
@@ -37,43 +37,18 @@ def _predicted_label(bundle, score: float):
     return str(positive) if score >= bundle.threshold else f"not {positive}"
 
 
-class Guard:
-    """Before validation: 413 over max_body_bytes (Content-Length), 401 without the API key.
-    A plain ASGI middleware: Starlette's BaseHTTPMiddleware (@app.middleware) costs a task group
-    and memory streams per request, measurable at 1,000 requests/s."""
-
-    def __init__(self, app, max_body_bytes: int, api_key: str | None):
-        self.app, self.max_body_bytes = app, max_body_bytes
-        self.api_key = api_key.encode() if api_key else None
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length", b"")
-        refusal = None
-        if length.isdigit() and int(length) > self.max_body_bytes:
-            refusal = (413, f"request body of {int(length)} bytes exceeds {self.max_body_bytes}")
-        elif self.api_key is not None:
-            path, root = scope.get("path", ""), scope.get("root_path", "")
-            path = path[len(root):] if root and path.startswith(root) else path
-            if not path.startswith(OPEN_PATHS) and not hmac.compare_digest(headers.get(b"x-api-key", b""), self.api_key):
-                refusal = (401, "missing or wrong x-api-key")
-        if refusal:
-            from fastapi.responses import JSONResponse
-
-            return await JSONResponse({"detail": refusal[1]}, status_code=refusal[0])(scope, receive, send)
-        return await self.app(scope, receive, send)
-
-
 def build_app(pipeline: str, env: str | None = None, overrides: dict | None = None, settings=None):
     """The bound Serve application for `pipeline`; `settings` (already loaded) wins over env/overrides."""
-    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+    from fastapi_offline import FastAPIOffline
     from ray import serve
 
     from lakeray.config import load_settings
     from lakeray.lakehouse import Lakehouse
-    from lakeray.serve.schema import BatchPrediction, Prediction, batch_model, row_model
+    from lakeray.serve.guard import Guard
+    from lakeray.serve.model import score_isolated
+    from lakeray.serve.schema import (BatchPrediction, Prediction, batch_model, max_body_bytes, row_model,
+                                      validation_error_handler)
     from lakeray.spec import load_spec
 
     spec = load_spec(pipeline)
@@ -86,8 +61,13 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
         api_key = os.environ.get(conf["api_key_env"])
         if not api_key:
             raise ConfigError(f"serve.require_api_key is on but environment variable {conf['api_key_env']} is not set")
-    api = FastAPI(title=f"lakeray {spec.name}", description=spec.description)
-    api.add_middleware(Guard, max_body_bytes=int(conf["max_body_bytes"]), api_key=api_key)
+    body_limit = max_body_bytes(spec, conf)
+    hint = ("" if conf.get("max_body_bytes", "auto") not in (None, "auto") else
+            f"; auto: serve.max_batch_rows {int(conf['max_batch_rows'])} x {len(spec.features)} fields")
+    api = FastAPIOffline(title=f"lakeray {spec.name}", description=spec.description, static_url="/docs/static",
+                         swagger_ui_parameters={"validatorUrl": None})
+    api.add_middleware(Guard, max_body_bytes=body_limit, api_key=api_key, limit_hint=hint)
+    api.add_exception_handler(RequestValidationError, validation_error_handler)
 
     lake = Lakehouse.for_pipeline(settings, spec)
     batching = conf["batch"]
@@ -105,8 +85,11 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
             from lakeray.serve.model import load_champion
 
             self.model = load_champion(settings, spec.name)
-            self.logger = InferenceLogger(lake.monitor("inference_log"), spec, int(conf["log"]["flush_rows"]),
-                                          float(conf["log"]["flush_s"]))
+            logging_conf = conf["log"]
+            self.logger = InferenceLogger(lake.monitor("inference_log"), spec, int(logging_conf["flush_rows"]),
+                                          float(logging_conf["flush_s"]), dead_letter=logging_conf.get("dead_letter"),
+                                          attempts=int(logging_conf.get("attempts", 5)),
+                                          replay_s=float(logging_conf.get("replay_s", 60)))
             self._watcher = None
             self.challenge = dict(conf.get("challenger") or {})
             self.challenger = None
@@ -149,24 +132,32 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
         @serve.batch(max_batch_size=int(batching["max_batch_size"]), batch_wait_timeout_s=float(batching["wait_timeout_s"]))
         async def score(self, requests: list[list[dict]]) -> list[tuple]:
             """One DataFrame and one prediction for all rows of the batch's requests (building a
-            frame per request and concatenating them cost more than the prediction itself)."""
+            frame per request and concatenating them cost more than the prediction itself). Never
+            raises: @serve.batch would fail every request of the batch with it. A failing call is
+            bisected instead, and only the requests holding rows that fail alone get an error."""
+            from lakeray.serve.model import Scored
+
             model = self.model   # one model for the whole batch, even if a swap happens meanwhile
             rows = [row for request in requests for row in request]
-            scores = model.bundle.predict_frame(pd.DataFrame(rows, columns=columns))
+            scored = score_isolated(model.bundle.predict_frame, rows, columns)
             bounds = np.cumsum([0] + [len(r) for r in requests])
-            return [(model, scores[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+            return [(model, Scored(scored.scores[a:b], {i - a: e for i, e in scored.errors.items() if a <= i < b},
+                                   scored.model_broken))
+                    for a, b in zip(bounds[:-1], bounds[1:])]
 
-        async def _predict(self, rows: list[dict]) -> tuple[str, list[Prediction]]:
+        async def _predict(self, rows: list[dict], batch: bool = False) -> tuple[str, list[Prediction]]:
             self._ensure_watcher()
             began = time.perf_counter()
             request_id = uuid.uuid4().hex
             variant, challenger = "champion", self.challenger
             if challenger and self.challenge["mode"] == "canary" and self._rng.random() * 100 < float(self.challenge["percent"]):
                 variant, model = "canary", challenger
-                scores = await asyncio.to_thread(model.bundle.predict_frame, pd.DataFrame(rows, columns=columns))
+                scored = await asyncio.to_thread(score_isolated, model.bundle.predict_frame, rows, columns)
             else:
-                model, scores = await self.score(rows)   # the model that produced these scores
-            values = [float(np.ravel(s)[0]) if np.ndim(s) else float(s) for s in scores]
+                model, scored = await self.score(rows)   # the model that produced these scores
+            if scored.errors:
+                raise _unscorable(model, scored, batch)
+            values = [float(np.ravel(s)[0]) if np.ndim(s) else float(s) for s in scored.scores]
             preds = [Prediction(request_id=f"{request_id}-{i}" if len(rows) > 1 else request_id,
                                 model_version=model.version, prediction=value, label=_predicted_label(model.bundle, value))
                      for i, value in enumerate(values)]
@@ -176,21 +167,22 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
                               "train_run_id": model.train_run_id, "variant": variant, **row,
                               "prediction": p.prediction, "latency_ms": latency} for p, row in zip(preds, rows)])
             if challenger and self.challenge["mode"] == "shadow":
-                asyncio.get_running_loop().create_task(self._shadow(challenger, pd.DataFrame(rows, columns=columns), rows, preds))
+                asyncio.get_running_loop().create_task(self._shadow(challenger, rows, preds))
             return request_id, preds
 
-        async def _shadow(self, challenger, frame, rows, preds):
+        async def _shadow(self, challenger, rows, preds):
             """The challenger's predictions for the same requests: logged (variant shadow), never returned."""
             began = time.perf_counter()
             try:
-                scores = np.ravel(await asyncio.to_thread(challenger.bundle.predict_frame, frame))
+                scored = await asyncio.to_thread(score_isolated, challenger.bundle.predict_frame, rows, columns)
             except Exception as exc:
                 log.error("shadow model version %s failed: %s", challenger.version, exc)
                 return
             latency, now = (time.perf_counter() - began) * 1000, dt.datetime.now(dt.timezone.utc)
             self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": challenger.version,
                               "train_run_id": challenger.train_run_id, "variant": "shadow", **row,
-                              "prediction": float(s), "latency_ms": latency} for p, row, s in zip(preds, rows, scores)])
+                              "prediction": float(np.ravel(s)[0]), "latency_ms": latency}
+                             for p, row, s in zip(preds, rows, scored.scores) if s is not None])
 
         @api.post("/predict", response_model=Prediction)
         async def predict(self, row: Row) -> Prediction:
@@ -199,20 +191,36 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
 
         @api.post("/predict/batch", response_model=BatchPrediction)
         async def predict_batch(self, body: Batch) -> BatchPrediction:
-            request_id, preds = await self._predict([r.model_dump() for r in body.rows])
-            return BatchPrediction(request_id=request_id, model_version=self.model.version, predictions=preds)
+            request_id, preds = await self._predict([r.model_dump() for r in body.rows], batch=True)
+            return BatchPrediction(request_id=request_id, model_version=preds[0].model_version, predictions=preds)
 
         @api.get("/healthz")
         async def healthz(self) -> dict:
             self._ensure_watcher()
-            return {"status": "ok", "model_version": self.model.version, "logged": self.logger.written,
-                    "log_dropped": self.logger.dropped}
+            logger = self.logger
+            pending = await asyncio.to_thread(logger.dead_letter.pending_rows)
+            return {"status": "ok", "model_version": self.model.version, "logged": logger.written,
+                    "log_dropped": logger.dropped, "log_dead_lettered": logger.dead_lettered,
+                    "log_replayed": logger.replayed, "log_dead_letter_pending": pending}
 
         def __del__(self):
             if getattr(self, "logger", None):
                 self.logger.close()
 
     return Predictor.bind()
+
+
+def _unscorable(model, scored, batch: bool):
+    """The error for a request with rows the model could not score: 422 naming each row, or 500
+    when the model fails on a row of nulls too (then it is the model, not the request)."""
+    from fastapi import HTTPException
+
+    if scored.model_broken:
+        first = scored.errors[min(scored.errors)]
+        return HTTPException(500, f"model version {model.version} cannot score any row (even one of nulls): {first}")
+    return HTTPException(422, [{"type": "unscorable", "loc": ["body", "rows", i] if batch else ["body"],
+                                "msg": f"the model (version {model.version}) could not score this row: {error}"}
+                               for i, error in sorted(scored.errors.items())])
 
 
 def deploy(pipeline: str, settings, *, name: str | None = None, blocking: bool = False):

@@ -4,12 +4,15 @@ checksum recorded at registration, with its fitted preprocessing."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tempfile
 
 from lakeray.errors import LakerayError
 from lakeray.models.bundle import ModelBundle
 from lakeray.registry.loading import load_registered
 from lakeray.registry.tracking import configure_tracking
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -33,3 +36,54 @@ def load_champion(settings, pipeline: str) -> ServedModel:
     if model is None:
         raise LakerayError(f"no 'champion' alias for pipeline {pipeline} in MLflow: run tune, train and evaluate first")
     return model
+
+
+@dataclasses.dataclass
+class Scored:
+    scores: list                 # one entry per row; None where the row failed
+    errors: dict[int, str]       # row index -> why the model could not score it
+    model_broken: bool = False   # the model fails even on a row of nulls: not the rows' fault
+
+
+def score_isolated(predict, rows: list[dict], columns: list[str]) -> Scored:
+    """Scores for `rows` from `predict` (DataFrame -> scores, e.g. a bundle's predict_frame) in one
+    vectorised call; if that call raises (or gives a non-finite score), the rows are bisected until
+    each failing row is found alone, so one bad row fails only itself, never the other rows (or
+    other clients' requests) scored with it."""
+    import numpy as np
+    import pandas as pd
+
+    scores: list = [None] * len(rows)
+    errors: dict[int, str] = {}
+
+    def run(lo: int, hi: int) -> None:
+        try:
+            out = np.asarray(predict(pd.DataFrame(rows[lo:hi], columns=columns)))
+            if len(out) != hi - lo:
+                raise LakerayError(f"the model returned {len(out)} score(s) for {hi - lo} row(s)")
+        except Exception as exc:
+            if hi - lo == 1:
+                errors[lo] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:500]
+                return
+            mid = (lo + hi) // 2
+            run(lo, mid)
+            run(mid, hi)
+            return
+        for i, score in enumerate(out, start=lo):
+            if np.all(np.isfinite(score)):
+                scores[i] = score
+            else:
+                errors[i] = f"the model returned a non-finite score ({score})"
+
+    if rows:
+        run(0, len(rows))
+    broken = False
+    if errors:
+        try:
+            broken = not np.all(np.isfinite(predict(pd.DataFrame([{}], columns=columns))))
+        except Exception:
+            broken = True
+        log.error("model could not score %d of %d row(s)%s; first: row %d: %s", len(errors), len(rows),
+                  " (it fails on a row of nulls too: the model, not the rows)" if broken else "",
+                  min(errors), errors[min(errors)])
+    return Scored(scores, errors, broken)

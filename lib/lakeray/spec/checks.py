@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Iterator
 
@@ -160,10 +161,55 @@ def _problem_definition(spec: PipelineSpec) -> Iterator[Problem]:
         yield "baseline.model", (
             f"baseline '{spec.baseline.model}' does not fit task '{spec.task}'; use one of: {', '.join(BASELINES[spec.task])}"
         )
-    if spec.split.column and spec.split.column not in cols:
-        yield _unknown("split.column", spec.split.column, cols, owner)
-    elif spec.split.method == "time" and spec.split.column and cols[spec.split.column] not in ("date", "timestamp"):
-        yield "split.column", f"a time split needs a date or timestamp column; '{spec.split.column}' is {cols[spec.split.column]}"
+    yield from _split_problems(spec, cols, owner)
+
+
+def _split_value_fits(value, ctype: str) -> bool:
+    if ctype == "string":
+        return isinstance(value, str)
+    if ctype in ("int", "bigint"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if ctype == "double":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ctype == "boolean":
+        return isinstance(value, bool)
+    if ctype == "date":
+        if isinstance(value, str):
+            try:
+                dt.date.fromisoformat(value)
+            except ValueError:
+                return False
+            return True
+        return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    return False
+
+
+def _split_problems(spec: PipelineSpec, cols: dict[str, str], owner: str) -> Iterator[Problem]:
+    split = spec.split
+    if not split.column:
+        return
+    if split.column not in cols:
+        yield _unknown("split.column", split.column, cols, owner)
+        return
+    ctype = cols[split.column]
+    if split.method == "time":
+        integral = isinstance(split.validation_start, int)
+        if ctype in ("date", "timestamp") and integral:
+            yield "split.validation_start", (f"'{split.column}' is {ctype}: validation_start and test_start must be dates "
+                                             f"(YYYY-MM-DD), not {split.validation_start!r}")
+        elif ctype in ("int", "bigint") and not integral:
+            yield "split.validation_start", (f"'{split.column}' is {ctype}: validation_start and test_start must be "
+                                             f"integers (e.g. a year), not {split.validation_start!r}")
+        elif ctype not in ("date", "timestamp", "int", "bigint"):
+            yield "split.column", f"a time split needs a date, timestamp or integer column; '{split.column}' is {ctype}"
+    elif split.method == "column":
+        if ctype == "timestamp":
+            yield "split.column", f"a column split needs a string, integer, boolean or date column; '{split.column}' is {ctype}"
+            return
+        for part, values in (split.values or {}).items():
+            for i, value in enumerate(values):
+                if not _split_value_fits(value, ctype):
+                    yield f"split.values.{part}[{i}]", f"{value!r} does not fit '{split.column}', which is {ctype}"
 
 
 def cross_field_problems(spec: PipelineSpec) -> list[Problem]:

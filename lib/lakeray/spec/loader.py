@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from pathlib import Path
 
 import yaml
-
-from lakeray.yamlio import load_yaml
 from pydantic import ValidationError
 
 from lakeray.errors import SpecError
 from lakeray.spec.checks import cross_field_problems
 from lakeray.spec.models import PipelineSpec
+from lakeray.yamlio import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,8 @@ def _field(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not re.match(r"^[A-Za-z0-9_-]+$", str(part)):   # a key like '../x' reads as sources['../x']
+            out += f"[{str(part)!r}]"
         else:
             out += f".{part}" if out else str(part)
     return out or "(top level)"
@@ -57,9 +59,12 @@ def load_spec(path: str | Path) -> PipelineSpec:
     """Load and validate `path`; raise SpecError naming the file and every bad field."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(path, [f"cannot read the file: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(path, [f"not UTF-8 text: byte {exc.start} ({exc.object[exc.start:exc.start + 1]!r}): "
+                               f"{exc.reason}; save the spec as UTF-8"]) from None
     try:
         data = load_yaml(text)
     except yaml.YAMLError as exc:

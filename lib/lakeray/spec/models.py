@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lakeray.spec.names import name_problem, relative_path_problem
 
 ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
 FeatureType = Literal["numeric", "categorical", "boolean"]
@@ -119,6 +121,14 @@ class Source(_Strict):
             raise ValueError(f"a {self.format} source needs 'path' (a folder under the landing area)")
         return self
 
+    @field_validator("path")
+    @classmethod
+    def _relative_path(cls, value):
+        problem = None if value is None else relative_path_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @property
     def is_file(self) -> bool:
         return self.format != "jdbc"
@@ -161,29 +171,74 @@ class Dataset(_Strict):
     joins: list[Join] = Field(default_factory=list)
 
 
+SplitPart = Literal["train", "validation", "test"]
+
+
 class Split(_Strict):
-    method: Literal["hash", "time"] = "hash"
+    """How gold rows are assigned to train / validation / test.
+
+    hash    a seeded hash of the entity key (or of `column`: all rows with one value go to one part)
+    time    `column` (date, timestamp or integer, e.g. a year) against validation_start / test_start
+    column  the dataset's own split: `values` lists the values of `column` that make each part;
+            without a validation list, validation_fraction of the train rows (by a seeded hash of
+            the entity key) become validation. Rows whose value is in no list (or null) are
+            quarantined (`unlisted: quarantine`, within the gold quarantine limit) or refused.
+    """
+
+    method: Literal["hash", "time", "column"] = "hash"
     column: str | None = None
     seed: int = 42
-    fractions: dict[Literal["train", "validation", "test"], float] = Field(
+    fractions: dict[SplitPart, float] = Field(
         default_factory=lambda: {"train": 0.7, "validation": 0.15, "test": 0.15}
     )
-    validation_start: dt.date | None = None
-    test_start: dt.date | None = None
+    validation_start: int | dt.date | None = None
+    test_start: int | dt.date | None = None
+    values: dict[SplitPart, list[bool | int | float | dt.date | str]] | None = None
+    validation_fraction: float | None = Field(default=None, gt=0, lt=1)
+    unlisted: Literal["quarantine", "refuse"] = "quarantine"
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.method != "column" and (self.values is not None or self.validation_fraction is not None):
+            raise ValueError(f"values and validation_fraction belong to method 'column', not '{self.method}'")
         if self.method == "hash":
             if set(self.fractions) != {"train", "validation", "test"}:
                 raise ValueError("fractions needs train, validation and test")
             if any(v < 0 for v in self.fractions.values()) or abs(sum(self.fractions.values()) - 1) > 1e-9:
                 raise ValueError(f"fractions must be >= 0 and sum to 1, got {dict(self.fractions)}")
-        else:
+        elif self.method == "time":
             if self.column is None or self.validation_start is None or self.test_start is None:
                 raise ValueError("a time split needs column, validation_start and test_start")
+            kinds = {isinstance(v, int) for v in (self.validation_start, self.test_start)}
+            if len(kinds) > 1:
+                raise ValueError(f"validation_start ({self.validation_start!r}) and test_start ({self.test_start!r}) "
+                                 "must both be dates or both be integers")
             if self.validation_start >= self.test_start:
                 raise ValueError("validation_start must be before test_start")
+        else:
+            self._column_split()
         return self
+
+    def _column_split(self) -> None:
+        values = self.values or {}
+        if self.column is None or not values.get("train") or not values.get("test"):
+            raise ValueError("a column split needs column and values with non-empty train and test lists, "
+                             "e.g. values: {train: [train], validation: [valid], test: [test]}")
+        if values.get("validation") and self.validation_fraction is not None:
+            raise ValueError("give either values.validation or validation_fraction (validation carved from train), not both")
+        if not values.get("validation") and self.validation_fraction is None:
+            raise ValueError("a column split needs values.validation, or validation_fraction to carve validation "
+                             "rows from the train rows")
+        seen: dict = {}
+        for part, listed in values.items():
+            for value in listed:
+                key = (type(value).__name__, value)
+                if key in seen and seen[key] != part:
+                    raise ValueError(f"value {value!r} is listed for both {seen[key]} and {part}")
+                seen[key] = part
+
+    def listed_values(self) -> list:
+        return [v for listed in (self.values or {}).values() for v in listed]
 
 
 class Metric(_Strict):
@@ -207,6 +262,16 @@ class Baseline(_Strict):
     champion_margin: float = Field(default=0.0, ge=0)
 
 
+def _source_name(name: str) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+SourceName = Annotated[str, AfterValidator(_source_name)]   # a folder: bronze/<name>, silver/<name>, ...
+
+
 class PipelineSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
@@ -214,7 +279,7 @@ class PipelineSpec(_Strict):
     entity_key: str
     target: str
     positive_label: Any = None   # binary tasks with a string target: the class that counts as 1
-    sources: dict[str, Source] = Field(min_length=1)
+    sources: dict[SourceName, Source] = Field(min_length=1)
     dataset: Dataset
     features: dict[str, FeatureType] = Field(min_length=1)
     sensitive_attributes: list[str] = Field(default_factory=list)

@@ -1,0 +1,37 @@
+"""The CSV header rules, without Spark: by name, whatever the order, case, spacing or BOM."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lakeray.ingest.screen import match_header, parse_header, same_file
+from lakeray.spec.models import Source
+
+DECLARED = ["id", "gender", "plan", "monthly_charges"]
+CSV = Source.model_validate({"format": "csv", "path": "crm", "keys": ["id"], "columns": {c: "string" for c in DECLARED}})
+
+
+@given(st.permutations(DECLARED), st.lists(st.sampled_from(["", " ", "\t"]), min_size=8, max_size=8), st.booleans())
+def test_any_order_case_and_spacing_maps_each_position_to_its_column(order, pads, upper):
+    header = [f"{pads[2 * i]}{c.upper() if upper else c}{pads[2 * i + 1]}" for i, c in enumerate(order)]
+    assert match_header(header, DECLARED) == list(order)
+
+
+def test_missing_unknown_and_duplicated_columns_are_named():
+    assert match_header(["id", "gender", "plan"], DECLARED).startswith("missing column(s) monthly_charges")
+    assert "unknown column(s) 'region'" in match_header([*DECLARED, "region"], DECLARED)
+    assert "duplicated column(s) ID, id" in match_header([*DECLARED, "ID"], DECLARED)
+    assert "unknown column(s) ''" in match_header([*DECLARED, ""], DECLARED)        # a trailing comma
+
+
+def test_header_parsing_follows_the_source_options():
+    assert parse_header('\ufeff"id","gender",plan,monthly_charges\r\n', CSV) == DECLARED
+    semi = CSV.model_copy(update={"options": {"sep": ";"}})
+    assert parse_header("id;gender;plan;monthly_charges", semi) == DECLARED
+    assert parse_header("a\x00b,c", CSV) == ["a\x00b", "c"]                     # not text: no crash, no match
+
+
+def test_spark_spellings_of_one_file_are_the_same_file():
+    assert same_file("file:/tmp/x/drop[1].csv", "file:///tmp/x/drop%5B1%5D.csv")
+    assert not same_file("file:/tmp/x/a.csv", "file:/tmp/x/b.csv")

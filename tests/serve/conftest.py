@@ -1,0 +1,46 @@
+"""A tiny registered champion for the serving tests that need a real model but not the whole
+pipeline: a 5-round XGBoost on a synthetic churn-shaped table, saved as a verified bundle,
+logged to MLflow and promoted to `champion` in a registry under tmp (seconds, no Spark)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import settings_in, synthetic_snapshot
+
+
+def build_tiny_champion(spec, folder):
+    import mlflow
+    import xgboost
+
+    from lakeray.features.preprocess import FeaturePipeline, TargetEncoder
+    from lakeray.models.bundle import MODEL_FILE, ModelBundle
+    from lakeray.registry import configure_tracking
+    from lakeray.registry.gate import promote
+
+    settings = settings_in(folder)
+    train = synthetic_snapshot(spec, rows=300).frames["train"]
+    features = FeaturePipeline.fit(train, dict(spec.features))
+    target = TargetEncoder.fit(train[spec.target], spec)
+    booster = xgboost.train({"objective": "binary:logistic", "max_depth": 2, "nthread": 1},
+                            xgboost.DMatrix(features.transform(train), label=target.transform(train[spec.target])),
+                            num_boost_round=5)
+    manifest = {"pipeline": spec.name, "task": spec.task, "family": "xgboost", "params": {}, "rounds": 5,
+                "threshold": 0.5, "positive_label": spec.positive_label, "feature_columns": features.output_columns}
+    bundle = ModelBundle(booster, features, target, manifest)
+    bundle_dir = bundle.save(folder / "bundle")
+    uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    tracking = configure_tracking(settings, spec.name)
+    try:
+        with tracking.start_run("train", {}) as run:
+            mlflow.log_artifacts(str(bundle_dir), "bundle")
+        promote(tracking.client, tracking.model_name, run.info.run_id, {"model_sha256": bundle.manifest["sha256"][MODEL_FILE]})
+    finally:                                  # leave MLflow's process-wide store as the other fixtures set it
+        mlflow.set_tracking_uri(uris[0])
+        mlflow.set_registry_uri(uris[1])
+    return {"settings": settings, "bundle": bundle, "bundle_dir": bundle_dir}
+
+
+@pytest.fixture(scope="session")
+def tiny_champion(churn_spec, tmp_path_factory):
+    return build_tiny_champion(churn_spec, tmp_path_factory.mktemp("tiny"))

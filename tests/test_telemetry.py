@@ -27,8 +27,16 @@ TRACKING_CALL = textwrap.dedent("""
 """)
 
 
+# variables by which MLflow 3.17 decides it runs in CI (mlflow.telemetry.utils._is_ci_env_or_testing) and
+# then keeps its telemetry off by itself: a user's shell has none of them, and CI sets CI=true
+MLFLOW_CI_MARKERS = ("CI", "GITHUB_ACTIONS", "CIRCLECI", "GITLAB_CI", "JENKINS_URL", "TRAVIS", "TF_BUILD",
+                     "BITBUCKET_BUILD_NUMBER", "CODEBUILD_BUILD_ARN", "BUILDKITE", "TEAMCITY_VERSION",
+                     "CLOUD_RUN_EXECUTION", "RUNBOT_HOST_URL", "RUNBOT_BUILD_NAME", "RUNBOT_WORKER_ID")
+
+
 def _run(code: str, *args: str, env_extra: dict | None = None) -> dict:
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=user_env() | (env_extra or {}),
+    env = {k: v for k, v in user_env().items() if k not in MLFLOW_CI_MARKERS}
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env | (env_extra or {}),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -61,3 +61,18 @@ def test_promote_moves_champion_and_keeps_the_previous_one(tmp_path):
     assert tracking.latest_run("train").info.run_id == runs[1]
     with pytest.raises(Exception, match="no finished 'tune' run for pipeline 'gatetest'"):
         tracking.latest_run("tune")
+
+
+def test_a_champion_downloads_from_its_own_registry_after_another_pipeline_moved_mlflow(tmp_path):
+    """MLflow resolves models:/ URIs through its process-global registry URI, which configuring
+    another pipeline's (or a test's) store moves: lakeray resolves through the pipeline's own client."""
+    import mlflow
+
+    tracking = configure_tracking(settings_in(tmp_path / "a"), "ownregistry")
+    with tracking.start_run("train", {}) as run:
+        mlflow.log_text('{"which": "a"}', "bundle/manifest.json")
+    version = promote(tracking.client, tracking.model_name, run.info.run_id, {"model_sha256": "a" * 64})
+    configure_tracking(settings_in(tmp_path / "b"), "elsewhere")     # the global URIs now point at b
+    for uri in (f"models:/{tracking.model_name}@{CHAMPION}", f"models:/{tracking.model_name}/{version}"):
+        folder = tracking.download(uri, tmp_path / "download" / uri.replace("/", "_").replace(":", "_").replace("@", "_"))
+        assert (folder / "manifest.json").read_text() == '{"which": "a"}'

@@ -69,11 +69,19 @@ class Tracking:
             return json.loads(Path(path).read_text())
 
     def download(self, uri: str, folder: str | Path) -> Path:
+        """Artifacts of a runs:/ or models:/name/N or models:/name@alias URI into `folder`. A models:/
+        URI is resolved through this pipeline's own registry client: MLflow 3.17 resolves it
+        through the process-global registry URI, which another pipeline may have moved."""
         import mlflow
 
-        # models:/ URIs resolve through the registry: name it, never rely on the process-global one
+        if uri.startswith("models:/"):
+            name, _, ref = uri[len("models:/"):].partition("/")
+            if "@" in name:
+                name, alias = name.split("@", 1)
+                ref = self.client.get_model_version_by_alias(name, alias).version
+            uri = self.client.get_model_version_download_uri(name, str(ref))
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder),
-                                                        tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri))
+                                                        tracking_uri=self.tracking_uri))
 
 
 def _tracking_uri(settings) -> tuple[str, str | None]:

@@ -19,13 +19,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import secrets
 import stat
 from pathlib import Path
 
 from lakeray import TELEMETRY_OFF
 from lakeray.errors import ConfigError
+from lakeray.lakehouse.fs import is_uri
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def auth_token_file(settings) -> Path:
     """Where the local Ray's token lives: beside the data it guards (<paths.ray_storage>), or in
     ~/.lakeray when Ray's storage is remote (s3://...)."""
     storage = settings.path("ray_storage")
-    folder = Path.home() / ".lakeray" if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", storage) else Path(storage)
+    folder = Path.home() / ".lakeray" if is_uri(storage) else Path(storage)
     return folder / TOKEN_FILE
 
 

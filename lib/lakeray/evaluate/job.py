@@ -16,11 +16,10 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from lakeray.errors import GateError
 from lakeray.evaluate.baseline import fit_baseline
-from lakeray.evaluate.metrics import MIN_GROUP_SIZE, calibration, fairness_audit, group_labels
+from lakeray.evaluate.metrics import MIN_GROUP_SIZE, audited_groups, calibration, fairness_audit, group_labels
 from lakeray.evaluate.report import evaluation_images, fairness_tables, render_report, write_report
 from lakeray.evaluate.scoring import score_files, scores_of, split_files
 from lakeray.features.handoff import load_splits
@@ -47,11 +46,7 @@ def group_audit(task: str, metric: str, y, scores, groups, threshold: float, min
             per_group[g] = {"count": int(m.sum()), metric: all_metrics(task, y[m], scores[m])[metric]}
         except ValueError:
             per_group[g] = {"count": int(m.sum()), metric: None}
-    small = {g for g, v in per_group.items() if v["count"] < min_group}
-    values = [v[metric] for g, v in per_group.items() if g not in small and v[metric] is not None]
-    return {"groups": {g: v for g, v in per_group.items() if g not in small},
-            "small_groups": {g: v for g, v in per_group.items() if g in small}, "min_group_size": int(min_group),
-            f"{metric}_gap": float(max(values) - min(values)) if len(values) > 1 else None}
+    return audited_groups(per_group, min_group, (f"{metric}_gap", metric))
 
 
 def _ray_for_dask() -> bool:

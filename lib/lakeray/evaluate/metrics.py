@@ -77,10 +77,17 @@ def group_labels(values) -> np.ndarray:
     return keys.astype(str)
 
 
-def _parity(per_group: dict, small: set, key: str) -> float | None:
-    """Largest minus smallest `key` over the groups big enough to count; None below two such groups."""
-    values = [v[key] for g, v in per_group.items() if g not in small and v[key] is not None]
-    return float(max(values) - min(values)) if len(values) > 1 else None
+def audited_groups(per_group: dict, min_group: int, *gaps: tuple[str, str]) -> dict:
+    """Groups of at least `min_group` rows (`groups`), the others reported apart (`small_groups`),
+    and for each (name, key) of `gaps` the largest minus smallest `key` over the big groups only
+    (None below two such groups)."""
+    small = {g for g, v in per_group.items() if v["count"] < min_group}
+    out = {"groups": {g: v for g, v in per_group.items() if g not in small},
+           "small_groups": {g: v for g, v in per_group.items() if g in small}, "min_group_size": int(min_group)}
+    for name, key in gaps:
+        values = [v[key] for v in out["groups"].values() if v[key] is not None]
+        out[name] = float(max(values) - min(values)) if len(values) > 1 else None
+    return out
 
 
 def fairness_audit(y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, threshold: float = 0.5,
@@ -104,11 +111,5 @@ def fairness_audit(y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, th
             "true_positive_rate": float(pred[m][positives].mean()) if positives.any() else None,
             "accuracy": float((pred[m] == y_true[m]).mean()),
         }
-    small = {g for g, v in per_group.items() if v["count"] < min_group}
-    return {
-        "groups": {g: v for g, v in per_group.items() if g not in small},
-        "small_groups": {g: v for g, v in per_group.items() if g in small},
-        "min_group_size": int(min_group),
-        "demographic_parity_difference": _parity(per_group, small, "selection_rate"),
-        "equal_opportunity_difference": _parity(per_group, small, "true_positive_rate"),
-    }
+    return audited_groups(per_group, min_group, ("demographic_parity_difference", "selection_rate"),
+                          ("equal_opportunity_difference", "true_positive_rate"))

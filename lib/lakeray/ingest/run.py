@@ -6,7 +6,6 @@ import dataclasses
 import logging
 
 from lakeray.config import Settings
-from lakeray.errors import SpecError
 from lakeray.ingest.files import ingest_files
 from lakeray.ingest.jdbc import ingest_jdbc
 from lakeray.lakehouse import Lakehouse, latest_version
@@ -25,22 +24,13 @@ class IngestResult:
     detail: dict
 
 
-def _selected(spec: PipelineSpec, only: list[str] | None) -> list[str]:
-    if not only:
-        return list(spec.sources)
-    unknown = [s for s in only if s not in spec.sources]
-    if unknown:
-        raise SpecError("--sources", [f"unknown source(s) {', '.join(unknown)}; the spec declares {', '.join(spec.sources)}"])
-    return only
-
-
 def run_ingest(spark, spec: PipelineSpec, settings: Settings, sources: list[str] | None = None,
                run_id: str | None = None) -> dict[str, IngestResult]:
     lake = Lakehouse.for_pipeline(settings, spec)
     run_id = run_id or new_run_id("ingest")
     fetchsize = int(settings.get("ingest", {}).get("jdbc_fetchsize", 10000))
     results: dict[str, IngestResult] = {}
-    for name in _selected(spec, sources):
+    for name in spec.selected_sources(sources, "--sources"):
         source = spec.sources[name]
         bronze = lake.bronze(name)
         if source.is_file:

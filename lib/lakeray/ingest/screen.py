@@ -17,6 +17,7 @@ import dataclasses
 import re
 from urllib.parse import unquote
 
+from lakeray.lakehouse.fs import hadoop_path
 from lakeray.spark.session import root_cause
 from lakeray.spec.models import Source
 
@@ -78,11 +79,10 @@ def parse_header(line: str, source: Source) -> list[str]:
 
 def _open(spark, path: str):
     """An input stream on `path` (decompressed when its extension names a codec, e.g. .gz)."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    stream = hpath.getFileSystem(conf).open(hpath)
-    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hpath)
+    filesystem, hpath = hadoop_path(path, spark)
+    stream = filesystem.open(hpath)
+    codec = spark.sparkContext._jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        spark.sparkContext._jsc.hadoopConfiguration()).getCodec(hpath)
     return codec.createInputStream(stream) if codec is not None else stream
 
 

@@ -21,7 +21,7 @@ def join(*parts: str) -> str:
     return "/".join([parts[0].rstrip("/"), *[p.strip("/") for p in parts[1:]]])
 
 
-def _hadoop(path: str, spark):
+def hadoop_path(path: str, spark):
     if spark is None:
         raise ConfigError(f"{path} is not a local path: reaching it needs Spark's Hadoop filesystem (run as a Spark job)")
     jvm = spark.sparkContext._jvm
@@ -32,14 +32,14 @@ def _hadoop(path: str, spark):
 def exists(path: str, spark=None) -> bool:
     if not is_uri(path):
         return os.path.lexists(path)
-    fs, hpath = _hadoop(path, spark)
+    fs, hpath = hadoop_path(path, spark)
     return bool(fs.exists(hpath))
 
 
 def is_dir(path: str, spark=None) -> bool:
     if not is_uri(path):
         return Path(path).is_dir()
-    fs, hpath = _hadoop(path, spark)
+    fs, hpath = hadoop_path(path, spark)
     return bool(fs.exists(hpath) and fs.getFileStatus(hpath).isDirectory())
 
 
@@ -47,7 +47,7 @@ def listdir(path: str, spark=None) -> list[str]:
     """Names in a folder; [] when it does not exist."""
     if not is_uri(path):
         return sorted(os.listdir(path)) if os.path.isdir(path) else []
-    fs, hpath = _hadoop(path, spark)
+    fs, hpath = hadoop_path(path, spark)
     if not fs.exists(hpath):
         return []
     return sorted(status.getPath().getName() for status in fs.listStatus(hpath))
@@ -57,7 +57,7 @@ def read_text(path: str, spark=None) -> str | None:
     """A small text file's content, or None when it does not exist."""
     if not is_uri(path):
         return Path(path).read_text() if os.path.isfile(path) else None
-    fs, hpath = _hadoop(path, spark)
+    fs, hpath = hadoop_path(path, spark)
     if not fs.exists(hpath):
         return None
     stream = fs.open(hpath)
@@ -76,7 +76,7 @@ def write_text(path: str, text: str, spark=None) -> None:
         tmp.write_text(text)
         os.replace(tmp, target)
         return
-    fs, hpath = _hadoop(path, spark)
+    fs, hpath = hadoop_path(path, spark)
     out = fs.create(hpath, True)
     try:
         out.write(bytearray(text.encode()))
@@ -92,5 +92,5 @@ def delete(path: str, spark=None) -> None:
         elif os.path.isdir(path):
             shutil.rmtree(path)
         return
-    fs, hpath = _hadoop(path, spark)
+    fs, hpath = hadoop_path(path, spark)
     fs.delete(hpath, True)

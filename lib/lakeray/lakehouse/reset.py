@@ -17,7 +17,7 @@ import logging
 import os
 import posixpath
 
-from lakeray.errors import LakerayError, SpecError
+from lakeray.errors import LakerayError
 from lakeray.lakehouse import fs
 from lakeray.lakehouse.layout import Lakehouse
 from lakeray.spec.models import PipelineSpec
@@ -33,19 +33,10 @@ class Target:
     root: str     # the folder it must stay under
 
 
-def selected_sources(spec: PipelineSpec, sources: list[str] | None) -> list[str]:
-    if not sources:
-        return list(spec.sources)
-    unknown = [s for s in sources if s not in spec.sources]
-    if unknown:
-        raise SpecError("--source", [f"unknown source(s) {', '.join(unknown)}; the spec declares {', '.join(spec.sources)}"])
-    return list(dict.fromkeys(sources))
-
-
 def reset_targets(lake: Lakehouse, spec: PipelineSpec, stage: str, sources: list[str] | None = None) -> list[Target]:
     if stage not in RESET_STAGES:
         raise LakerayError(f"--stage {stage!r}: expected one of {', '.join(RESET_STAGES)}")
-    names = selected_sources(spec, sources)
+    names = spec.selected_sources(sources, "--source")
     targets = []
     if stage in ("ingest", "all"):
         for name in names:

@@ -11,10 +11,13 @@ A row that does not convert is mended (writable_row) rather than failing the row
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pyarrow as pa
 
 from lakeray.spec.models import PipelineSpec
+
+log = logging.getLogger(__name__)
 
 ARROW_TYPES = {"numeric": pa.float64(), "categorical": pa.string(), "boolean": pa.bool_()}
 PREDICTION_COLUMN = "prediction"
@@ -52,7 +55,7 @@ def append_predictions(path: str, spec: PipelineSpec, rows: list[dict]) -> None:
     append_table(path, predictions_table(spec, rows))
 
 
-def _mended_text(value: str) -> str:
+def mended_text(value: str) -> str:
     """`value` as valid Unicode: lone surrogates (which UTF-8 cannot hold) become U+FFFD."""
     return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
@@ -72,7 +75,7 @@ def writable_row(spec: PipelineSpec, row: dict) -> tuple[dict, list[str]] | None
             continue
         except Exception:
             pass
-        mended = _mended_text(value) if isinstance(value, str) and pa.types.is_string(field.type) else None
+        mended = mended_text(value) if isinstance(value, str) and pa.types.is_string(field.type) else None
         fixed[field.name] = mended
         changed.append(field.name)
     try:
@@ -80,6 +83,34 @@ def writable_row(spec: PipelineSpec, row: dict) -> tuple[dict, list[str]] | None
     except Exception:
         return None
     return fixed, changed
+
+
+def table_of(spec: PipelineSpec, rows: list[dict]) -> tuple[pa.Table | None, list[dict], list[dict]]:
+    """(Arrow table, rows in it, rows that do not convert even mended). One conversion for the
+    batch; only if it fails are rows converted (and mended) one by one."""
+    try:
+        return predictions_table(spec, rows), rows, []
+    except Exception as exc:
+        reason = exc
+    good, bad = [], []
+    for row in rows:
+        mended = writable_row(spec, row)
+        if mended is None:
+            bad.append(row)
+            continue
+        good.append(mended[0])
+        if mended[1]:
+            log.error("inference log: request %s: field(s) %s could not be stored as sent (%s); logged mended",
+                      row.get("request_id"), ", ".join(mended[1]), reason)
+    return (predictions_table(spec, good) if good else None), good, bad
+
+
+def append_rows(path: str, spec: PipelineSpec, rows: list[dict]) -> tuple[int, list[dict]]:
+    """Append `rows` (mended where needed): (rows written, rows that could not be converted)."""
+    table, _, bad = table_of(spec, rows)
+    if table is not None:
+        append_table(path, table)
+    return (table.num_rows if table is not None else 0), bad
 
 
 def merge_labels(path: str, labels: dict[str, object]) -> dict:

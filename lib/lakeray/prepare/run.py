@@ -19,7 +19,7 @@ from lakeray.lineage import lineage
 from lakeray.prepare.dataset import build_dataset, matched_column, output_columns
 from lakeray.prepare.dedupe import STATUS, classify
 from lakeray.prepare.quarantine import quarantine_rows
-from lakeray.prepare.split import (SPLIT, assign_split, hash_column_problems, size_problems, split_counts,
+from lakeray.prepare.split import (SPLIT, assign_split, column_type, hash_column_problems, size_problems, split_counts,
                                    unlisted_problem, unlisted_rows)
 from lakeray.prepare.validate import RAW, VIOLATIONS, validate_rows, violation
 from lakeray.runs import append_run_metrics, metric_row, new_run_id
@@ -84,10 +84,6 @@ def _silver_columns(source: Source) -> list[str]:
     return [*source.columns, "_file", "_batch_id", "_ingested_at"]
 
 
-def _column_type(df: DataFrame, column: str) -> str:
-    return df.schema[column].dataType.simpleString()
-
-
 def _split_failures(clean: DataFrame, gold_rows: DataFrame, gold_staged: DataFrame, spec: PipelineSpec,
                     settings: Settings) -> tuple[list[str], dict]:
     """Checked before gold is written: every part big enough (on the assigned rows), a hash column with
@@ -98,7 +94,7 @@ def _split_failures(clean: DataFrame, gold_rows: DataFrame, gold_staged: DataFra
     log.info("prepare gold rows per split: %s", counts)
     failures = [*size_problems(counts, min_rows), *hash_column_problems(clean, spec.split, spec.entity_key)]
     if spec.split.method == "column" and spec.split.unlisted == "refuse":
-        problem = unlisted_problem(gold_staged, spec.split, _column_type(gold_staged, spec.split.column))
+        problem = unlisted_problem(gold_staged, spec.split, column_type(gold_staged, spec.split))
         if problem:
             failures.append(f"{problem} (split.unlisted: refuse)")
     return failures, counts
@@ -112,7 +108,7 @@ def _gold_stage(joined: DataFrame, spec: PipelineSpec) -> DataFrame:
         checks.append(violation(F.col(spec.split.column).isNull(), f"missing:{spec.split.column}",
                                  spec.split.column, F.lit(None)))
     elif spec.split.method == "column":       # the dataset's own split: a value in no list cannot be placed
-        checks.append(violation(unlisted_rows(spec.split, _column_type(joined, spec.split.column)),
+        checks.append(violation(unlisted_rows(spec.split, column_type(joined, spec.split)),
                                 f"split_value:{spec.split.column}", spec.split.column, F.col(spec.split.column)))
     cols = output_columns(joined)
     staged = joined.select(

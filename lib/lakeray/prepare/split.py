@@ -60,9 +60,13 @@ def split_column(split: Split, entity_key: str, column_type: str | None = None) 
             .otherwise("test"))
 
 
+def column_type(df: DataFrame, split: Split) -> str | None:
+    """The Spark type of a column split's column (its listed values are cast to it); None otherwise."""
+    return df.schema[split.column].dataType.simpleString() if split.method == "column" else None
+
+
 def assign_split(df: DataFrame, split: Split, entity_key: str) -> DataFrame:
-    column_type = df.schema[split.column].dataType.simpleString() if split.method == "column" else None
-    return df.withColumn(SPLIT, split_column(split, entity_key, column_type))
+    return df.withColumn(SPLIT, split_column(split, entity_key, column_type(df, split)))
 
 
 # -- checks on the assigned rows, before gold is written (each returns problem lines)

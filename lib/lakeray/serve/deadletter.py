@@ -13,10 +13,11 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import tempfile
 import uuid
 from pathlib import Path
+
+from lakeray.lakehouse.fs import is_uri
 
 log = logging.getLogger(__name__)
 SUFFIX = ".jsonl"
@@ -25,7 +26,7 @@ SUFFIX = ".jsonl"
 def default_folder(log_path: str, pipeline: str) -> str:
     """<inference_log>.dead_letter when the log is on a local disk; for a log in object storage,
     a folder in the system's temp directory (set serve.log.dead_letter to keep it elsewhere)."""
-    if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", log_path) or log_path.startswith("file://"):
+    if not is_uri(log_path) or log_path.startswith("file://"):
         return log_path.removeprefix("file://").rstrip("/") + ".dead_letter"
     folder = os.path.join(tempfile.gettempdir(), "lakeray-dead-letter", pipeline)
     log.warning("the inference log is at %s: its dead letters go to the local folder %s (set serve.log.dead_letter)",
@@ -97,13 +98,6 @@ class DeadLetter:
 def replay(log_path: str, spec, folder: str | None = None) -> tuple[int, int]:
     """Write the dead letters of the inference log at `log_path` now (for a command or an operator).
     Returns (rows written, rows left)."""
-    from lakeray.monitor.inference_log import append_table
-    from lakeray.serve.logger import table_of
+    from lakeray.monitor.inference_log import append_rows
 
-    def write(rows):
-        table, good, bad = table_of(spec, rows)
-        if table is not None:
-            append_table(log_path, table)
-        return bad
-
-    return DeadLetter(folder or default_folder(log_path, spec.name)).replay(write)
+    return DeadLetter(folder or default_folder(log_path, spec.name)).replay(lambda rows: append_rows(log_path, spec, rows)[1])

@@ -16,33 +16,12 @@ import queue
 import threading
 import time
 
-import pyarrow as pa
 
-from lakeray.monitor.inference_log import append_table, predictions_table, writable_row
+from lakeray.monitor.inference_log import append_rows, append_table, table_of
 from lakeray.serve.deadletter import DeadLetter, default_folder
 from lakeray.spec.models import PipelineSpec
 
 log = logging.getLogger(__name__)
-
-
-def table_of(spec: PipelineSpec, rows: list[dict]) -> tuple[pa.Table | None, list[dict], list[dict]]:
-    """(Arrow table, rows in it, rows that do not convert even mended). One conversion for the
-    batch; only if it fails are rows converted (and mended) one by one."""
-    try:
-        return predictions_table(spec, rows), rows, []
-    except Exception as exc:
-        reason = exc
-    good, bad = [], []
-    for row in rows:
-        mended = writable_row(spec, row)
-        if mended is None:
-            bad.append(row)
-            continue
-        good.append(mended[0])
-        if mended[1]:
-            log.error("inference log: request %s: field(s) %s could not be stored as sent (%s); logged mended",
-                      row.get("request_id"), ", ".join(mended[1]), reason)
-    return (predictions_table(spec, good) if good else None), good, bad
 
 
 class InferenceLogger:
@@ -121,12 +100,10 @@ class InferenceLogger:
             return
 
         def write(rows):
-            table, _, bad = table_of(self.spec, rows)
-            if table is not None:
-                append_table(self.path, table)
-                with self._lock:
-                    self.written += table.num_rows
-                    self.replayed += table.num_rows
+            written, bad = append_rows(self.path, self.spec, rows)
+            with self._lock:
+                self.written += written
+                self.replayed += written
             return bad
 
         try:

@@ -15,9 +15,9 @@ from typing import Annotated, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from lakeray.errors import ConfigError
+from lakeray.features.values import FLOAT32_MAX
+from lakeray.monitor.inference_log import mended_text
 from lakeray.spec.models import PipelineSpec
-
-FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _valid_unicode(value: str) -> str:
@@ -71,7 +71,7 @@ def _plain(value, depth: int = 0):
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, str):
-        text = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        text = mended_text(value)
         return text if len(text) <= 200 else text[:200] + "..."
     if isinstance(value, (list, tuple)) and depth < 3:
         return [_plain(v, depth + 1) for v in value[:20]]

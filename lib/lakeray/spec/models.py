@@ -293,3 +293,15 @@ class PipelineSpec(_Strict):
 
     def source(self, name: str) -> Source:
         return self.sources[name]
+
+    def selected_sources(self, only: list[str] | None, option: str = "--sources") -> list[str]:
+        """The sources a command names with `option` (all when none), each once; an unknown name is a
+        SpecError naming the option and the declared sources."""
+        from lakeray.errors import SpecError
+
+        if not only:
+            return list(self.sources)
+        unknown = [s for s in only if s not in self.sources]
+        if unknown:
+            raise SpecError(option, [f"unknown source(s) {', '.join(unknown)}; the spec declares {', '.join(self.sources)}"])
+        return list(dict.fromkeys(only))

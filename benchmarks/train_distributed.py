@@ -1,13 +1,16 @@
 """Distributed training (Ray Train XGBoostTrainer) against plain xgboost.train, same data,
 same total threads, in one run.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/train_distributed.py --rows 1000000 --cols 30 --rounds 50
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/train_distributed.py --rows 1000000 --cols 30 --rounds 200
+    ... --workers 2 --threads-per-worker 1          # the old sizing: 2 single-threaded workers
 
 plain        xgboost.train(nthread=W*T) on the whole matrix in this process
-distributed  lakeray.train.xgb.train_xgboost: W Ray Train workers x T threads, each on its
-             shard (Ray Data from_pandas), Rabit allreduce, reports/checkpoints every K rounds
-Printed: seconds for each, the ratio distributed / plain, and the validation AUC of both.
-The distributed time is end to end (worker-group start, dataset split, training, final checkpoint).
+distributed  lakeray.train.xgb.train_xgboost: W Ray Train workers x T threads (default auto: one
+             worker per Ray node, as many threads as the node has CPUs), each on its row shard
+             from the object store, Rabit allreduce, a report + checkpoint every K rounds and at the end
+Printed: seconds for each, the ratio distributed / plain, the validation AUC of both, and where
+the distributed time went. The distributed time is end to end (shards put in the object store,
+worker-group start, training, reports, final checkpoint read back); Ray is already up.
 """
 
 from __future__ import annotations
@@ -32,54 +35,74 @@ def make_data(rows: int, cols: int, seed: int = 0):
     return x, y
 
 
+def _count(value: str):
+    return value if value == "auto" else float(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cols", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads-per-worker", type=int, default=1)
+    parser.add_argument("--workers", type=_count, default="auto", help="a number or auto")
+    parser.add_argument("--threads-per-worker", type=_count, default="auto", help="cpus_per_worker: a number or auto")
     parser.add_argument("--checkpoint-every", type=int, default=25)
+    parser.add_argument("--health-check-s", type=lambda v: None if v == "ray" else float(v), default=0.5,
+                        help="the Train controller's poll interval (RAY_TRAIN_HEALTH_CHECK_INTERVAL_S); "
+                             "ray = Ray's default (2 s)")
+    parser.add_argument("--skip-plain", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
     import xgboost
     from sklearn.metrics import roc_auc_score
 
+    from lakeray.config import load_settings
+    from lakeray.lifecycle import SCRATCH_PATHS
+    from lakeray.raysession import ray_session
+    from lakeray.train.resources import resolve_sizing
     from lakeray.train.xgb import train_xgboost
 
+    cores = os.cpu_count()
+    workers = args.workers if args.workers == "auto" else int(args.workers)
+    sizing = resolve_sizing([float(cores)], workers, args.threads_per_worker)   # what this one node will give
+    threads = sizing.num_workers * sizing.nthread
     x, y = make_data(args.rows + args.rows // 10, args.cols)
     train, valid = (x[: args.rows], y[: args.rows]), (x[args.rows:], y[args.rows:])
     params = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist", "max_depth": 6, "eta": 0.1}
-    threads = args.workers * args.threads_per_worker
 
-    began = time.perf_counter()
-    plain = xgboost.train({**params, "nthread": threads}, xgboost.DMatrix(train[0], label=train[1]),
-                          num_boost_round=args.rounds, evals=[(xgboost.DMatrix(valid[0], label=valid[1]), "validation")],
-                          verbose_eval=False)
-    plain_s = time.perf_counter() - began
-    plain_auc = roc_auc_score(valid[1], plain.predict(xgboost.DMatrix(valid[0])))
-
-    # one extra logical CPU per worker beside the threads, for Ray Data's split coordinator
-    ray.init(num_cpus=threads + 1, include_dashboard=True, dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1",
-             logging_level="WARNING", log_to_driver=False)
-    with tempfile.TemporaryDirectory() as storage:
+    plain_s = plain_auc = float("nan")
+    if not args.skip_plain:
         began = time.perf_counter()
-        model = train_xgboost(train, valid, params=params, num_boost_round=args.rounds, storage_path=storage,
-                              name="bench", num_workers=args.workers, cpus_per_worker=float(args.threads_per_worker),
-                              nthread=args.threads_per_worker, report_every=args.checkpoint_every,
-                              checkpoint_every=args.checkpoint_every)
-        dist_s = time.perf_counter() - began
-    ray.shutdown()
+        plain = xgboost.train({**params, "nthread": threads}, xgboost.DMatrix(train[0], label=train[1]),
+                              num_boost_round=args.rounds,
+                              evals=[(xgboost.DMatrix(valid[0], label=valid[1]), "validation")], verbose_eval=False)
+        plain_s = time.perf_counter() - began
+        plain_auc = roc_auc_score(valid[1], plain.predict(xgboost.DMatrix(valid[0])))
+
+    # the Ray a job gets (loopback, token auth, OMP_WAIT_POLICY=PASSIVE in the workers), on a node
+    # of `cores` logical CPUs: nothing but the training workers asks for them
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = load_settings(overrides={"paths": {k: f"{scratch}/{k}" for k in SCRATCH_PATHS},
+                                            "ray": {"address": "local", "num_cpus": cores}})
+        with ray_session(settings, log_to_driver=False):
+            began = time.perf_counter()
+            model = train_xgboost(train, valid, params=params, num_boost_round=args.rounds,
+                                  storage_path=settings.path("ray_storage"), name="bench", num_workers=workers,
+                                  cpus_per_worker=args.threads_per_worker, checkpoint_every=args.checkpoint_every,
+                                  health_check_interval_s=args.health_check_s)
+            dist_s = time.perf_counter() - began
+    assert model.sizing == sizing, (model.sizing, sizing)
     dist_auc = roc_auc_score(valid[1], model.booster.predict(xgboost.DMatrix(valid[0])))
+    m = model.metrics
     print(f"rows={args.rows} cols={args.cols} rounds={args.rounds} threads={threads} "
-          f"(distributed: {args.workers} workers x {args.threads_per_worker})")
+          f"(distributed: {sizing.num_workers} worker(s) x {sizing.nthread} thread(s), "
+          f"health check {args.health_check_s or '2 (Ray default)'} s)")
     print(f"plain xgboost.train   {plain_s:8.1f} s   valid AUC {plain_auc:.4f}")
     print(f"Ray Train distributed {dist_s:8.1f} s   valid AUC {dist_auc:.4f}")
-    print(f"  of which in the workers: shard transfer + DMatrix {model.metrics.get('data_seconds', 0):.1f} s, "
-          f"boosting + reports/checkpoints {model.metrics.get('train_seconds', 0):.1f} s (rank 0)")
+    print(f"  in the workers (rank 0): shard get + DMatrix {m.get('data_seconds', 0):.1f} s, boosting + reports "
+          f"{m.get('train_seconds', 0):.1f} s, of which {m.get('reports', 0) - 1:.0f} report(s) before the last "
+          f"{m.get('report_seconds', 0):.2f} s; outside the worker loop {dist_s - m.get('data_seconds', 0) - m.get('train_seconds', 0):.1f} s")
     print(f"ratio distributed / plain = {dist_s / plain_s:.2f}")
 
 

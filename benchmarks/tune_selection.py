@@ -2,8 +2,10 @@
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/tune_selection.py --rows 200000 --trials 16 --rounds 200
 
-The same N XGBoost configurations (drawn once from conf/base's xgboost space, fixed seed) run
-through lakeray's trial function twice, with the same concurrency:
+The same N XGBoost configurations (drawn once from conf/base's xgboost space for --rows, fixed
+seed) run through lakeray's trial function and its Tune settings (search.TUNE_CONFIG, the
+experiment-state period) twice, with the same concurrency, early stopping off (patience beyond
+the round cap):
   full  FIFO: every trial trains all its rounds
   asha  ASHAScheduler (conf/base's grace period and reduction factor)
 Printed:
@@ -48,9 +50,11 @@ def draw_configs(space: dict, n: int, seed: int) -> list[dict]:
 def run(trainable, configs, storage, name, scheduler, concurrency):
     import ray.tune
 
+    from lakeray.tune.search import TUNE_CONFIG
+
     tuner = ray.tune.Tuner(trainable, param_space={"cfg": ray.tune.grid_search(configs)},
-                           tune_config=ray.tune.TuneConfig(metric="score", mode="max", scheduler=scheduler,
-                                                           max_concurrent_trials=concurrency),
+                           tune_config=ray.tune.TuneConfig(**TUNE_CONFIG, metric="score", mode="max",
+                                                           scheduler=scheduler, max_concurrent_trials=concurrency),
                            run_config=ray.tune.RunConfig(storage_path=storage, name=name, verbose=0))
     began = time.perf_counter()
     grid = tuner.fit()
@@ -74,15 +78,18 @@ def main() -> None:
     from ray.tune.schedulers import ASHAScheduler
 
     from lakeray.config import load_settings
-    from lakeray.tune.trainable import trial
+    from lakeray.tune.search import set_experiment_checkpoint_period, trial_data, tune_settings
+    from lakeray.tune.trainable import matrix_key, trial
 
-    conf = load_settings()["tune"]
-    family = dict(conf["families"]["xgboost"], rounds=args.rounds)
+    conf = tune_settings(load_settings(), rows=args.rows)
+    set_experiment_checkpoint_period(conf)            # as lakeray's search does
+    # no early stopping (patience beyond the round cap): FIFO trains every round of every trial
+    family = dict(conf["families"]["xgboost"], rounds=args.rounds, early_stopping_rounds=args.rounds + 1)
+    conf.update(families={"xgboost": family}, rounds_scale=1.0)
     x, y = make_data(args.rows + args.rows // 5, args.cols, seed=args.seed)
-    split = ((x[: args.rows], y[: args.rows]), (x[args.rows:], y[args.rows:]))
     every = int(conf["report_every"])
-    data = {"families": {"xgboost": family}, "task": "binary", "metric": "roc_auc", "num_class": 0,
-            "report_every": every, "rounds_scale": 1.0, "nthread": 1, "plain": split, "standardized": split}
+    matrices = {matrix_key(family): (x[: args.rows], y[: args.rows], x[args.rows:], y[args.rows:], None)}
+    data = trial_data(conf, "binary", "roc_auc", 0, matrices, nthread=1)
 
     def trainable(config, data):      # grid_search wraps the config one level down
         return trial(config["cfg"], data)
@@ -93,7 +100,7 @@ def main() -> None:
     configs = draw_configs(family["space"], args.trials, args.seed)
     with tempfile.TemporaryDirectory() as storage:
         full, full_wall = run(wrapped, configs, storage, "full", None, args.concurrency)
-        asha = ASHAScheduler(time_attr="training_iteration", max_t=math.ceil(args.rounds / every),
+        asha = ASHAScheduler(time_attr="training_iteration", max_t=math.ceil(args.rounds / every) + 1,
                              grace_period=int(conf["scheduler"]["grace_period"]),
                              reduction_factor=float(conf["scheduler"]["reduction_factor"]))
         early, asha_wall = run(wrapped, configs, storage, "asha", asha, args.concurrency)
@@ -102,8 +109,9 @@ def main() -> None:
     trial_sum = sum(r.metrics["time_total_s"] for r in full)
     ideal = trial_sum / args.concurrency
     best_full = max(r.metrics["score"] for r in full)
-    full_rounds = sum(r.metrics["rounds"] for r in full)
-    rows = sorted((row["timestamp"], row["rounds"], row["score"], i)
+    full_rounds = args.rounds * len(configs)          # no early stopping: every trial trains every round
+    # the final report names the best round; the rounds trained by then are all of them
+    rows = sorted((row["timestamp"], args.rounds if row["final"] else row["rounds"], row["score"], i)
                   for i, r in enumerate(early) for _, row in r.metrics_dataframe.iterrows())
     done, spent, reached = {}, 0, None
     for _, rounds, score, i in rows:

@@ -82,3 +82,11 @@ def test_conf_overrides_parse_values_as_yaml():
         "tune": {"num_samples": 8}, "serve": {"host": "0.0.0.0"}, "ray": {"num_cpus": None}}
     with pytest.raises(ConfigError, match="an earlier --conf set keys under serve"):
         conf_overrides(["serve.port=1", "serve=2"])
+
+
+def test_run_takes_the_smoke_sizes_like_every_stage_command():
+    from lakeray.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "pipelines/telco.yaml", "--smoke-test"]).smoke_test is True
+    assert parser.parse_args(["run", "pipelines/telco.yaml"]).smoke_test is False

@@ -17,7 +17,7 @@ from lakeray.models import load_bundle
 from lakeray.registry.gate import current_champion
 from lakeray.registry.tracking import TAG
 from lakeray.spec import spec_hash
-from lakeray.spec.models import Baseline, Metric
+from lakeray.spec.models import Metric
 from tests.conftest import settings_in
 
 

@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the whole lifecycle once: ingest -> prepare -> tune -> train -> evaluate")
     p.add_argument("spec", help="pipeline spec, e.g. pipelines/churn.yaml")
     _common(p, pipeline=False)
+    p.add_argument("--smoke-test", action="store_true",
+                   help="the smoke search and training sizes (tune.smoke, train.smoke) on the spec's own data")
     p = sub.add_parser("serve", help="serve the champion model with Ray Serve (blocks until interrupted)")
     _common(p)
     p = sub.add_parser("demo", help="run the bundled pipelines end to end on their default data")
@@ -273,7 +275,8 @@ def cmd_run(args) -> int:
 
     spec = load_spec(args.spec)
     settings = _load(args)
-    out = run_lifecycle(build_spark(settings, app_name=f"lakeray-run-{spec.name}"), spec, settings)
+    out = run_lifecycle(build_spark(settings, app_name=f"lakeray-run-{spec.name}"), spec, settings,
+                        smoke=args.smoke_test)
     sys.stdout.write(f"{spec.name}: gold v{out['gold_version']}, champion version {out['promoted_version']}"
                      + (f" (not promoted: {', '.join(out['failed_checks'])})" if out["failed_checks"] else "") + "\n")
     return 3 if out["failed_checks"] else 0

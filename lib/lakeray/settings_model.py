@@ -69,7 +69,6 @@ class Ingest(Section):
 class Prepare(Section):
     max_quarantine_rate: Fraction = None
     parallel_sources: PositiveInt = None
-    min_split_rows: NonNegInt = None
     min_split_rows: PositiveInt = None
 
 
@@ -85,16 +84,28 @@ class Ray(Section):
     num_gpus: NonNegInt | None = None
 
 
-class Distribution(Section):
-    type: Literal["loguniform", "uniform", "int", "categorical"] = None
+class Bounds(Section):
     low: Number = None
     high: Number = None
     values: list[Any] = None
 
 
+class Distribution(Bounds):
+    type: Literal["loguniform", "uniform", "int", "categorical"] = None
+    by_rows: dict[NonNegInt, Bounds] = None      # training rows -> bounds from that many rows up
+
+
+class Features(Section):
+    max_categories: PositiveInt = None
+    onehot_max_categories: PositiveInt = None
+
+
 class Family(Section):
     rounds: PositiveInt = None
     num_samples: PositiveInt = None
+    share: Annotated[float, Field(gt=0, lt=1)] = None
+    early_stopping_rounds: PositiveInt = None
+    encoding: Literal["native", "onehot"] = None
     standardize: bool = None
     fixed: dict[str, Any] = None                 # XGBoost parameters, passed as they are
     space: dict[str, Distribution] = None
@@ -120,6 +131,7 @@ class Tune(Section):
     max_concurrent_trials: PositiveInt = None
     seed: int = None
     report_every: PositiveInt = None
+    early_stopping_rounds: PositiveInt = None
     rounds_scale: PositiveFloat = None
     scheduler: TuneScheduler = None
     resources: TuneResources = None
@@ -129,12 +141,12 @@ class Tune(Section):
 
 
 class TrainSizing(Section):
-    num_workers: PositiveInt = None
-    cpus_per_worker: PositiveFloat = None
+    num_workers: Union[PositiveInt, Literal["auto"]] = None       # auto: one per Ray node with CPUs
+    cpus_per_worker: Union[PositiveFloat, Literal["auto"]] = None  # auto: the smallest such node's CPUs
     gpus_per_worker: NonNegFloat = None
     checkpoint_every: PositiveInt = None
-    report_every: PositiveInt = None
     max_failures: NonNegInt = None
+    health_check_interval_s: PositiveFloat | None = None        # null: Ray's default (2 s)
 
 
 class Train(TrainSizing):
@@ -145,7 +157,6 @@ class Evaluate(Section):
     calibration_bins: Annotated[int, Field(ge=2)] = None
     threshold: Fraction = None
     dask_blocksize: Union[int, str] = None
-    fairness_min_group: NonNegInt = None
     fairness_min_group: PositiveInt = None
 
 
@@ -217,6 +228,7 @@ class SettingsModel(Section):
     prepare: Prepare = None
     mlflow: Mlflow = None
     ray: Ray = None
+    features: Features = None
     tune: Tune = None
     train: Train = None
     evaluate: Evaluate = None

@@ -56,6 +56,8 @@ def telco_gold(tmp_path_factory):
 def test_dask_scoring_of_a_gold_table_with_nulls_matches_the_in_memory_scores(telco_gold):
     import xgboost
 
+    from lakeray.models.families import dmatrix
+
     path, frame = telco_gold
     snapshot = load_splits(path, 0)                                         # delta-rs: None for missing
     train, test = snapshot.frames["train"], snapshot.frames["test"]
@@ -63,7 +65,7 @@ def test_dask_scoring_of_a_gold_table_with_nulls_matches_the_in_memory_scores(te
     target = TargetEncoder("binary", positive="Yes")
     y_train = target.transform(train["churn"])
     booster = xgboost.train({"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
-                            xgboost.DMatrix(features.transform(train), label=y_train), num_boost_round=20)
+                            dmatrix(features.transform(train), y_train, features.feature_types), num_boost_round=20)
     bundle = ModelBundle(booster, features, target, {"task": "binary", "family": "xgboost"})
     baseline = fit_baseline("logistic", "binary", train, y_train, FEATURES)
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from lakeray.errors import LakerayError
-from lakeray.features import FeaturePipeline, TargetEncoder
+from lakeray.features import FeaturePipeline, TargetEncoder, preprocess
 from lakeray.features.values import boolean_values, category_keys, numeric_values
 
 FEATURES = {"age": "numeric", "plan": "categorical", "seats": "categorical", "active": "boolean"}
@@ -48,53 +48,85 @@ def _backends() -> dict[str, pd.DataFrame]:
     }
 
 
-def test_every_dtype_backend_gives_the_same_pipeline_and_matrix():
-    expected = np.array([
-        # age (median of 10, 40, 20), plan=basic, plan=gold, plan=premium, plan=__other__, seats=1, 2, 3, __other__, active
-        [10, 1, 0, 0, 0, 1, 0, 0, 0, 1],
-        [20, 0, 0, 0, 1, 0, 0, 0, 1, 0],       # every value missing: median, __other__, mode (a tie -> False)
-        [20, 0, 0, 1, 0, 0, 1, 0, 0, 0],       # inf is missing -> median
-        [40, 1, 0, 0, 0, 1, 0, 0, 0, 1],
-        [20, 0, 0, 0, 1, 0, 0, 1, 0, 0],       # -inf is missing -> median
-        [20, 0, 1, 0, 0, 0, 0, 0, 1, 0]], dtype=np.float32)
+ONEHOT = np.array([
+    # age (median of 10, 40, 20), plan=basic, plan=gold, plan=premium, plan=__other__, seats=1, 2, 3, __other__, active
+    [10, 1, 0, 0, 0, 1, 0, 0, 0, 1],
+    [20, 0, 0, 0, 1, 0, 0, 0, 1, 0],       # every value missing: median, __other__, mode (a tie -> False)
+    [20, 0, 0, 1, 0, 0, 1, 0, 0, 0],       # inf is missing -> median
+    [40, 1, 0, 0, 0, 1, 0, 0, 0, 1],
+    [20, 0, 0, 0, 1, 0, 0, 1, 0, 0],       # -inf is missing -> median
+    [20, 0, 1, 0, 0, 0, 0, 0, 1, 0]], dtype=np.float32)
+nan = np.nan
+NATIVE = np.array([
+    # age (NaN: missing, for the trees to route), plan code in [basic, gold, premium], seats code in [1, 2, 3], active
+    [10, 0, 0, 1],
+    [nan, nan, nan, nan],
+    [nan, 2, 1, 0],
+    [40, 0, 0, 1],
+    [nan, nan, 2, nan],
+    [20, 1, nan, 0]], dtype=np.float32)
+
+
+def dense(matrix):
+    return matrix.toarray() if hasattr(matrix, "toarray") else matrix
+
+
+@pytest.fixture(params=["columns", "rows"])
+def path(request, monkeypatch):
+    """Frames up to preprocess.SMALL rows take the row path (no pandas); both paths must agree."""
+    monkeypatch.setattr(preprocess, "SMALL", 0 if request.param == "columns" else 10_000)
+    return request.param
+
+
+@pytest.mark.parametrize("encoding, expected", [("onehot", ONEHOT), ("native", NATIVE)])
+def test_every_dtype_backend_gives_the_same_pipeline_and_matrix(encoding, expected, path):
     reference = None
     for name, frame in _backends().items():
-        pipe = FeaturePipeline.fit(frame, FEATURES)
-        out = pipe.transform(frame)
-        assert out.dtype == np.float32 and np.isfinite(out).all(), name
+        pipe = FeaturePipeline.fit(frame, FEATURES, encoding=encoding)
+        out = dense(pipe.transform(frame))
+        assert out.dtype == np.float32, name
         np.testing.assert_array_equal(out, expected, err_msg=name)
-        assert pipe.output_columns[5:9] == ["seats=1", "seats=2", "seats=3", "seats=__other__"], name
         reference = reference or pipe.to_json()
         assert pipe.to_json() == reference, name
+        np.testing.assert_array_equal(dense(pipe.transform_rows(frame.to_dict("records"))), expected, err_msg=name)
+    pipe = FeaturePipeline.from_json(reference)
+    assert pipe.output_columns == (["age", "plan", "seats", "active"] if encoding == "native" else
+                                   ["age", "plan=basic", "plan=gold", "plan=premium", "plan=__other__",
+                                    "seats=1", "seats=2", "seats=3", "seats=__other__", "active"])
     for name, frame in _backends().items():       # fitted on one backend, applied to every other
-        np.testing.assert_array_equal(FeaturePipeline.from_json(reference).transform(frame), expected, err_msg=name)
+        np.testing.assert_array_equal(dense(pipe.transform(frame)), expected, err_msg=name)
 
 
 def test_pd_na_in_a_string_pyarrow_categorical_does_not_crash():
     # the evaluate crash: Dask reads gold strings as string[pyarrow], whose missing value is pd.NA
+    frame = pd.DataFrame({"plan": pd.Series(["b", pd.NA, "z"], dtype="string[pyarrow]")})
+    pipe = FeaturePipeline.fit(pd.DataFrame({"plan": ["a", "b", None]}), {"plan": "categorical"}, encoding="onehot")
+    np.testing.assert_array_equal(dense(pipe.transform(frame)), [[0, 1, 0], [0, 0, 1], [0, 0, 1]])
     pipe = FeaturePipeline.fit(pd.DataFrame({"plan": ["a", "b", None]}), {"plan": "categorical"})
-    out = pipe.transform(pd.DataFrame({"plan": pd.Series(["b", pd.NA, "z"], dtype="string[pyarrow]")}))
-    np.testing.assert_array_equal(out, [[0, 1, 0], [0, 0, 1], [0, 0, 1]])
+    np.testing.assert_array_equal(pipe.transform(frame), [[1], [np.nan], [np.nan]])     # unseen 'z' is missing
 
 
-def test_non_finite_numbers_are_imputed_and_never_reach_the_model():
+def test_non_finite_numbers_are_missing_and_never_reach_the_model(path):
     train = pd.DataFrame({"x": [1.0, 2.0, 3.0, np.inf, -np.inf, np.nan]})
-    pipe = FeaturePipeline.fit(train, {"x": "numeric"}, standardize=True)
+    pipe = FeaturePipeline.fit(train, {"x": "numeric"}, encoding="onehot", standardize=True)
     assert pipe.medians["x"] == 2.0 and np.isfinite([pipe.means["x"], pipe.stds["x"]]).all()
-    out = FeaturePipeline.fit(train, {"x": "numeric"}).transform(pd.DataFrame({"x": [np.inf, -np.inf, "inf", 1e300, -1e300]}))
+    hostile = pd.DataFrame({"x": pd.Series([np.inf, -np.inf, "inf", 1e300, -1e300], dtype=object)})
+    out = dense(FeaturePipeline.fit(train, {"x": "numeric"}, encoding="onehot").transform(hostile))
     assert np.isfinite(out).all()
-    np.testing.assert_array_equal(out[:3, 0], [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(out[:3, 0], [2.0, 2.0, 2.0])          # one-hot (linear): the train median
     assert out[3, 0] == np.finfo(np.float32).max and out[4, 0] == -np.finfo(np.float32).max   # huge, not inf
-    assert np.isfinite(pipe.transform(pd.DataFrame({"x": [1e300, np.inf]}))).all()
+    assert np.isfinite(dense(pipe.transform(pd.DataFrame({"x": [1e300, np.inf]})))).all()
+    native = FeaturePipeline.fit(train, {"x": "numeric"}).transform(hostile)
+    assert np.isnan(native[:3, 0]).all() and not np.isinf(native).any()  # native (trees): missing, never inf
 
 
 def test_booleans_given_as_text_numbers_or_missing():
     flags = boolean_values(pd.Series(["True", "false", "yes", "NO", " t ", "F", "1", "0", "maybe", None, pd.NA, 2, 0.0,
                                       np.inf, True], dtype=object))
     np.testing.assert_array_equal(flags, [1, 0, 1, 0, 1, 0, 1, 0, np.nan, np.nan, np.nan, 1, 0, np.nan, 1])
-    pipe = FeaturePipeline.fit(pd.DataFrame({"b": ["no", "no", "yes", None]}), {"b": "boolean"})
+    pipe = FeaturePipeline.fit(pd.DataFrame({"b": ["no", "no", "yes", None]}), {"b": "boolean"}, encoding="onehot")
     assert pipe.modes["b"] == 0.0      # the old astype(bool) took every non-empty text for True
-    np.testing.assert_array_equal(pipe.transform(pd.DataFrame({"b": ["Yes", "n", pd.NA]}))[:, 0], [1, 0, 0])
+    np.testing.assert_array_equal(dense(pipe.transform(pd.DataFrame({"b": ["Yes", "n", pd.NA]})))[:, 0], [1, 0, 0])
 
 
 def test_category_keys_are_canonical_across_types():
@@ -106,7 +138,7 @@ def test_category_keys_are_canonical_across_types():
 
 def test_a_pipeline_stored_with_float_category_texts_still_matches():
     # bundles fitted before keys were canonical stored a float category 1.0 as "1.0"
-    old = FeaturePipeline({"seats": "categorical"}, vocab={"seats": ["1.0", "2.0"]})
+    old = FeaturePipeline({"seats": "categorical"}, vocab={"seats": ["1.0", "2.0"]}, encoding="dense_onehot")
     np.testing.assert_array_equal(old.transform(pd.DataFrame({"seats": pd.Series([1, None, 2, 3], dtype="Int64")})),
                                   [[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 1]])
 

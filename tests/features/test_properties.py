@@ -1,7 +1,9 @@
 """Property-based checks of the frame -> matrix transform (hypothesis): random frames with nulls of
 every kind, non-finite and huge numbers, odd unicode (lone surrogates too) and mixed types per column.
-Properties: the matrix is finite float32 of the right shape, the same for every dtype backend of
-the same values, and nothing raises but lakeray's own errors."""
+Properties: the matrix is float32 of the right shape (one-hot: finite; native: finite or NaN for
+missing, never inf), the same for every dtype backend of the same values, the same from the
+column path (pandas, training and batch scoring) and the row path (dicts, serving), and nothing
+raises but lakeray's own errors."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,20 +37,38 @@ mixed_frames = st.integers(min_value=0, max_value=25).flatmap(
     lambda rows: st.fixed_dictionaries({name: st.lists(anything, min_size=rows, max_size=rows) for name in FEATURES}))
 
 
-def _check(matrix: np.ndarray, rows: int, pipe: FeaturePipeline) -> None:
+def _dense(matrix):
+    return matrix.toarray() if sp.issparse(matrix) else matrix
+
+
+def _check(matrix, rows: int, pipe: FeaturePipeline) -> np.ndarray:
     assert matrix.dtype == np.float32
     assert matrix.shape == (rows, len(pipe.output_columns))
-    assert np.isfinite(matrix).all()
+    out = _dense(matrix)
+    assert not np.isinf(out).any()
+    if not pipe.native:
+        assert np.isfinite(out).all()
+    return out
+
+
+def _paths_agree(pipe: FeaturePipeline, frame: pd.DataFrame) -> np.ndarray:
+    """The column path (pandas: training, batch scoring) and the row path (dicts: serving) give the
+    same matrix, whatever the frame's size would pick."""
+    by_columns = _dense(pipe._assemble(pipe._columns(frame), len(frame)))
+    by_rows = _dense(pipe._rows_matrix({c: frame[c].tolist() for c in pipe.features}, len(frame)))
+    np.testing.assert_array_equal(by_columns, by_rows)
+    np.testing.assert_array_equal(_dense(pipe.transform_rows(frame.to_dict("records"))), by_columns)
+    return by_columns
 
 
 @SETTINGS
-@given(train=mixed_frames, test=mixed_frames, standardize=st.booleans())
-def test_mixed_garbage_gives_a_finite_float32_matrix(train, test, standardize):
-    pipe = FeaturePipeline.fit(_frame(train), FEATURES, standardize=standardize)
+@given(train=mixed_frames, test=mixed_frames, standardize=st.booleans(), encoding=st.sampled_from(["native", "onehot"]))
+def test_mixed_garbage_gives_a_float32_matrix_the_same_on_both_paths(train, test, standardize, encoding):
+    pipe = FeaturePipeline.fit(_frame(train), FEATURES, encoding=encoding, standardize=standardize)
     again = FeaturePipeline.from_json(pipe.to_json())
-    out = again.transform(_frame(test))
-    _check(out, len(test["n"]), pipe)
-    np.testing.assert_array_equal(out, pipe.transform(_frame(test)))
+    out = _check(again.transform(_frame(test)), len(test["n"]), pipe)
+    np.testing.assert_array_equal(out, _dense(pipe.transform(_frame(test))))
+    np.testing.assert_array_equal(_paths_agree(pipe, _frame(test)), out)
 
 
 # -- the same values in every dtype backend
@@ -85,17 +106,16 @@ def _backend_frames(values: dict[str, list]) -> dict[str, pd.DataFrame]:
 
 
 @SETTINGS
-@given(train=typed_rows, test=typed_rows)
-def test_every_dtype_backend_gives_the_same_matrix(train, test):
+@given(train=typed_rows, test=typed_rows, encoding=st.sampled_from(["native", "onehot"]))
+def test_every_dtype_backend_gives_the_same_matrix(train, test, encoding):
     train_frames, test_frames = _backend_frames(train), _backend_frames(test)
-    reference = FeaturePipeline.fit(train_frames["object/None"], FEATURES)
-    expected = reference.transform(test_frames["object/None"])
-    _check(expected, len(test["n"]), reference)
+    reference = FeaturePipeline.fit(train_frames["object/None"], FEATURES, encoding=encoding)
+    expected = _check(reference.transform(test_frames["object/None"]), len(test["n"]), reference)
     for label in train_frames:
-        pipe = FeaturePipeline.fit(train_frames[label], FEATURES)
+        pipe = FeaturePipeline.fit(train_frames[label], FEATURES, encoding=encoding)
         assert pipe.to_json() == reference.to_json(), label
         for other, frame in test_frames.items():
-            np.testing.assert_array_equal(pipe.transform(frame), expected, err_msg=f"fit on {label}, applied to {other}")
+            np.testing.assert_array_equal(_paths_agree(pipe, frame), expected, err_msg=f"fit on {label}, applied to {other}")
 
 
 @SETTINGS
@@ -130,8 +150,8 @@ def test_the_real_telco_table_with_nulls_injected_in_any_backend(real_telco, dat
         frame[col] = frame[col].astype(object)
         frame.loc[row, col] = data.draw(nulls)
     converted = frame.convert_dtypes(dtype_backend=data.draw(st.sampled_from(["numpy_nullable", "pyarrow"])))
-    pipe = FeaturePipeline.fit(frame, features)
-    out = pipe.transform(converted)
-    _check(out, len(frame), pipe)
-    np.testing.assert_array_equal(out, pipe.transform(frame))
-    np.testing.assert_array_equal(FeaturePipeline.fit(converted, features).transform(frame), out)
+    pipe = FeaturePipeline.fit(frame, features, encoding=data.draw(st.sampled_from(["native", "onehot"])))
+    out = _check(pipe.transform(converted), len(frame), pipe)
+    np.testing.assert_array_equal(out, _paths_agree(pipe, frame))
+    np.testing.assert_array_equal(_paths_agree(pipe, converted), out)
+    np.testing.assert_array_equal(_dense(FeaturePipeline.fit(converted, features, encoding=pipe.encoding).transform(frame)), out)

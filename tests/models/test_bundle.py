@@ -12,6 +12,7 @@ from lakeray.errors import LakerayError
 from lakeray.features import build_matrices
 from lakeray.models import ModelBundle, booster_params, load_bundle
 from lakeray.models.bundle import FEATURES_FILE, MANIFEST_FILE, MODEL_FILE
+from lakeray.models.families import dmatrix
 from tests.conftest import synthetic_snapshot
 
 
@@ -21,7 +22,7 @@ def bundle_dir(tmp_path_factory, churn_spec):
     mats = build_matrices(churn_spec, snapshot)
     x, y = mats.splits["train"]
     params = booster_params({"fixed": {"booster": "gbtree"}}, {"max_depth": 3}, "binary")
-    booster = xgboost.train({**params, "nthread": 1}, xgboost.DMatrix(x, label=y), num_boost_round=5)
+    booster = xgboost.train({**params, "nthread": 1}, dmatrix(x, y, mats.feature_types), num_boost_round=5)
     bundle = ModelBundle(booster, mats.features, mats.target, {"task": "binary", "family": "xgboost"})
     folder = bundle.save(tmp_path_factory.mktemp("bundle"))
     return folder, bundle, snapshot
@@ -38,6 +39,21 @@ def test_round_trip_predicts_the_same_from_raw_rows(bundle_dir):
     assert set(manifest["sha256"]) == {"model.ubj", "features.json", "target.json"}
     importance = loaded.importance()
     assert importance and set(importance) <= set(loaded.features.output_columns)
+
+
+def test_serving_rows_score_exactly_as_the_frame_at_training_and_evaluation(bundle_dir):
+    # serving hands row dicts (JSON: absent keys, None, ints for floats) to predict_rows; batch
+    # scoring and evaluation hand frames to predict_frame: the same scores, one row or many
+    _, bundle, snapshot = bundle_dir
+    test = snapshot.frames["test"].head(40)
+    records = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items() if v is not None}
+               for row in test.to_dict("records")]
+    frame_scores = bundle.predict_frame(test)
+    np.testing.assert_array_equal(bundle.predict_rows(records), frame_scores)             # > SMALL rows: pandas
+    np.testing.assert_array_equal(np.concatenate([bundle.predict_rows([r]) for r in records]), frame_scores)
+    np.testing.assert_array_equal(np.concatenate([bundle.predict_frame(test.iloc[[i]]) for i in range(len(test))]),
+                                  frame_scores)
+    assert bundle.features.native and "c" in bundle.features.feature_types
 
 
 def test_max_f1_threshold_is_the_validation_cut_with_the_best_f1():

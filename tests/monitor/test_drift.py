@@ -71,6 +71,22 @@ def test_counts_and_statistics_equal_numpy_and_scipy(world):
     assert plan["chi2"] == pytest.approx(ref.statistic, rel=1e-9)
 
 
+def test_category_keys_are_the_models_in_the_profile_and_in_spark(spark):
+    # the same seat counts as pandas ints at training and Spark doubles in the window: one key each,
+    # the model's ("1", not "1.0"), so nothing drifts and the vocabulary lines up
+    from lakeray.features.preprocess import FeaturePipeline
+
+    rng = np.random.default_rng(3)
+    train = pd.DataFrame({"seats": rng.choice([1, 2, 3], 3000)})
+    profile = build_profile(train, {"seats": "categorical"})
+    assert set(profile["seats"]["frequencies"]) == set(FeaturePipeline.fit(train, {"seats": "categorical"}).vocab["seats"])
+    window = spark.createDataFrame(pd.DataFrame({"seats": np.append(rng.choice([1.0, 2.0, 3.0], 2000), np.nan)}))
+    counts = window_counts(window, profile, {})
+    assert set(counts["seats"]) == {"1", "2", "3", NULL}
+    result = compute_drift(window, profile, load_settings(root=ROOT)["drift"])[0]
+    assert not result.drifted and result.statistics["psi"] < 0.05
+
+
 def test_window_syntax_is_checked():
     import datetime as dt
 

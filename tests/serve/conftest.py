@@ -15,6 +15,7 @@ def build_tiny_champion(spec, folder):
 
     from lakeray.features.preprocess import FeaturePipeline, TargetEncoder
     from lakeray.models.bundle import MODEL_FILE, ModelBundle
+    from lakeray.models.families import dmatrix
     from lakeray.registry import configure_tracking
     from lakeray.registry.gate import promote
 
@@ -23,7 +24,7 @@ def build_tiny_champion(spec, folder):
     features = FeaturePipeline.fit(train, dict(spec.features))
     target = TargetEncoder.fit(train[spec.target], spec)
     booster = xgboost.train({"objective": "binary:logistic", "max_depth": 2, "nthread": 1},
-                            xgboost.DMatrix(features.transform(train), label=target.transform(train[spec.target])),
+                            dmatrix(features.transform(train), target.transform(train[spec.target]), features.feature_types),
                             num_boost_round=5)
     manifest = {"pipeline": spec.name, "task": spec.task, "family": "xgboost", "params": {}, "rounds": 5,
                 "threshold": 0.5, "positive_label": spec.positive_label, "feature_columns": features.output_columns}

@@ -2,7 +2,7 @@
 
 @serve.batch hands one list to one call, so before, one raising row failed every request in the
 batch. score_isolated bisects a failing call down to the rows that fail alone. The model here
-is the real tiny champion; `predict` wraps its predict_frame with a failure the test controls
+is the real tiny champion; `predict` wraps its predict_rows with a failure the test controls
 (the schema and the preprocessing leave no input that makes a real model raise any more)."""
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ def test_one_failing_row_fails_only_itself(tiny_champion, churn_spec):
     bundle, columns = tiny_champion["bundle"], list(churn_spec.features)
     calls = []
 
-    def predict(frame):
-        calls.append(len(frame))
-        if (frame["contract"] == "poison").any():
+    def predict(batch):
+        calls.append(len(batch))
+        if any(row.get("contract") == "poison" for row in batch):
             raise ValueError("Input data contains 'inf'")
-        return bundle.predict_frame(frame)
+        return bundle.predict_rows(batch)
 
     rows = _rows(churn_spec, 128)
     for bad in (17, 90):
         rows[bad]["contract"] = "poison"
-    scored = score_isolated(predict, rows, columns)
+    scored = score_isolated(predict, rows)
     assert sorted(scored.errors) == [17, 90] and not scored.model_broken
     assert "Input data contains 'inf'" in scored.errors[17]
     good = [i for i in range(len(rows)) if i not in (17, 90)]
@@ -41,25 +41,25 @@ def test_one_failing_row_fails_only_itself(tiny_champion, churn_spec):
     assert scored.scores[17] is None and scored.scores[90] is None
     assert len(calls) <= 1 + 2 * 2 * 7                              # bisection: about 2 calls per level per bad row
     before = len(calls)
-    clean = score_isolated(predict, rows[:10], columns)
+    clean = score_isolated(predict, rows[:10])
     assert clean.errors == {} and len(calls) == before + 1          # one call when nothing fails
 
 
 def test_non_finite_scores_fail_their_rows_and_a_broken_model_is_told_apart(tiny_champion, churn_spec):
-    bundle, columns = tiny_champion["bundle"], list(churn_spec.features)
+    bundle = tiny_champion["bundle"]
     rows = _rows(churn_spec, 6)
 
-    def nan_for_a(frame):
-        scores = bundle.predict_frame(frame).astype(float)
-        scores[(frame["region"] == "a").to_numpy()] = np.nan
+    def nan_for_a(batch):
+        scores = bundle.predict_rows(batch).astype(float)
+        scores[[row.get("region") == "a" for row in batch]] = np.nan
         return scores
 
-    scored = score_isolated(nan_for_a, rows, columns)
+    scored = score_isolated(nan_for_a, rows)
     assert set(scored.errors) == {i for i, r in enumerate(rows) if r["region"] == "a"} and not scored.model_broken
     assert all("non-finite" in e for e in scored.errors.values())
 
-    def broken(frame):
+    def broken(batch):
         raise RuntimeError("booster cannot be used")
 
-    scored = score_isolated(broken, rows, columns)
+    scored = score_isolated(broken, rows)
     assert sorted(scored.errors) == list(range(6)) and scored.model_broken    # fails on a row of nulls too

@@ -17,7 +17,6 @@ from lakeray.config import load_settings
 from lakeray.errors import SpecError
 from lakeray.lakehouse import Lakehouse
 from lakeray.spec import load_spec
-from lakeray.spec.loader import parse_spec
 from lakeray.spec.names import name_problem, relative_path_problem
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,9 +1,34 @@
-"""Requests that Ray would wait on forever fail at once, with the numbers."""
+"""Training sizing: "auto" resolved from the nodes, and requests Ray would wait on forever fail at once."""
 
 import pytest
 
 from lakeray.errors import ResourceError
-from lakeray.train.resources import check_worker_resources
+from lakeray.train.resources import Sizing, check_worker_resources, node_cpus, resolve_sizing
+
+NODES = [{"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}},
+         {"Alive": True, "Resources": {"CPU": 4.0}},
+         {"Alive": True, "Resources": {"memory": 1e9}},           # a head node started with --num-cpus=0
+         {"Alive": False, "Resources": {"CPU": 2.0}}]             # a dead node
+
+
+def test_auto_is_one_worker_per_node_with_cpus_sized_to_the_smallest():
+    assert node_cpus(NODES) == [8.0, 4.0]
+    assert resolve_sizing([8.0, 4.0], "auto", "auto") == Sizing(2, 4.0, 0.0, 4)
+    assert resolve_sizing([2.0], "auto", "auto") == Sizing(1, 2.0, 0.0, 2)   # this machine: 1 worker, 2 threads
+
+
+def test_numbers_are_kept_and_mix_with_auto():
+    assert resolve_sizing([2.0], 2, 0.5) == Sizing(2, 0.5, 0.0, 1)            # at least one thread
+    assert resolve_sizing([2.0], 2, "auto", 0.5) == Sizing(2, 2.0, 0.5, 2)
+    assert resolve_sizing([8.0, 4.0], "auto", 3) == Sizing(2, 3.0, 0.0, 3)
+    assert resolve_sizing([], 2, 1) == Sizing(2, 1.0, 0.0, 1)                 # no auto: nodes not needed
+
+
+def test_auto_without_nodes_and_nonsense_numbers_fail():
+    with pytest.raises(ResourceError, match="no alive Ray node with CPUs"):
+        resolve_sizing([], "auto", 1)
+    with pytest.raises(ResourceError, match="must be positive numbers or 'auto'"):
+        resolve_sizing([2.0], 0, 1)
 
 
 def test_gpus_that_do_not_exist():
@@ -12,7 +37,10 @@ def test_gpus_that_do_not_exist():
     check_worker_resources({"CPU": 8, "GPU": 1}, 2, 1, 0.5)   # fractional GPUs fit
 
 
-def test_no_cpu_left_for_ray_data():
-    with pytest.raises(ResourceError, match=r"= 2.5 CPU\(s\), but the Ray cluster has 2: the dataset read would stall"):
-        check_worker_resources({"CPU": 2}, 2, 1, 0)
-    check_worker_resources({"CPU": 2}, 2, 0.5, 0)
+def test_more_cpus_than_the_cluster_or_a_node_has():
+    with pytest.raises(ResourceError, match=r"2 worker\(s\) x 1.5 CPU = 3 CPU\(s\), but the Ray cluster has 2"):
+        check_worker_resources({"CPU": 2}, 2, 1.5, 0)
+    check_worker_resources({"CPU": 2}, 2, 1, 0)               # no CPU reserve any more: no Ray Data
+    check_worker_resources({"CPU": 2}, 1, 2, 0, [2.0])
+    with pytest.raises(ResourceError, match="6 CPU per worker, but the largest Ray node has 4"):
+        check_worker_resources({"CPU": 12}, 2, 6, 0, [4.0, 4.0, 4.0])

@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from lakeray.spec import spec_hash
-from lakeray.tune.search import run_tune
+from lakeray.tune.search import run_tune, saved_state_readable
 from lakeray.features import load_splits
-from tests.conftest import ROOT, settings_in
+from tests.conftest import ROOT, settings_in, synthetic_snapshot
 
 SAMPLES = 5
 CHILD = textwrap.dedent("""
@@ -52,6 +53,8 @@ def test_killed_search_resumes_without_rerunning_finished_trials(churn_world, ra
 
     finished_before = {}
     for experiment in experiments:
+        if not saved_state_readable(str(experiment)):   # killed mid-copy: searched afresh (next test)
+            continue
         state = ray.tune.ExperimentAnalysis(str(experiment))      # what the killed driver had saved
         finished_before.update({t.trial_id: (t.last_result["score"], t.last_result["time_total_s"])
                                 for t in state.trials if t.status == "TERMINATED"})
@@ -64,3 +67,23 @@ def test_killed_search_resumes_without_rerunning_finished_trials(churn_world, ra
     assert len(after) == SAMPLES                          # not SAMPLES + re-runs
     for trial_id, (score, seconds) in finished_before.items():
         assert after[trial_id] == (score, seconds)        # kept as they were, not trained again
+
+
+def test_search_whose_saved_state_a_kill_tore_is_searched_afresh(ray_local, tmp_path, churn_spec):
+    """Ray copies the experiment state to storage with plain writes: a driver killed mid-copy can
+    leave it empty. That family is searched again; the others are restored as they were."""
+    settings = settings_in(tmp_path)
+    settings["tune"].update(smoke={"num_samples": 3, "rounds_scale": 0.05}, max_concurrent_trials=1)
+    snapshot = synthetic_snapshot(churn_spec, rows=600)
+    first = run_tune(churn_spec, settings, snapshot, spec_digest=spec_hash(churn_spec), smoke=True)
+    torn = Path(first.experiment_paths["xgboost"])
+    max(torn.glob("experiment_state-*.json")).write_bytes(b"")
+    assert not saved_state_readable(str(torn)) and saved_state_readable(first.experiment_paths["logistic"])
+
+    second = run_tune(churn_spec, settings, snapshot, spec_digest=spec_hash(churn_spec), smoke=True)
+    assert second.restored and saved_state_readable(str(torn))
+    before = {r["trial_id"]: (r["family"], r["score"]) for r in first.leaderboard}
+    after = {r["trial_id"]: (r["family"], r["score"]) for r in second.leaderboard}
+    assert {k: v for k, v in after.items() if v[0] != "xgboost"} == {k: v for k, v in before.items() if v[0] != "xgboost"}
+    searched_again = [k for k, v in after.items() if v[0] == "xgboost"]
+    assert len(searched_again) == 1 and not set(searched_again) & set(before)

@@ -1,7 +1,7 @@
 """The spec's baseline model, fitted on the training split: the floor a candidate must beat.
 
 majority / mean: a constant (class frequencies or the training mean); logistic / linear:
-scikit-learn's LogisticRegression / Ridge on standardised features. Refitted at every
+scikit-learn's LogisticRegression / Ridge on standardised features (sparse one-hot). Refitted at every
 evaluation on the same pinned training split, so it is deterministic and never stored.
 """
 
@@ -28,7 +28,7 @@ class BaselineScorer:
             out = np.tile(self.constant, (len(frame), 1))
             return out[:, 0] if self.task != "multiclass" else out
         x = self.features.transform(frame)
-        if not len(x):   # Dask's empty metadata frame
+        if not x.shape[0]:   # Dask's empty metadata frame
             width = len(self.model.classes_) if self.task == "multiclass" else 0
             return np.zeros((0, width)) if width else np.zeros(0)
         if self.task == "binary":
@@ -40,7 +40,7 @@ class BaselineScorer:
 
 def fit_baseline(kind: str, task: str, train: pd.DataFrame, y: np.ndarray, features: dict[str, str],
                  num_class: int = 0) -> BaselineScorer:
-    pipe = FeaturePipeline.fit(train, features, standardize=True)
+    pipe = FeaturePipeline.fit(train, features, encoding="onehot", standardize=True)
     if kind in ("majority", "mean"):
         if task == "multiclass":
             constant = np.bincount(y.astype(int), minlength=num_class) / len(y)

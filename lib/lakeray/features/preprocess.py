@@ -1,59 +1,46 @@
 """Preprocessing fitted on the training split only, stored as JSON next to the model.
 
-The same object turns a pandas frame into the model's matrix at training, evaluation, batch
-scoring and serving time, so there is no training/serving skew. Numeric features are imputed
-with the training median (and optionally standardised, for linear models); categorical
-features are one-hot encoded over the training vocabulary, with an `__other__` column for
-values never seen in training; boolean features become 0/1 with the training mode for nulls.
+The same object turns a pandas frame (or, for serving, a list of row dicts) into the model's
+matrix at training, evaluation, batch scoring and serving time, so there is no
+training/serving skew. Three encodings:
+
+  native        tree models (XGBoost's own categorical support): one float32 column per feature.
+                Numbers as they are and booleans 0/1, NaN where missing (XGBoost learns where
+                missing rows go); a categorical holds the code of its value in the training
+                vocabulary (up to `max_categories` most frequent values), NaN for missing and
+                unseen values. `feature_types` ("q"/"c") tells XGBoost which columns are categories.
+  onehot        linear models: a sparse CSR matrix. Numbers imputed with the training median
+                (standardised if asked), booleans with the training mode, categoricals one-hot
+                over the vocabulary with an `__other__` column for unseen and missing values.
+  dense_onehot  the same as a dense array: the layout of bundles written before native
+                categoricals (format v1), still loaded and served as they were trained.
 
 Missing means the same in every reader's frame (None, NaN, pd.NA; object, `string[pyarrow]`,
 `category`, ArrowDtype, nullable dtypes): see lakeray.features.values. Non-finite numbers
-(inf, -inf) are missing too, and the matrix is always finite float32.
+(inf, -inf) are missing too, and finite numbers are clipped to the float32 range.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
-import re
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lakeray.errors import LakerayError
-from lakeray.features.values import (FLOAT32_MAX, boolean_values, category_key, category_keys, missing_mask,
-                                     numeric_values)
-from lakeray.spec.models import PipelineSpec
+from lakeray.features.target import TargetEncoder
+from lakeray.features.values import FLOAT32_MAX, boolean_values, numeric_values, row_flag, row_number
+from lakeray.features.vocab import Vocab, fit_vocab
 
+__all__ = ["ENCODINGS", "FeaturePipeline", "OTHER", "TargetEncoder"]
 OTHER = "__other__"
-FORMAT = "lakeray.feature_pipeline/v1"
-_LEGACY_FLOAT = re.compile(r"^-?[0-9]+\.0$")
-
-
-def _lookup(entries: list[str]) -> dict[str, str]:
-    """Canonical key -> stored entry, for entries stored before keys were canonical
-    (a float category 1.0 was stored as "1.0"; its key is now "1")."""
-    out = {e: e for e in entries}
-    for entry in entries:
-        if _LEGACY_FLOAT.match(entry):
-            out.setdefault(category_key(float(entry)), entry)
-    return out
-
-
-def _as_entries(keys: np.ndarray, entries: list[str]) -> np.ndarray:
-    lookup = _lookup(entries)
-    if len(lookup) == len(entries):
-        return keys
-    return np.array([lookup.get(k, k) if k is not None else None for k in keys.tolist()], dtype=object)
-
-
-def encode_categories(keys: np.ndarray, vocab: list[str]) -> np.ndarray:
-    """Index of each key in `vocab`; len(vocab) (the __other__ column) for unseen and missing keys."""
-    codes = pd.Categorical(_as_entries(keys, vocab), categories=vocab).codes.astype(np.int64)
-    codes[codes < 0] = len(vocab)
-    return codes
+FORMAT = "lakeray.feature_pipeline/v2"
+LEGACY_FORMAT = "lakeray.feature_pipeline/v1"
+ENCODINGS = ("native", "onehot", "dense_onehot")
+SMALL = 16      # frames up to this many rows take the row path (pandas' per-column cost dominates there)
 
 
 @dataclasses.dataclass
@@ -65,15 +52,21 @@ class FeaturePipeline:
     vocab: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     modes: dict[str, float] = dataclasses.field(default_factory=dict)
     standardize: bool = False
+    encoding: str = "native"
+
+    def __post_init__(self):
+        if self.encoding not in ENCODINGS:
+            raise LakerayError(f"unknown feature encoding {self.encoding!r}; known: {', '.join(ENCODINGS)}")
 
     # -- fitting (training split only)
     @classmethod
-    def fit(cls, train: pd.DataFrame, features: dict[str, str], standardize: bool = False,
-            max_categories: int = 50) -> "FeaturePipeline":
+    def fit(cls, train: pd.DataFrame, features: dict[str, str], *, encoding: str = "native", standardize: bool = False,
+            max_categories: int | None = None) -> "FeaturePipeline":
         missing = [c for c in features if c not in train.columns]
         if missing:
             raise LakerayError(f"training data lacks feature column(s): {', '.join(missing)}")
-        pipe = cls(dict(features), standardize=standardize)
+        limit = max_categories or (1000 if encoding == "native" else 50)
+        pipe = cls(dict(features), standardize=standardize, encoding=encoding)
         for name, kind in features.items():
             col = train[name]
             if kind == "numeric":
@@ -85,19 +78,22 @@ class FeaturePipeline:
                 std = float(filled.std()) if len(filled) else 0.0
                 pipe.stds[name] = std if std > 0 and math.isfinite(std) else 1.0
             elif kind == "categorical":
-                keys = category_keys(col)
-                counts = pd.Series(keys[~missing_mask(keys)], dtype=object).value_counts()
-                top = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable").index[:max_categories]
-                pipe.vocab[name] = sorted(top)
+                pipe.vocab[name] = fit_vocab(col, limit)
             else:
                 flags = boolean_values(col)
                 ones, zeros = int((flags == 1).sum()), int((flags == 0).sum())
                 pipe.modes[name] = 1.0 if ones > zeros else 0.0       # a tie (or no value) is False, as before
         return pipe
 
-    # -- applying (any split, batch scoring, serving)
+    # -- the matrix layout
+    @property
+    def native(self) -> bool:
+        return self.encoding == "native"
+
     @property
     def output_columns(self) -> list[str]:
+        if self.native:
+            return list(self.features)
         out = []
         for name, kind in self.features.items():
             if kind == "categorical":
@@ -106,102 +102,119 @@ class FeaturePipeline:
                 out.append(name)
         return out
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+    @property
+    def feature_types(self) -> list[str] | None:
+        """XGBoost's feature types of the native layout ("c" categorical, "q" the rest); None otherwise."""
+        return ["c" if kind == "categorical" else "q" for kind in self.features.values()] if self.native else None
+
+    @functools.cached_property
+    def _vocabs(self) -> dict[str, Vocab]:
+        return {name: Vocab(entries) for name, entries in self.vocab.items()}
+
+    # -- applying (any split, batch scoring, serving)
+    def _columns(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """name -> float64 values (numeric, boolean; NaN missing) or int64 codes (categorical; -1 missing/unseen)."""
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise LakerayError(f"input lacks feature column(s): {', '.join(missing)}")
-        rows = len(frame)
-        blocks = []
+        out = {}
         for name, kind in self.features.items():
             col = frame[name]
             if kind == "numeric":
-                values = numeric_values(col)
+                out[name] = numeric_values(col)
+            elif kind == "categorical":
+                out[name] = self._vocabs[name].codes(col)
+            else:
+                out[name] = boolean_values(col)
+        return out
+
+    @functools.cached_property
+    def _converters(self) -> list[tuple[str, object]]:
+        """(name, one value -> its number in the row path): row_number, row_flag, and for a
+        categorical its code (native: NaN where missing or unseen; one-hot: -1)."""
+        out = []
+        for name, kind in self.features.items():
+            if kind == "categorical":
+                code = self._vocabs[name].code
+                out.append((name, (lambda v, code=code: float(c) if (c := code(v)) >= 0 else math.nan) if self.native else code))
+            else:
+                out.append((name, row_number if kind == "numeric" else row_flag))
+        return out
+
+    def _rows_matrix(self, lists: dict[str, list], rows: int):
+        """The matrix of a few rows given as value lists per column, without pandas: the values
+        _columns + _assemble give for their frame."""
+        if self.native:
+            flat = [convert(lists[name][i]) for i in range(rows) for name, convert in self._converters]
+            return np.array(flat, dtype=np.float32).reshape(rows, len(self.features))
+        return self._onehot({name: np.array([convert(v) for v in lists[name]], dtype=np.int64 if self.features[name] ==
+                                            "categorical" else np.float64) for name, convert in self._converters}, rows)
+
+    def _assemble(self, columns: dict[str, np.ndarray], rows: int):
+        if self.native:          # column-major: each feature is written (and read by XGBoost) contiguously
+            out = np.empty((rows, len(self.features)), dtype=np.float32, order="F")
+            for j, (name, kind) in enumerate(self.features.items()):
+                out[:, j] = columns[name]
+                if kind == "categorical":
+                    out[columns[name] < 0, j] = np.nan
+            return out
+        return self._onehot(columns, rows)
+
+    def _onehot(self, columns: dict[str, np.ndarray], rows: int):
+        """CSR with one stored entry per numeric/boolean feature and one per categorical, per row."""
+        import scipy.sparse as sp
+
+        per_row, offset = len(self.features), 0
+        indices = np.empty((rows, per_row), dtype=np.int64)
+        data = np.empty((rows, per_row), dtype=np.float64)
+        for j, (name, kind) in enumerate(self.features.items()):
+            values = columns[name]
+            if kind == "categorical":
+                size = len(self.vocab[name])
+                indices[:, j] = offset + np.where(values < 0, size, values)
+                data[:, j] = 1.0
+                offset += size + 1
+                continue
+            if kind == "numeric":
                 values = np.where(np.isnan(values), self.medians[name], values)
                 if self.standardize:
                     values = (values - self.means[name]) / self.stds[name]
-                blocks.append(values[:, None])
-            elif kind == "categorical":
-                vocab = self.vocab[name]
-                onehot = np.zeros((rows, len(vocab) + 1), dtype=np.float32)
-                onehot[np.arange(rows), encode_categories(category_keys(col), vocab)] = 1.0
-                blocks.append(onehot)
             else:
-                flags = boolean_values(col)
-                blocks.append(np.where(np.isnan(flags), self.modes[name], flags)[:, None])
-        if not blocks:
-            return np.zeros((rows, 0), dtype=np.float32)
-        return np.clip(np.hstack(blocks), -FLOAT32_MAX, FLOAT32_MAX).astype(np.float32)
+                values = np.where(np.isnan(values), self.modes[name], values)
+            indices[:, j], data[:, j] = offset, values
+            offset += 1
+        data = np.clip(data, -FLOAT32_MAX, FLOAT32_MAX).astype(np.float32)
+        matrix = sp.csr_matrix((data.ravel(), indices.ravel(), np.arange(0, rows * per_row + 1, per_row)),
+                               shape=(rows, offset))
+        return matrix.toarray() if self.encoding == "dense_onehot" else matrix
+
+    def transform(self, frame: pd.DataFrame):
+        """The model's matrix: float32 ndarray (native, dense_onehot) or float32 CSR (onehot)."""
+        if len(frame) <= SMALL and all(c in frame.columns for c in self.features):
+            return self._rows_matrix({c: frame[c].tolist() for c in self.features}, len(frame))
+        return self._assemble(self._columns(frame), len(frame))
+
+    def transform_rows(self, rows: list[dict]):
+        """The matrix of rows given as dicts, absent keys missing (serving): the values transform()
+        gives for their frame, without building one for a few rows."""
+        if len(rows) > SMALL:
+            return self._assemble(self._columns(pd.DataFrame(rows, columns=list(self.features))), len(rows))
+        return self._rows_matrix({c: [row.get(c) for row in rows] for c in self.features}, len(rows))
 
     # -- storage: JSON, never pickle
     def to_json(self) -> str:
-        data = dataclasses.asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["features"] = [[name, kind] for name, kind in self.features.items()]  # the column order matters
         return json.dumps({"format": FORMAT, **data}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "FeaturePipeline":
         data = json.loads(text)
-        if data.pop("format", None) != FORMAT:
+        fmt = data.pop("format", None)
+        if fmt not in (FORMAT, LEGACY_FORMAT):
             raise LakerayError(f"not a lakeray feature pipeline (expected format {FORMAT})")
+        if fmt == LEGACY_FORMAT:          # dense one-hot, as every v1 model was trained
+            data["encoding"] = "dense_onehot"
         data["features"] = {name: kind for name, kind in data["features"]}
         return cls(**data)
 
-
-def _examples(values: pd.Series, limit: int = 3) -> str:
-    return ", ".join(repr(v) for v in values.head(limit).tolist())
-
-
-@dataclasses.dataclass
-class TargetEncoder:
-    """The target as the model sees it: 0/1 for binary, class index for multiclass, float otherwise."""
-
-    task: str
-    classes: list[Any] = dataclasses.field(default_factory=list)
-    positive: Any = None
-
-    @classmethod
-    def fit(cls, train_target: pd.Series, spec: PipelineSpec) -> "TargetEncoder":
-        if spec.task == "binary":
-            positive = spec.positive_label if spec.positive_label is not None else True
-            return cls("binary", positive=positive)
-        if spec.task == "multiclass":
-            keys = category_keys(train_target)
-            return cls("multiclass", classes=sorted(set(keys[~missing_mask(keys)].tolist())))
-        return cls("regression")
-
-    def transform(self, target: pd.Series) -> np.ndarray:
-        target = target if isinstance(target, pd.Series) else pd.Series(target)
-        nulls = int(missing_mask(target).sum())
-        if nulls:
-            raise LakerayError(f"target has {nulls} null value(s); gold should have none")
-        if self.task == "binary":
-            if isinstance(self.positive, bool):
-                flags = boolean_values(target)
-                if np.isnan(flags).any():
-                    raise LakerayError(f"target has {int(np.isnan(flags).sum())} value(s) that are not booleans "
-                                       f"(e.g. {_examples(target[np.isnan(flags)])}); name the positive class "
-                                       "with positive_label in the spec")
-                return (flags == float(self.positive)).astype(np.float32)
-            wanted = str(category_key(self.positive)).lower()
-            keys = pd.Series(category_keys(target), dtype=object)
-            return keys.str.lower().eq(wanted).to_numpy(dtype=np.float32)
-        if self.task == "multiclass":
-            keys = _as_entries(category_keys(target), self.classes)
-            codes = pd.Categorical(keys, categories=self.classes).codes
-            if (codes < 0).any():
-                raise LakerayError(f"target classes not seen in training: {sorted(set(keys[codes < 0].tolist()))[:20]}")
-            return codes.astype(np.float32)
-        values = pd.to_numeric(target, errors="coerce").to_numpy(dtype="float64", na_value=np.nan) \
-            if len(target) else np.zeros(0)
-        bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
-        if bad.any():
-            raise LakerayError(f"target has {int(bad.sum())} value(s) that are not finite numbers "
-                               f"(e.g. {_examples(target[bad])})")
-        return values.astype(np.float32)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
-
-    @classmethod
-    def from_json(cls, text: str) -> "TargetEncoder":
-        return cls(**json.loads(text))

@@ -11,10 +11,12 @@ it, and the same values give the same result whether a column is object, `string
   category_keys     object array of canonical strings (None where missing): 1, 1.0 and
                     Int64 1 are all "1", True is "True", strings are themselves
   boolean_values    float64 1/0; NaN for missing and for text that is not a boolean
+  row_number, row_flag   the same for one value (the serving path: no pandas for a few rows)
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -47,13 +49,16 @@ def _number(value) -> float:
 def numeric_values(values) -> np.ndarray:
     """float64 with NaN for missing, unparseable and non-finite values; the rest within float32's range."""
     col = _series(values)
-    try:
-        out = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    except (TypeError, ValueError, OverflowError):
-        out = np.array([np.nan if m else _number(v) for v, m in zip(col.tolist(), missing_mask(col))], dtype="float64")
-    out = np.array(out, dtype="float64", copy=True)
-    out[~np.isfinite(out)] = np.nan
-    return np.clip(out, -FLOAT32_MAX, FLOAT32_MAX)
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "fiub":      # plain numpy numbers: no parsing
+        out = col.to_numpy(dtype="float64", copy=True)
+    else:
+        try:
+            out = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        except (TypeError, ValueError, OverflowError):
+            out = np.array([np.nan if m else _number(v) for v, m in zip(col.tolist(), missing_mask(col))], dtype="float64")
+        out = np.array(out, dtype="float64", copy=True)
+    out[np.isinf(out)] = np.nan
+    return np.clip(out, -FLOAT32_MAX, FLOAT32_MAX, out=out)
 
 
 def _float_keys(numbers_: np.ndarray) -> np.ndarray:
@@ -112,9 +117,9 @@ def category_keys(values) -> np.ndarray:
         keys[~missing] = np.where(present.to_numpy(dtype=bool), "True", "False")
     elif kind == "integer":
         keys[~missing] = [str(int(v)) for v in present.tolist()]
-    elif kind in ("floating", "mixed-integer-float"):
+    elif kind == "floating":
         keys[~missing] = _float_keys(present.to_numpy(dtype="float64"))
-    else:                                           # mixed types: one value at a time
+    else:                                           # mixed types (ints among floats too): one value at a time
         keys[~missing] = [category_key(v) for v in present.tolist()]
     return keys
 
@@ -154,3 +159,27 @@ def boolean_values(values) -> np.ndarray:
     else:
         out[~missing] = [_flag(v) for v in present.tolist()]
     return out
+
+
+def _scalar_missing(value) -> bool:
+    return not isinstance(value, (list, tuple, dict, set, np.ndarray)) and bool(pd.isna(value))
+
+
+def row_number(value) -> float:
+    """numeric_values of one value."""
+    if isinstance(value, (float, np.floating)) or (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+                                                   and abs(int(value)) < 2 ** 63):
+        number = float(value)
+        if not math.isfinite(number):
+            return float("nan")
+        return min(max(number, -FLOAT32_MAX), FLOAT32_MAX)
+    if value is None or _scalar_missing(value):
+        return float("nan")
+    return float(numeric_values(pd.Series([value], dtype=object))[0])
+
+
+def row_flag(value) -> float:
+    """boolean_values of one value."""
+    if value is None or _scalar_missing(value):
+        return float("nan")
+    return _flag(value)

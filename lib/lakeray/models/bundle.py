@@ -53,15 +53,20 @@ class ModelBundle:
         """Binary tasks: the decision threshold chosen at training time (0.5 if none was)."""
         return float(self.manifest.get("threshold") or 0.5)
 
-    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+    def matrix(self, frame: pd.DataFrame):
         return self.features.transform(frame)
 
     def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Scores for raw feature rows: the fitted preprocessing, then the booster."""
         return predict(self.booster, self.matrix(frame), self.task)
 
+    def predict_rows(self, rows: list[dict]) -> np.ndarray:
+        """Scores for rows given as dicts (serving: no DataFrame for a few rows); the same as
+        predict_frame of their frame."""
+        return predict(self.booster, self.features.transform_rows(rows), self.task)
+
     def importance(self) -> dict[str, float]:
-        """Gain per input column (one-hot columns keep their `name=value` label)."""
+        """Gain per input column (native: one per feature; one-hot columns keep their `name=value` label)."""
         names = self.features.output_columns
         raw = self.booster.get_score(importance_type="gain") if self.manifest.get("family") != "logistic" else {}
         out = {}

@@ -29,11 +29,41 @@ def booster_params(family_conf: dict, hyper: dict, task: str, num_class: int = 0
     return params
 
 
-def predict(booster, matrix: np.ndarray, task: str) -> np.ndarray:
-    """Probability of the positive class (binary), class probabilities (multiclass) or values."""
+def dmatrix(x, y=None, feature_types: list[str] | None = None):
+    """An XGBoost DMatrix of a dense float32 array (NaN missing; categorical columns as codes where
+    `feature_types` says "c") or a CSR matrix (one-hot)."""
     import xgboost
 
-    return booster.predict(xgboost.DMatrix(matrix))
+    if feature_types and "c" in feature_types:
+        return xgboost.DMatrix(x, label=y, feature_types=feature_types, enable_categorical=True)
+    return xgboost.DMatrix(x, label=y)
+
+
+def predict(booster, matrix, task: str, iteration_range: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Probability of the positive class (binary), class probabilities (multiclass) or values.
+
+    Dense matrices of tree boosters go through inplace_predict (no DMatrix: about half the cost
+    of one row); categorical splits are stored in the trees, so codes need no feature types here.
+    gblinear has no inplace prediction (CSR input is one-hot for linear models) and no
+    iteration_range: a linear model always predicts with all of its rounds."""
+    import scipy.sparse as sp
+
+    if is_linear(booster):
+        return booster.predict(dmatrix(matrix))
+    if sp.issparse(matrix):
+        return booster.predict(dmatrix(matrix), iteration_range=iteration_range)
+    return booster.inplace_predict(np.asarray(matrix, dtype=np.float32), iteration_range=iteration_range)
+
+
+def is_linear(booster) -> bool:
+    """A gblinear booster (read once from its config, then remembered on the object)."""
+    linear = getattr(booster, "_lakeray_linear", None)
+    if linear is None:
+        import json
+
+        linear = json.loads(booster.save_config())["learner"]["gradient_booster"]["name"] == "gblinear"
+        booster._lakeray_linear = linear
+    return linear
 
 
 def all_metrics(task: str, y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict:
@@ -44,8 +74,21 @@ def all_metrics(task: str, y_true: np.ndarray, scores: np.ndarray, threshold: fl
     return regression_metrics(y_true, scores)
 
 
+def _one_binary(metric: str, y_true: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true).astype(int)
+    proba = np.clip(np.asarray(scores, dtype=float), 1e-7, 1 - 1e-7)    # as binary_metrics clips
+    if metric == "roc_auc":
+        return float(skm.roc_auc_score(y_true, proba))
+    return float(skm.average_precision_score(y_true, proba))
+
+
 def score(task: str, metric: str, y_true: np.ndarray, scores: np.ndarray) -> float:
-    """The spec's primary metric of one prediction set."""
+    """The spec's primary metric of one prediction set (the ranking metrics alone, without the
+    rest of all_metrics: Tune scores every report with this)."""
+    if task == "binary" and metric in ("roc_auc", "pr_auc") and len(np.unique(np.asarray(y_true))) > 1:
+        return _one_binary(metric, y_true, scores)
     return float(all_metrics(task, y_true, scores)[metric])
 
 

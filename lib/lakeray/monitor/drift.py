@@ -39,7 +39,7 @@ class ColumnDrift:
 
 def _key(frame, name: str, profile: dict):
     from pyspark.sql import functions as F
-    from pyspark.sql.types import BooleanType, NumericType
+    from pyspark.sql.types import BooleanType, DecimalType, DoubleType, FloatType, NumericType
 
     col = F.col(f"`{name}`")
     dtype = frame.schema[name].dataType
@@ -51,6 +51,10 @@ def _key(frame, name: str, profile: dict):
         return F.when(missing, F.lit(NULL)).otherwise(bin_expr.cast("string"))
     if isinstance(dtype, BooleanType):   # the profile saw pandas' "True"/"False"
         return F.when(col.isNull(), F.lit(NULL)).when(col, F.lit("True")).otherwise(F.lit("False"))
+    if isinstance(dtype, (DoubleType, FloatType, DecimalType)):   # the model's keys: an integral 1.0 is "1"
+        integral = (col == F.floor(col)) & (F.abs(col) < F.lit(2.0 ** 53))
+        text = F.when(integral, col.cast("bigint").cast("string")).otherwise(col.cast("string"))
+        return F.when(col.isNull() | F.isnan(col.cast("double")), F.lit(NULL)).otherwise(text)
     return F.coalesce(col.cast("string"), F.lit(NULL))
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lakeray.features.preprocess import OTHER
+from lakeray.features.values import category_keys, missing_mask
 
 log = logging.getLogger(__name__)
 PREDICTION = "__prediction__"
@@ -46,8 +47,11 @@ def numeric_profile(values, bins: int = 10, sample_size: int = 5000, seed: int =
 
 
 def categorical_profile(values, top: int = 50) -> dict:
+    """Counts per category key: the model's canonical keys (1, 1.0 and Int64 1 are all "1"), the
+    ones the drift job's Spark counts use too."""
     series = pd.Series(values)
-    present = series.dropna().astype(str)
+    keys = category_keys(series)
+    present = pd.Series(keys[~missing_mask(keys)], dtype=object)
     counts = present.value_counts()
     kept = counts.iloc[:top]
     return {"kind": "categorical", "count": int(len(series)), "null_rate": float(1 - len(present) / max(len(series), 1)),

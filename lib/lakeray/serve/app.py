@@ -71,7 +71,6 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
 
     lake = Lakehouse.for_pipeline(settings, spec)
     batching = conf["batch"]
-    columns = list(spec.features)
 
     @serve.deployment(name=f"{spec.name}-predictor", max_ongoing_requests=int(conf["max_ongoing_requests"]),
                       max_queued_requests=int(conf.get("max_queued_requests", -1)),
@@ -139,7 +138,7 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
 
             model = self.model   # one model for the whole batch, even if a swap happens meanwhile
             rows = [row for request in requests for row in request]
-            scored = score_isolated(model.bundle.predict_frame, rows, columns)
+            scored = score_isolated(model.bundle.predict_rows, rows)
             bounds = np.cumsum([0] + [len(r) for r in requests])
             return [(model, Scored(scored.scores[a:b], {i - a: e for i, e in scored.errors.items() if a <= i < b},
                                    scored.model_broken))
@@ -152,7 +151,7 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
             variant, challenger = "champion", self.challenger
             if challenger and self.challenge["mode"] == "canary" and self._rng.random() * 100 < float(self.challenge["percent"]):
                 variant, model = "canary", challenger
-                scored = await asyncio.to_thread(score_isolated, model.bundle.predict_frame, rows, columns)
+                scored = await asyncio.to_thread(score_isolated, model.bundle.predict_rows, rows)
             else:
                 model, scored = await self.score(rows)   # the model that produced these scores
             if scored.errors:
@@ -174,7 +173,7 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
             """The challenger's predictions for the same requests: logged (variant shadow), never returned."""
             began = time.perf_counter()
             try:
-                scored = await asyncio.to_thread(score_isolated, challenger.bundle.predict_frame, rows, columns)
+                scored = await asyncio.to_thread(score_isolated, challenger.bundle.predict_rows, rows)
             except Exception as exc:
                 log.error("shadow model version %s failed: %s", challenger.version, exc)
                 return

@@ -45,20 +45,19 @@ class Scored:
     model_broken: bool = False   # the model fails even on a row of nulls: not the rows' fault
 
 
-def score_isolated(predict, rows: list[dict], columns: list[str]) -> Scored:
-    """Scores for `rows` from `predict` (DataFrame -> scores, e.g. a bundle's predict_frame) in one
+def score_isolated(predict, rows: list[dict]) -> Scored:
+    """Scores for `rows` from `predict` (row dicts -> scores, e.g. a bundle's predict_rows) in one
     vectorised call; if that call raises (or gives a non-finite score), the rows are bisected until
     each failing row is found alone, so one bad row fails only itself, never the other rows (or
     other clients' requests) scored with it."""
     import numpy as np
-    import pandas as pd
 
     scores: list = [None] * len(rows)
     errors: dict[int, str] = {}
 
     def run(lo: int, hi: int) -> None:
         try:
-            out = np.asarray(predict(pd.DataFrame(rows[lo:hi], columns=columns)))
+            out = np.asarray(predict(rows[lo:hi]))
             if len(out) != hi - lo:
                 raise LakerayError(f"the model returned {len(out)} score(s) for {hi - lo} row(s)")
         except Exception as exc:
@@ -80,7 +79,7 @@ def score_isolated(predict, rows: list[dict], columns: list[str]) -> Scored:
     broken = False
     if errors:
         try:
-            broken = not np.all(np.isfinite(predict(pd.DataFrame([{}], columns=columns))))
+            broken = not np.all(np.isfinite(predict([{}])))
         except Exception:
             broken = True
         log.error("model could not score %d of %d row(s)%s; first: row %d: %s", len(errors), len(rows),

@@ -7,17 +7,17 @@ bundle (UBJSON + preprocessing + manifest with SHA-256) and logs it to MLflow wi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
-import math
 import posixpath
 import time
 import uuid
 from pathlib import Path
 
 from lakeray.features.handoff import load_splits
-from lakeray.features.matrices import build_matrices
+from lakeray.features.matrices import family_matrices
 from lakeray.lakehouse import Lakehouse
 from lakeray.lineage import code_version
 from lakeray.models.bundle import MODEL_FILE, ModelBundle
@@ -70,7 +70,7 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
     gold_path, version = tune_run.data.tags[f"{TAG}gold_path"], int(tune_run.data.tags[f"{TAG}gold_version"])
     snapshot = load_splits(gold_path, version)
     family_conf = settings["tune"]["families"][best["family"]]
-    mats = build_matrices(spec, snapshot, standardize=bool(family_conf.get("standardize")))
+    mats = family_matrices(spec, snapshot, family_conf, settings.get("features"))
     params = booster_params(family_conf, best["params"], spec.task, mats.num_class)
     conf = train_settings(settings, smoke)
     run_name = f"train-{spec.name}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -78,11 +78,10 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
     with ray_session(settings):
         trained = train_xgboost(
             mats.splits["train"], mats.splits["validation"], params=params, num_boost_round=best["rounds"],
-            storage_path=settings.path("ray_storage"), name=run_name, num_workers=int(conf["num_workers"]),
-            cpus_per_worker=float(conf["cpus_per_worker"]), gpus_per_worker=float(conf.get("gpus_per_worker", 0)),
-            report_every=int(conf["report_every"]), checkpoint_every=int(conf["checkpoint_every"]),
-            max_failures=int(conf["max_failures"]), nthread=max(1, math.floor(float(conf["cpus_per_worker"]))),
-            kill_worker_at=kill_worker_at)
+            storage_path=settings.path("ray_storage"), name=run_name, num_workers=conf["num_workers"],
+            cpus_per_worker=conf["cpus_per_worker"], gpus_per_worker=float(conf.get("gpus_per_worker", 0)),
+            checkpoint_every=int(conf["checkpoint_every"]), max_failures=int(conf["max_failures"]),
+            kill_worker_at=kill_worker_at, feature_types=mats.feature_types)
     seconds = time.perf_counter() - began
     x_valid, y_valid = mats.splits["validation"]
     valid_pred = predict(trained.booster, x_valid, spec.task)
@@ -93,9 +92,10 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
                 "params": params, "rounds": trained.rounds, "tune_run_id": tune_run.info.run_id,
                 "tune_score": best["score"], "validation_score": valid_score, "spec_hash": digest,
                 "code_version": code_version(), "gold": snapshot.lineage(), "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-                "train": {k: conf[k] for k in ("num_workers", "cpus_per_worker", "gpus_per_worker")},
+                "train": dataclasses.asdict(trained.sizing),
                 "ray_train_run": posixpath.join(settings.path("ray_storage"), run_name),
-                "feature_columns": mats.features.output_columns, "positive_label": spec.positive_label,
+                "feature_columns": mats.features.output_columns, "feature_types": mats.feature_types,
+                "encoding": mats.features.encoding, "positive_label": spec.positive_label,
                 "threshold": threshold}
     bundle = ModelBundle(trained.booster, mats.features, mats.target, manifest)
     bundle_dir = bundle.save(Path(settings.path("models")) / spec.name / run_name)
@@ -106,6 +106,6 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
                             "rounds": trained.rounds})
     record_baseline_profile(spec, settings, run_id, snapshot.frames["train"],
                             predict(trained.booster, mats.splits["train"][0], spec.task), bundle.manifest["sha256"][MODEL_FILE])
-    log.info("train run %s: %s, %d rounds on %s worker(s), validation %s=%.4f, bundle %s", run_id, best["family"],
-             trained.rounds, conf["num_workers"], spec.metric.primary, valid_score, bundle_dir)
+    log.info("train run %s: %s, %d rounds on %d worker(s), validation %s=%.4f, bundle %s", run_id, best["family"],
+             trained.rounds, trained.sizing.num_workers, spec.metric.primary, valid_score, bundle_dir)
     return {"run_id": run_id, "bundle_dir": bundle_dir, "manifest": bundle.manifest, "seconds": seconds}

@@ -37,14 +37,16 @@ def log_tune_run(tracking, spec: PipelineSpec, outcome: TuneOutcome, tags: dict,
                            "experiments": ",".join(outcome.experiment_paths.values()), "best_family": outcome.best["family"]})
         mlflow.log_metrics({f"best_{spec.metric.primary}": outcome.best["score"],
                             "wall_seconds": outcome.wall_seconds,
-                            "trial_seconds_sum": sum(r["seconds"] for r in outcome.leaderboard)})
+                            "trial_seconds_sum": sum(r["seconds"] for r in outcome.leaderboard),
+                            "degenerate_trials": sum(bool(r.get("degenerate")) for r in outcome.leaderboard)})
         log_json(outcome.leaderboard, "leaderboard.json")
         for rank, row in enumerate(outcome.leaderboard, 1):
             with tracking.start_run("tune-trial", {**tags, f"{TAG}family": row["family"]},
                                     run_name=f"{rank:02d}-{row['family']}", parent_run_id=parent.info.run_id):
                 mlflow.log_params({"family": row["family"], **row["params"]})
                 mlflow.log_metrics({spec.metric.primary: row["score"], "rounds": row["rounds"],
-                                    "seconds": row["seconds"], "rank": rank})
+                                    "seconds": row["seconds"], "rank": rank, "degenerate": int(bool(row.get("degenerate")))})
+                mlflow.set_tag(f"{TAG}stopped", row.get("stopped", ""))
         return parent.info.run_id
 
 

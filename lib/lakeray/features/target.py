@@ -1,0 +1,75 @@
+"""The model's target: 0/1 for binary, class index for multiclass, float for regression."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lakeray.errors import LakerayError
+from lakeray.features.values import FLOAT32_MAX, boolean_values, category_key, category_keys, missing_mask
+from lakeray.features.vocab import as_entries
+from lakeray.spec.models import PipelineSpec
+
+
+def _examples(values: pd.Series, limit: int = 3) -> str:
+    return ", ".join(repr(v) for v in values.head(limit).tolist())
+
+
+@dataclasses.dataclass
+class TargetEncoder:
+    """The target as the model sees it: 0/1 for binary, class index for multiclass, float otherwise."""
+
+    task: str
+    classes: list[Any] = dataclasses.field(default_factory=list)
+    positive: Any = None
+
+    @classmethod
+    def fit(cls, train_target: pd.Series, spec: PipelineSpec) -> "TargetEncoder":
+        if spec.task == "binary":
+            positive = spec.positive_label if spec.positive_label is not None else True
+            return cls("binary", positive=positive)
+        if spec.task == "multiclass":
+            keys = category_keys(train_target)
+            return cls("multiclass", classes=sorted(set(keys[~missing_mask(keys)].tolist())))
+        return cls("regression")
+
+    def transform(self, target: pd.Series) -> np.ndarray:
+        target = target if isinstance(target, pd.Series) else pd.Series(target)
+        nulls = int(missing_mask(target).sum())
+        if nulls:
+            raise LakerayError(f"target has {nulls} null value(s); gold should have none")
+        if self.task == "binary":
+            if isinstance(self.positive, bool):
+                flags = boolean_values(target)
+                if np.isnan(flags).any():
+                    raise LakerayError(f"target has {int(np.isnan(flags).sum())} value(s) that are not booleans "
+                                       f"(e.g. {_examples(target[np.isnan(flags)])}); name the positive class "
+                                       "with positive_label in the spec")
+                return (flags == float(self.positive)).astype(np.float32)
+            wanted = str(category_key(self.positive)).lower()
+            keys = pd.Series(category_keys(target), dtype=object)
+            return keys.str.lower().eq(wanted).to_numpy(dtype=np.float32)
+        if self.task == "multiclass":
+            keys = as_entries(category_keys(target), self.classes)
+            codes = pd.Categorical(keys, categories=self.classes).codes
+            if (codes < 0).any():
+                raise LakerayError(f"target classes not seen in training: {sorted(set(keys[codes < 0].tolist()))[:20]}")
+            return codes.astype(np.float32)
+        values = pd.to_numeric(target, errors="coerce").to_numpy(dtype="float64", na_value=np.nan) \
+            if len(target) else np.zeros(0)
+        bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
+        if bad.any():
+            raise LakerayError(f"target has {int(bad.sum())} value(s) that are not finite numbers "
+                               f"(e.g. {_examples(target[bad])})")
+        return values.astype(np.float32)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TargetEncoder":
+        return cls(**json.loads(text))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import tempfile
 import time
 
@@ -50,61 +51,68 @@ def main() -> None:
     parser.add_argument("--health-check-s", type=lambda v: None if v == "ray" else float(v), default=0.5,
                         help="the Train controller's poll interval (RAY_TRAIN_HEALTH_CHECK_INTERVAL_S); "
                              "ray = Ray's default (2 s)")
-    parser.add_argument("--skip-plain", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1, help="plain and distributed alternately, N times each")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import xgboost
-    from sklearn.metrics import roc_auc_score
-
     from lakeray.config import load_settings
     from lakeray.lifecycle import SCRATCH_PATHS
     from lakeray.raysession import ray_session
+
+    # the Ray a job gets (loopback, token auth, OMP_WAIT_POLICY=PASSIVE in the workers) on one node
+    # of os.cpu_count() logical CPUs, nothing but the training workers asking for them; started
+    # first, as in the train job, so that its own start-up is over before anything is timed
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = load_settings(overrides={"paths": {k: f"{scratch}/{k}" for k in SCRATCH_PATHS},
+                                            "ray": {"address": "local", "num_cpus": os.cpu_count()}})
+        with ray_session(settings, log_to_driver=False):
+            runs = [_compare(args, settings.path("ray_storage"), i) for i in range(args.repeat)]
+    if args.repeat > 1:
+        print(f"median of {args.repeat}: plain {statistics.median(r[0] for r in runs):.1f} s, distributed "
+              f"{statistics.median(r[1] for r in runs):.1f} s, ratio {statistics.median(r[1] / r[0] for r in runs):.2f}")
+
+
+def _compare(args, storage: str, attempt: int) -> tuple[float, float]:
+    import xgboost
+    from sklearn.metrics import roc_auc_score
+
     from lakeray.train.resources import resolve_sizing
     from lakeray.train.xgb import train_xgboost
 
-    cores = os.cpu_count()
     workers = args.workers if args.workers == "auto" else int(args.workers)
-    sizing = resolve_sizing([float(cores)], workers, args.threads_per_worker)   # what this one node will give
+    sizing = resolve_sizing([float(os.cpu_count())], workers, args.threads_per_worker)   # what this node gives
     threads = sizing.num_workers * sizing.nthread
     x, y = make_data(args.rows + args.rows // 10, args.cols)
     train, valid = (x[: args.rows], y[: args.rows]), (x[args.rows:], y[args.rows:])
     params = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist", "max_depth": 6, "eta": 0.1}
 
-    plain_s = plain_auc = float("nan")
-    if not args.skip_plain:
-        began = time.perf_counter()
-        plain = xgboost.train({**params, "nthread": threads}, xgboost.DMatrix(train[0], label=train[1]),
-                              num_boost_round=args.rounds,
-                              evals=[(xgboost.DMatrix(valid[0], label=valid[1]), "validation")], verbose_eval=False)
-        plain_s = time.perf_counter() - began
-        plain_auc = roc_auc_score(valid[1], plain.predict(xgboost.DMatrix(valid[0])))
+    load = os.getloadavg()[0]
+    began = time.perf_counter()
+    plain = xgboost.train({**params, "nthread": threads}, xgboost.DMatrix(train[0], label=train[1]),
+                          num_boost_round=args.rounds,
+                          evals=[(xgboost.DMatrix(valid[0], label=valid[1]), "validation")], verbose_eval=False)
+    plain_s = time.perf_counter() - began
+    plain_auc = roc_auc_score(valid[1], plain.predict(xgboost.DMatrix(valid[0])))
 
-    # the Ray a job gets (loopback, token auth, OMP_WAIT_POLICY=PASSIVE in the workers), on a node
-    # of `cores` logical CPUs: nothing but the training workers asks for them
-    with tempfile.TemporaryDirectory() as scratch:
-        settings = load_settings(overrides={"paths": {k: f"{scratch}/{k}" for k in SCRATCH_PATHS},
-                                            "ray": {"address": "local", "num_cpus": cores}})
-        with ray_session(settings, log_to_driver=False):
-            began = time.perf_counter()
-            model = train_xgboost(train, valid, params=params, num_boost_round=args.rounds,
-                                  storage_path=settings.path("ray_storage"), name="bench", num_workers=workers,
-                                  cpus_per_worker=args.threads_per_worker, checkpoint_every=args.checkpoint_every,
-                                  health_check_interval_s=args.health_check_s)
-            dist_s = time.perf_counter() - began
+    began = time.perf_counter()
+    model = train_xgboost(train, valid, params=params, num_boost_round=args.rounds, storage_path=storage,
+                          name=f"bench{attempt}", num_workers=workers, cpus_per_worker=args.threads_per_worker,
+                          checkpoint_every=args.checkpoint_every, health_check_interval_s=args.health_check_s)
+    dist_s = time.perf_counter() - began
     assert model.sizing == sizing, (model.sizing, sizing)
     dist_auc = roc_auc_score(valid[1], model.booster.predict(xgboost.DMatrix(valid[0])))
     m = model.metrics
+    inside = m.get("data_seconds", 0) + m.get("train_seconds", 0)
     print(f"rows={args.rows} cols={args.cols} rounds={args.rounds} threads={threads} "
-          f"(distributed: {sizing.num_workers} worker(s) x {sizing.nthread} thread(s), "
-          f"health check {args.health_check_s or '2 (Ray default)'} s)")
+          f"(distributed: {sizing.num_workers} worker(s) x {sizing.nthread} thread(s), health check "
+          f"{args.health_check_s or '2 (Ray default)'} s), load {load:.2f} -> {os.getloadavg()[0]:.2f}")
     print(f"plain xgboost.train   {plain_s:8.1f} s   valid AUC {plain_auc:.4f}")
     print(f"Ray Train distributed {dist_s:8.1f} s   valid AUC {dist_auc:.4f}")
     print(f"  in the workers (rank 0): shard get + DMatrix {m.get('data_seconds', 0):.1f} s, boosting + reports "
           f"{m.get('train_seconds', 0):.1f} s, of which {m.get('reports', 0) - 1:.0f} report(s) before the last "
-          f"{m.get('report_seconds', 0):.2f} s; outside the worker loop {dist_s - m.get('data_seconds', 0) - m.get('train_seconds', 0):.1f} s")
-    print(f"ratio distributed / plain = {dist_s / plain_s:.2f}")
-
+          f"{m.get('report_seconds', 0):.2f} s; outside the worker loop {dist_s - inside:.1f} s")
+    print(f"ratio distributed / plain = {dist_s / plain_s:.2f}", flush=True)
+    return plain_s, dist_s
 
 if __name__ == "__main__":
     main()

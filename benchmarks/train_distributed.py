@@ -1,8 +1,9 @@
-"""Distributed training (Ray Train XGBoostTrainer) against plain xgboost.train, same data,
-same total threads, in one run.
+"""Distributed training (lakeray.train.xgb: Ray Train's XGBoostTrainer, or one Ray task for one
+worker) against plain xgboost.train, same data, same total threads, in one run.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/train_distributed.py --rows 1000000 --cols 30 --rounds 200
     ... --workers 2 --threads-per-worker 1          # the old sizing: 2 single-threaded workers
+    ... --engine ray_train                          # one worker, but through Ray Train
 
 plain        xgboost.train(nthread=W*T) on the whole matrix in this process
 distributed  lakeray.train.xgb.train_xgboost: W Ray Train workers x T threads (default auto: one
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--health-check-s", type=lambda v: None if v == "ray" else float(v), default=0.5,
                         help="the Train controller's poll interval (RAY_TRAIN_HEALTH_CHECK_INTERVAL_S); "
                              "ray = Ray's default (2 s)")
+    parser.add_argument("--engine", default="auto", choices=["auto", "ray_train", "ray_task"],
+                        help="train.engine: auto = one Ray task for one worker, Ray Train for more")
     parser.add_argument("--repeat", type=int, default=1, help="plain and distributed alternately, N times each")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -97,7 +100,8 @@ def _compare(args, storage: str, attempt: int) -> tuple[float, float]:
     began = time.perf_counter()
     model = train_xgboost(train, valid, params=params, num_boost_round=args.rounds, storage_path=storage,
                           name=f"bench{attempt}", num_workers=workers, cpus_per_worker=args.threads_per_worker,
-                          checkpoint_every=args.checkpoint_every, health_check_interval_s=args.health_check_s)
+                          checkpoint_every=args.checkpoint_every, health_check_interval_s=args.health_check_s,
+                          engine=args.engine)
     dist_s = time.perf_counter() - began
     assert model.sizing == sizing, (model.sizing, sizing)
     dist_auc = roc_auc_score(valid[1], model.booster.predict(xgboost.DMatrix(valid[0])))
@@ -107,7 +111,7 @@ def _compare(args, storage: str, attempt: int) -> tuple[float, float]:
           f"(distributed: {sizing.num_workers} worker(s) x {sizing.nthread} thread(s), health check "
           f"{args.health_check_s or '2 (Ray default)'} s), load {load:.2f} -> {os.getloadavg()[0]:.2f}")
     print(f"plain xgboost.train   {plain_s:8.1f} s   valid AUC {plain_auc:.4f}")
-    print(f"Ray Train distributed {dist_s:8.1f} s   valid AUC {dist_auc:.4f}")
+    print(f"lakeray ({model.engine:9s})  {dist_s:8.1f} s   valid AUC {dist_auc:.4f}")
     print(f"  in the workers (rank 0): shard get + DMatrix {m.get('data_seconds', 0):.1f} s, boosting + reports "
           f"{m.get('train_seconds', 0):.1f} s, of which {m.get('reports', 0) - 1:.0f} report(s) before the last "
           f"{m.get('report_seconds', 0):.2f} s; outside the worker loop {dist_s - inside:.1f} s")

@@ -141,6 +141,7 @@ class Tune(Section):
 
 
 class TrainSizing(Section):
+    engine: Literal["auto", "ray_train", "ray_task"] = None
     num_workers: Union[PositiveInt, Literal["auto"]] = None       # auto: one per Ray node with CPUs
     cpus_per_worker: Union[PositiveFloat, Literal["auto"]] = None  # auto: the smallest such node's CPUs
     gpus_per_worker: NonNegFloat = None

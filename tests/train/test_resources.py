@@ -3,7 +3,7 @@
 import pytest
 
 from lakeray.errors import ResourceError
-from lakeray.train.resources import Sizing, check_worker_resources, node_cpus, resolve_sizing
+from lakeray.train.resources import Sizing, check_worker_resources, node_cpus, pick_engine, resolve_sizing
 
 NODES = [{"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}},
          {"Alive": True, "Resources": {"CPU": 4.0}},
@@ -44,3 +44,13 @@ def test_more_cpus_than_the_cluster_or_a_node_has():
     check_worker_resources({"CPU": 2}, 1, 2, 0, [2.0])
     with pytest.raises(ResourceError, match="6 CPU per worker, but the largest Ray node has 4"):
         check_worker_resources({"CPU": 12}, 2, 6, 0, [4.0, 4.0, 4.0])
+
+
+def test_the_engine_is_a_task_for_one_worker_and_ray_train_for_more():
+    one, two = Sizing(1, 2.0, 0.0, 2), Sizing(2, 1.0, 0.0, 1)
+    assert pick_engine("auto", one) == "ray_task" and pick_engine("auto", two) == "ray_train"
+    assert pick_engine("ray_train", one) == "ray_train" and pick_engine("ray_task", one) == "ray_task"
+    with pytest.raises(ResourceError, match="ray_task trains on one worker, but num_workers is 2"):
+        pick_engine("ray_task", two)
+    with pytest.raises(ResourceError, match="train.engine 'spark' is not one of auto, ray_train, ray_task"):
+        pick_engine("spark", one)

@@ -11,8 +11,10 @@ import scipy.sparse
 import xgboost
 from sklearn.metrics import roc_auc_score
 
+from lakeray.models.families import dmatrix
 from lakeray.train.resources import Sizing
-from lakeray.train.xgb import dmatrix, sha256_file, shard_bounds, train_xgboost
+from lakeray.train.task import CHECKPOINT
+from lakeray.train.xgb import sha256_file, shard_bounds, train_xgboost
 
 PARAMS = {"objective": "binary:logistic", "eval_metric": "auc", "max_depth": 4, "eta": 0.3}
 
@@ -44,6 +46,7 @@ def test_two_workers_train_a_model_as_good_as_plain_xgboost(ray_local, tmp_path)
     model = train_xgboost(train, valid, params=PARAMS, num_boost_round=20, storage_path=str(tmp_path),
                           name="t", num_workers=2, cpus_per_worker=0.5, checkpoint_every=15)
     assert model.sizing == Sizing(num_workers=2, cpus_per_worker=0.5, gpus_per_worker=0.0, nthread=1)
+    assert model.engine == "ray_train"
     assert model.rounds == 20        # round 20 is no multiple of 15: the end-of-training checkpoint holds it
     assert model.metrics["rounds"] == 20 and model.metrics["validation-auc"] > 0.85
     assert model.metrics["reports"] == 2            # rounds 15 and 20, nothing in between
@@ -55,6 +58,34 @@ def test_two_workers_train_a_model_as_good_as_plain_xgboost(ray_local, tmp_path)
     assert path.name == "model.ubj" and digest == sha256_file(path) and len(digest) == 64
     loaded = xgboost.Booster(model_file=str(path))
     np.testing.assert_allclose(loaded.predict(xgboost.DMatrix(valid[0])), model.booster.predict(xgboost.DMatrix(valid[0])))
+
+
+def test_one_worker_trains_in_a_ray_task_as_plain_xgboost_does(ray_local, tmp_path):
+    train, valid = _data(6000, 11), _data(2000, 12)
+    model = train_xgboost(train, valid, params=PARAMS, num_boost_round=23, storage_path=str(tmp_path),
+                          name="task", num_workers=1, cpus_per_worker=2, checkpoint_every=10)
+    assert model.engine == "ray_task" and model.sizing.nthread == 2
+    assert model.rounds == 23 and model.metrics["rounds"] == 23 and model.metrics["resumed_from_round"] == 0
+    assert model.metrics["reports"] == 3                 # checkpoints at 10 and 20, the model at 23
+    assert model.checkpoint_path == str(tmp_path / "task" / CHECKPOINT)
+    saved = xgboost.Booster(model_file=model.checkpoint_path)
+    assert saved.num_boosted_rounds() == 23
+    plain = xgboost.train({**PARAMS, "nthread": 2}, xgboost.DMatrix(train[0], label=train[1]), num_boost_round=23,
+                          evals=[(xgboost.DMatrix(valid[0], label=valid[1]), "validation")], verbose_eval=False)
+    # one worker, the same threads and data: the same model, to the bit
+    np.testing.assert_array_equal(model.booster.predict(xgboost.DMatrix(valid[0])), plain.predict(xgboost.DMatrix(valid[0])))
+    expected = float(plain.eval(xgboost.DMatrix(valid[0], label=valid[1]), "validation").split(":")[1])
+    assert abs(model.metrics["validation-auc"] - expected) < 1e-6
+
+
+def test_killed_task_resumes_from_its_last_checkpoint(ray_local, tmp_path):
+    train, valid = _data(4000, 13), _data(1000, 14)
+    model = train_xgboost(train, valid, params=PARAMS, num_boost_round=20, storage_path=str(tmp_path),
+                          name="killed-task", num_workers=1, cpus_per_worker=1, checkpoint_every=10,
+                          max_failures=1, kill_worker_at={"rank": 0, "round": 13})
+    assert model.engine == "ray_task" and model.rounds == 20
+    assert model.metrics["resumed_from_round"] == 10      # Ray retried the task; it went on from round 10
+    assert model.metrics["validation-auc"] > 0.85
 
 
 def test_killed_worker_resumes_from_the_last_checkpoint(ray_local, tmp_path):
@@ -103,7 +134,7 @@ def test_csr_matrix_trains_a_linear_model_on_auto_sizing(ray_local, tmp_path):
                           name="csr", checkpoint_every=100)
     # auto: one node, 4 logical CPUs -> one worker that asks for all 4 and runs 2 threads (the cores it has)
     assert model.sizing == Sizing(num_workers=1, cpus_per_worker=4.0, gpus_per_worker=0.0, nthread=4)
-    assert model.metrics["nthread"] == 2 and model.metrics["reports"] == 1
+    assert model.engine == "ray_task" and model.metrics["nthread"] == 2 and model.metrics["reports"] == 1
     assert json.loads(model.booster.save_raw("json"))["learner"]["gradient_booster"]["name"] == "gblinear"
     assert roc_auc_score(valid[1], model.booster.predict(xgboost.DMatrix(valid[0]))) > 0.9
 
@@ -112,6 +143,10 @@ def test_workers_get_logical_gpus_and_stay_on_the_cpu(ray_local, tmp_path):
     train, valid = _data(2000, 9), _data(500, 10)
     model = train_xgboost(train, valid, params=PARAMS, num_boost_round=5, storage_path=str(tmp_path),
                           name="gpu", num_workers=2, cpus_per_worker=0.5, gpus_per_worker=1, checkpoint_every=5)
-    assert model.sizing.gpus_per_worker == 1.0
+    assert model.sizing.gpus_per_worker == 1.0 and model.engine == "ray_train"
     assert model.metrics["gpus"] == 1                     # rank 0 was assigned one (logical) GPU
     assert model.rounds == 5 and model.metrics["validation-auc"] > 0.8
+    one = train_xgboost(train, valid, params=PARAMS, num_boost_round=5, storage_path=str(tmp_path),
+                        name="gpu-task", num_workers=1, cpus_per_worker=1, gpus_per_worker=0.5, checkpoint_every=5)
+    assert one.engine == "ray_task" and one.metrics["gpus"] == 1      # half of one logical GPU
+    assert one.rounds == 5 and one.metrics["validation-auc"] > 0.8

@@ -17,6 +17,14 @@ def is_uri(path: str) -> bool:
     return bool(_URI.match(path))
 
 
+def arrow_filesystem(path: str):
+    """(pyarrow FileSystem, path in it) for a local path or a URI Arrow knows (s3://, gs://, hdfs://...):
+    what Ray's own storage_path accepts, so no Spark session is needed."""
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(path if is_uri(path) else os.path.abspath(path))
+
+
 def join(*parts: str) -> str:
     return "/".join([parts[0].rstrip("/"), *[p.strip("/") for p in parts[1:]]])
 

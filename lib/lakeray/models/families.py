@@ -29,14 +29,14 @@ def booster_params(family_conf: dict, hyper: dict, task: str, num_class: int = 0
     return params
 
 
-def dmatrix(x, y=None, feature_types: list[str] | None = None):
+def dmatrix(x, y=None, feature_types: list[str] | None = None, nthread: int | None = None):
     """An XGBoost DMatrix of a dense float32 array (NaN missing; categorical columns as codes where
-    `feature_types` says "c") or a CSR matrix (one-hot)."""
+    `feature_types` says "c") or a CSR matrix (one-hot); nthread builds it (None: all cores)."""
     import xgboost
 
     if feature_types and "c" in feature_types:
-        return xgboost.DMatrix(x, label=y, feature_types=feature_types, enable_categorical=True)
-    return xgboost.DMatrix(x, label=y)
+        return xgboost.DMatrix(x, label=y, feature_types=feature_types, enable_categorical=True, nthread=nthread)
+    return xgboost.DMatrix(x, label=y, nthread=nthread)
 
 
 def predict(booster, matrix, task: str, iteration_range: tuple[int, int] = (0, 0)) -> np.ndarray:

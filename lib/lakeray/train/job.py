@@ -81,7 +81,8 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
             storage_path=settings.path("ray_storage"), name=run_name, num_workers=conf["num_workers"],
             cpus_per_worker=conf["cpus_per_worker"], gpus_per_worker=float(conf.get("gpus_per_worker", 0)),
             checkpoint_every=int(conf["checkpoint_every"]), max_failures=int(conf["max_failures"]),
-            kill_worker_at=kill_worker_at, feature_types=mats.feature_types)
+            kill_worker_at=kill_worker_at, feature_types=mats.feature_types,
+            health_check_interval_s=conf.get("health_check_interval_s"), engine=conf.get("engine") or "auto")
     seconds = time.perf_counter() - began
     x_valid, y_valid = mats.splits["validation"]
     valid_pred = predict(trained.booster, x_valid, spec.task)
@@ -92,7 +93,7 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
                 "params": params, "rounds": trained.rounds, "tune_run_id": tune_run.info.run_id,
                 "tune_score": best["score"], "validation_score": valid_score, "spec_hash": digest,
                 "code_version": code_version(), "gold": snapshot.lineage(), "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-                "train": dataclasses.asdict(trained.sizing),
+                "train": {**dataclasses.asdict(trained.sizing), "engine": trained.engine},
                 "ray_train_run": posixpath.join(settings.path("ray_storage"), run_name),
                 "feature_columns": mats.features.output_columns, "feature_types": mats.feature_types,
                 "encoding": mats.features.encoding, "positive_label": spec.positive_label,

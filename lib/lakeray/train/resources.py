@@ -48,6 +48,22 @@ def resolve_sizing(cpus_by_node: list[float], num_workers: int | str, cpus_per_w
     return Sizing(workers, cpus, float(gpus_per_worker), max(1, math.floor(cpus)))
 
 
+ENGINES = ("auto", "ray_train", "ray_task")
+
+
+def pick_engine(engine: str, sizing: Sizing) -> str:
+    """auto: one Ray task where the sizing has one worker (nothing to coordinate, and no ~9 s of
+    Ray Train actors starting), Ray Train's XGBoostTrainer for more."""
+    if engine not in ENGINES:
+        raise ResourceError(f"train.engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == AUTO:
+        return "ray_task" if sizing.num_workers == 1 else "ray_train"
+    if engine == "ray_task" and sizing.num_workers != 1:
+        raise ResourceError(f"train.engine ray_task trains on one worker, but num_workers is {sizing.num_workers}; "
+                            "use ray_train or auto")
+    return engine
+
+
 def check_worker_resources(cluster: dict, num_workers: int, cpus_per_worker: float, gpus_per_worker: float,
                            cpus_by_node: list[float] | None = None) -> None:
     """Fail with a message where Ray would wait forever: GPUs that do not exist, more CPUs than

@@ -1,4 +1,5 @@
-"""Data-parallel XGBoost on Ray Train (V2 XGBoostTrainer with a training-loop function).
+"""Data-parallel XGBoost on Ray Train (V2 XGBoostTrainer with a training-loop function), or on
+one Ray task where one worker does the job (lakeray.train.task; the `engine` argument).
 
 The driver cuts (x, y) of train and validation into one contiguous row shard per worker and puts
 each in Ray's object store; a worker gets its rank's shard by reference (no Ray Data: on one node
@@ -20,6 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import posixpath
 import signal
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lakeray.models.bundle import MODEL_FILE, sha256_file
+from lakeray.models.families import dmatrix
 from lakeray.train.resources import AUTO, Sizing, xgboost_device
 
 log = logging.getLogger(__name__)
@@ -82,15 +85,6 @@ def _report_callback(checkpoint_every: int, kill_at: dict | None):
             return model
 
     return EveryK()
-
-
-def dmatrix(x, y, feature_types: list[str] | None = None, nthread: int | None = None):
-    """A DMatrix of a dense array or a CSR matrix; feature_types ("q" numeric, "c" categorical)
-    turn on XGBoost's categorical splits for the "c" columns (integer codes, NaN = missing)."""
-    import xgboost
-
-    extra = {"feature_types": list(feature_types), "enable_categorical": True} if feature_types else {}
-    return xgboost.DMatrix(x, label=y, nthread=nthread, **extra)
 
 
 def train_loop(config: dict) -> None:
@@ -172,6 +166,7 @@ class TrainedModel:
     metrics: dict
     checkpoint_path: str
     sizing: Sizing
+    engine: str = "ray_train"
 
     def save(self, folder: Path) -> tuple[Path, str]:
         """Write the model as UBJSON; returns (path, sha256)."""
@@ -186,47 +181,74 @@ def train_xgboost(train: tuple, validation: tuple, *, params: dict, num_boost_ro
                   name: str, num_workers: int | str = AUTO, cpus_per_worker: float | str = AUTO,
                   gpus_per_worker: float = 0.0, checkpoint_every: int = 25, max_failures: int = 2,
                   feature_types: list[str] | None = None, health_check_interval_s: float | None = 0.5,
-                  kill_worker_at: dict | None = None) -> TrainedModel:
-    """Train on Ray Train workers; ray must be initialised by the caller.
+                  engine: str = AUTO, kill_worker_at: dict | None = None) -> TrainedModel:
+    """Train on Ray; ray must be initialised by the caller.
 
     train/validation: (x, y), x a float32 array or a CSR matrix. num_workers / cpus_per_worker:
     numbers, or "auto" (one worker per node with CPUs / the smallest such node's CPUs); each
     worker runs floor(cpus_per_worker) XGBoost threads. The resolved sizing is returned with the model.
+    engine: "ray_train" (XGBoostTrainer workers), "ray_task" (one worker as one Ray task,
+    lakeray.train.task) or "auto" (the task where the sizing has one worker).
     health_check_interval_s: how often the Train controller polls the workers (Ray's default, 2 s,
     where None); a report waits for the poll that takes the one before it, the end of training for one.
     kill_worker_at={"rank": r, "round": n} SIGKILLs that worker once, on the first attempt
     (used by the tests to prove recovery from the last checkpoint)."""
     import ray
-    import ray.train
-    from ray.train.xgboost import RayTrainReportCallback, XGBoostTrainer
 
-    from lakeray.train.resources import check_worker_resources, node_cpus, resolve_sizing
+    from lakeray.train.resources import check_worker_resources, node_cpus, pick_engine, resolve_sizing
 
     cpus_by_node = node_cpus(ray.nodes())
     sizing = resolve_sizing(cpus_by_node, num_workers, cpus_per_worker, gpus_per_worker)
+    engine = pick_engine(engine, sizing)
     check_worker_resources(ray.cluster_resources(), sizing.num_workers, sizing.cpus_per_worker,
                            sizing.gpus_per_worker, cpus_by_node)
     if feature_types is not None and len(feature_types) != train[0].shape[1]:
         raise ValueError(f"feature_types has {len(feature_types)} entries for {train[0].shape[1]} columns")
-    shards = put_shards(train, validation, sizing.num_workers)   # held here until fit() returns
-    use_gpu = sizing.gpus_per_worker > 0
-    resources = {"CPU": sizing.cpus_per_worker, **({"GPU": sizing.gpus_per_worker} if use_gpu else {})}
+    shards = put_shards(train, validation, sizing.num_workers)   # held here until training returns
+    config = {"params": params, "num_boost_round": num_boost_round, "checkpoint_every": checkpoint_every,
+              "nthread": sizing.nthread, "use_gpu": sizing.gpus_per_worker > 0, "feature_types": feature_types,
+              "kill_worker_at": kill_worker_at}
+    if engine == "ray_task":
+        booster, metrics, checkpoint = _fit_task(shards[0], config, posixpath.join(storage_path, name), sizing,
+                                                 max_failures)
+    else:
+        booster, metrics, checkpoint = _fit_ray_train(shards, config, storage_path, name, sizing, max_failures,
+                                                      health_check_interval_s, spread=num_workers == AUTO)
+    del shards
+    log.info("trained %d rounds with %s on %d worker(s) x %g CPU (%d threads): %s", booster.num_boosted_rounds(),
+             engine, sizing.num_workers, sizing.cpus_per_worker, sizing.nthread, metrics)
+    return TrainedModel(booster, booster.num_boosted_rounds(), metrics, checkpoint, sizing, engine)
+
+
+def _fit_task(shard, config: dict, run_folder: str, sizing: Sizing, max_failures: int) -> tuple:
+    import xgboost
+
+    from lakeray.train.task import run_train_task
+
+    out = run_train_task(shard, config, run_folder=run_folder, cpus=sizing.cpus_per_worker,
+                         gpus=sizing.gpus_per_worker, max_failures=max_failures)
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(out["model"]))
+    return booster, out["metrics"], out["checkpoint_path"]
+
+
+def _fit_ray_train(shards: list, config: dict, storage_path: str, name: str, sizing: Sizing, max_failures: int,
+                   health_check_interval_s: float | None, spread: bool) -> tuple:
+    import ray.train
+    from ray.train.xgboost import RayTrainReportCallback, XGBoostTrainer
+
+    resources = {"CPU": sizing.cpus_per_worker, **({"GPU": sizing.gpus_per_worker} if config["use_gpu"] else {})}
     trainer = XGBoostTrainer(
         train_loop,
-        train_loop_config={"params": params, "num_boost_round": num_boost_round, "checkpoint_every": checkpoint_every,
-                           "nthread": sizing.nthread, "use_gpu": use_gpu, "shards": shards,
-                           "feature_types": feature_types, "kill_worker_at": kill_worker_at},
-        scaling_config=ray.train.ScalingConfig(num_workers=sizing.num_workers, use_gpu=use_gpu,
+        train_loop_config={**config, "shards": shards},
+        scaling_config=ray.train.ScalingConfig(num_workers=sizing.num_workers, use_gpu=config["use_gpu"],
                                                resources_per_worker=resources,
-                                               placement_strategy="SPREAD" if num_workers == AUTO else "PACK"),
+                                               placement_strategy="SPREAD" if spread else "PACK"),
         run_config=ray.train.RunConfig(storage_path=storage_path, name=name,
                                        failure_config=ray.train.FailureConfig(max_failures=max_failures),
                                        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
     )
     with _env(HEALTH_CHECK_ENV, None if health_check_interval_s is None else str(health_check_interval_s)):
         result = trainer.fit()     # the controller takes the variable from this process's environment
-    del shards
     booster = RayTrainReportCallback.get_model(result.checkpoint, filename=MODEL_FILE)
-    log.info("trained %d rounds on %d worker(s) x %g CPU (%d threads): %s", booster.num_boosted_rounds(),
-             sizing.num_workers, sizing.cpus_per_worker, sizing.nthread, result.metrics)
-    return TrainedModel(booster, booster.num_boosted_rounds(), dict(result.metrics), result.checkpoint.path, sizing)
+    return booster, dict(result.metrics), result.checkpoint.path

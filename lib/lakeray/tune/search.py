@@ -33,6 +33,7 @@ from lakeray.errors import ConfigError, LakerayError
 from lakeray.faults import crash_point
 from lakeray.features.handoff import GoldSnapshot
 from lakeray.features.matrices import family_matrices
+from lakeray.lakehouse.fs import arrow_filesystem
 from lakeray.models.families import FAMILIES
 from lakeray.spec.models import PipelineSpec
 from lakeray.tune.resources import trial_resources
@@ -239,12 +240,6 @@ def set_experiment_checkpoint_period(conf: dict) -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(conf.get("experiment_checkpoint_s", 2)))
 
 
-def _filesystem(path: str):
-    import pyarrow.fs
-
-    return pyarrow.fs.FileSystem.from_uri(path if "://" in path else os.path.abspath(path))
-
-
 def saved_state_readable(path: str) -> bool:
     """Whether the newest experiment state in `path` parses and no state pickle is empty. Ray copies
     these files to the storage path with plain writes, from a background thread, so a driver
@@ -252,7 +247,7 @@ def saved_state_readable(path: str) -> bool:
     Tuner.restore cannot read."""
     import pyarrow.fs
 
-    fs, root = _filesystem(path)
+    fs, root = arrow_filesystem(path)
     files = [i for i in fs.get_file_info(pyarrow.fs.FileSelector(root)) if i.type == pyarrow.fs.FileType.File]
     states = sorted(i.path for i in files if fnmatch.fnmatch(i.base_name, "experiment_state-*.json"))
     if states:
@@ -276,7 +271,7 @@ def _search_family(spec, conf, family, samples, trainable, storage, name, fresh,
     if not fresh and ray.tune.Tuner.can_restore(path) and not saved_state_readable(path):
         log.warning("the saved state of the search %s is unreadable (its driver was killed while Ray copied it): "
                     "searching %s afresh", path, family)
-        fs, root = _filesystem(path)
+        fs, root = arrow_filesystem(path)
         fs.delete_dir(root)
     if not fresh and ray.tune.Tuner.can_restore(path):
         log.info("restoring the interrupted or finished search %s (finished trials are kept)", path)

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lakeray-installed
 
-.PHONY: install demo test bench bench-install clean
+.PHONY: install demo test test-fast lint bench bench-install clean
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py cluster/jvm/pom.xml cluster/install.sh
 	bash cluster/install.sh
@@ -18,6 +18,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the pure and small tests only (marker `fast`: no JVM, no Ray, no PostgreSQL), a few minutes
+test-fast: install
+	$(BIN)/python -m pytest -m fast -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
 
 # load generator (wrk, Debian) and Evidently in a virtualenv of its own, for the benchmarks only
 EVIDENTLY := benchmarks/out/venv-evidently

@@ -82,7 +82,7 @@ def main() -> None:
     for enc, pipe in pipes.items():
         out = pipe.transform(frame)
         size = out.nbytes if isinstance(out, np.ndarray) else out.data.nbytes + out.indices.nbytes + out.indptr.nbytes
-        seconds = best_of(lambda: pipe.transform(frame))
+        seconds = best_of(lambda pipe=pipe: pipe.transform(frame))
         print(f"{enc:<14} {seconds:>8.4f} {seconds / base:>9.2f}  {type(out).__name__} {out.shape}, {size / 1e6:.0f} MB")
 
     pipe = pipes["native"]

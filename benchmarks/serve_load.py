@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from serve_throughput import ROOT, build_champion, request_body   # benchmarks/ is the script's folder
+from serve_throughput import ROOT, build_champion, request_body  # benchmarks/ is the script's folder
 
 log = logging.getLogger("benchmark")
 

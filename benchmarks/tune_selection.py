@@ -25,8 +25,7 @@ import tempfile
 import time
 
 import numpy as np
-
-from train_distributed import make_data   # benchmarks/ is the script's folder
+from train_distributed import make_data  # benchmarks/ is the script's folder
 
 log = logging.getLogger("benchmark")
 

@@ -1,42 +1,39 @@
-"""Shared, session-scoped real services: one Spark (with Delta) and one PostgreSQL."""
+"""Shared, session-scoped real services (one Spark with Delta, one PostgreSQL, one local Ray) and the
+fast-tier check. Helpers that tests import live in tests/support.py."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from lakeray.config import load_settings
 from lakeray.spec import load_spec
+from tests.support import ROOT, fast_violations, settings_in, stage_churn
 
-ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now (for servers the tests start)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def pytest_collection_modifyitems(config, items):
+    wrong = fast_violations(items)
+    if wrong:
+        raise pytest.UsageError("tests marked fast start heavy services:\n  " + "\n  ".join(wrong))
 
 
-def write_spec(spec, folder: Path) -> Path:
-    """`spec` (an in-memory PipelineSpec) as a file, for code that loads specs by path (Serve, the CLI)."""
-    import json
+def pytest_sessionfinish(session, exitstatus):
+    """`-m fast` promises no JVM and no Ray: fail the run where one was started after all."""
+    if session.config.getoption("markexpr", "") != "fast" or exitstatus != 0:
+        return
+    import sys
 
-    path = Path(folder) / f"{spec.name}.yaml"
-    path.write_text(json.dumps(json.loads(spec.model_dump_json())))     # JSON is YAML
-    return path
-
-
-def settings_in(folder: Path):
-    """lakeray settings whose every location (lakehouse, Ray storage, MLflow, models...) is under `folder`."""
-    from lakeray.lifecycle import SCRATCH_PATHS
-
-    return load_settings(root=ROOT, overrides={"paths": {k: str(folder / k) for k in SCRATCH_PATHS}})
+    started = []
+    if "pyspark" in sys.modules and sys.modules["pyspark"].SparkContext._active_spark_context is not None:
+        started.append("a Spark session")
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        started.append("Ray")
+    if started:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nthe fast tier started {' and '.join(started)}: mark the test that did so slow", file=sys.stderr)
 
 
 @pytest.fixture(scope="session")
@@ -72,24 +69,6 @@ def settings(tmp_path):
     return settings_in(tmp_path)
 
 
-CHURN_ROWS, CHURN_SEED = 400, 11
-
-
-def stage_churn(folder: Path, postgres, spec):
-    """Generate the churn silos (always the same for CHURN_ROWS/CHURN_SEED) under `folder`,
-    seed PostgreSQL, and export the connection variables. Returns (settings, truth)."""
-    from lakeray.datagen import churn
-    from lakeray.datagen.bundles import connection_env
-    from lakeray.lakehouse import Lakehouse
-
-    settings = settings_in(folder)
-    gen = churn.generate(n_customers=CHURN_ROWS, seed=CHURN_SEED)
-    churn.write_landing(gen, Path(Lakehouse.for_pipeline(settings, spec).landing_root))
-    churn.seed_postgres(gen.subscriptions, postgres.conninfo())
-    os.environ.update(connection_env(spec, postgres))
-    return settings, gen.truth
-
-
 @pytest.fixture(scope="session")
 def churn_world(tmp_path_factory, spark, postgres, churn_spec):
     """The churn pipeline ingested and prepared once, shared by the tests that inspect it."""
@@ -115,40 +94,6 @@ def ray_local(tmp_path_factory):
     settings["ray"].update(address="local", num_cpus=4, num_gpus=2)
     with ray_session(settings, log_to_driver=False) as ray:
         yield ray
-
-
-def synthetic_snapshot(spec, rows: int = 1500, seed: int = 0, version: int = 3):
-    """A GoldSnapshot with the spec's feature columns and a learnable binary target (no Spark):
-    the target depends on the first two numeric features and the first categorical one."""
-    import numpy as np
-    import pandas as pd
-
-    from lakeray.features import GoldSnapshot
-
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({spec.entity_key: [f"e{i}" for i in range(rows)]})
-    logit = np.zeros(rows)
-    numeric = [n for n, k in spec.features.items() if k == "numeric"]
-    for name, kind in spec.features.items():
-        if kind == "numeric":
-            values = rng.normal(size=rows)
-            logit += 1.5 * values if name in numeric[:2] else 0.0
-            frame[name] = np.where(rng.random(rows) < 0.05, np.nan, values)
-        elif kind == "categorical":
-            frame[name] = rng.choice(["a", "b", "c"], size=rows)
-        else:
-            frame[name] = rng.random(rows) < 0.5
-    first_cat = next((n for n, k in spec.features.items() if k == "categorical"), None)
-    if first_cat:
-        logit += np.where(frame[first_cat] == "a", 1.0, -0.5)
-    positive = rng.random(rows) < 1 / (1 + np.exp(-logit))
-    if spec.positive_label is not None:
-        frame[spec.target] = np.where(positive, str(spec.positive_label), "other")
-    else:
-        frame[spec.target] = positive
-    which = rng.random(rows)
-    splits = {"train": which < 0.6, "validation": (which >= 0.6) & (which < 0.8), "test": which >= 0.8}
-    return GoldSnapshot("/nowhere/gold", version, {k: frame[m].reset_index(drop=True) for k, m in splits.items()})
 
 
 @pytest.fixture(scope="session")

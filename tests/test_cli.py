@@ -12,7 +12,7 @@ import pytest
 from lakeray.cli import conf_overrides
 from lakeray.errors import ConfigError, SpecError
 from lakeray.spec import load_spec
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 LAKERAY = str(Path(sys.executable).with_name("lakeray"))
 

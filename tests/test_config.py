@@ -9,6 +9,8 @@ import pytest
 from lakeray.config import deep_merge, load_settings
 from lakeray.errors import ConfigError
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

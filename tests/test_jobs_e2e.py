@@ -99,7 +99,7 @@ def test_lakeray_serve_command_serves_the_champion_until_stopped(ml, easy_spec, 
     from lakeray.features import load_splits
     from lakeray.models import load_bundle
     from lakeray.serve.client import call, request_rows
-    from tests.conftest import free_port, write_spec
+    from tests.support import free_port, write_spec
     from tests.test_raysession import is_loopback, listening, open_to_the_network
 
     spec_file = write_spec(easy_spec, tmp_path)

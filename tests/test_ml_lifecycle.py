@@ -18,7 +18,7 @@ from lakeray.registry.gate import current_champion
 from lakeray.registry.tracking import TAG
 from lakeray.spec import spec_hash
 from lakeray.spec.models import Metric
-from tests.conftest import settings_in
+from tests.support import settings_in
 
 
 def test_every_run_records_the_pinned_gold_version_and_lineage(ml, easy_spec):
@@ -226,7 +226,7 @@ def test_closed_loop_serve_shift_drift_retrain_hot_swap(ml, easy_spec, spark, tm
 
     from lakeray.demoloop import SHIFTED, run_closed_loop
     from lakeray.lakehouse import Lakehouse
-    from tests.conftest import CHURN_ROWS, CHURN_SEED, free_port, write_spec
+    from tests.support import CHURN_ROWS, CHURN_SEED, free_port, write_spec
 
     settings = ml["settings"]
     settings["serve"]["port"] = free_port()

@@ -14,7 +14,7 @@ import pytest
 
 from lakeray.registry import configure_tracking
 from lakeray.registry.tracking import TAG
-from tests.conftest import ROOT, free_port, settings_in
+from tests.support import ROOT, free_port, settings_in
 
 pytestmark = pytest.mark.e2e
 RAY = str(Path(sys.executable).with_name("ray"))

@@ -16,14 +16,14 @@ import textwrap
 import pytest
 
 from lakeray.raysession import TOKEN_FILE, ensure_auth_token
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
 
 SESSION = textwrap.dedent("""
     import json, os, sys
     from lakeray.raysession import ray_session
-    from tests.conftest import settings_in
+    from tests.support import settings_in
     from pathlib import Path
 
     settings = settings_in(Path(sys.argv[1]))

@@ -8,14 +8,14 @@ import subprocess
 import sys
 import textwrap
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 from tests.test_raysession import user_env
 
 TRACKING_CALL = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from lakeray.registry import configure_tracking
-    from tests.conftest import settings_in
+    from tests.support import settings_in
 
     tracking = configure_tracking(settings_in(Path(sys.argv[1])), "telemetry")
     with tracking.start_run("tune", {"probe": 1}):

@@ -11,8 +11,8 @@ from lakeray.config import load_settings
 from lakeray.datagen.bundles import bundled_data
 from lakeray.errors import GateError, LakerayError
 from lakeray.ingest import run_ingest
-from lakeray.lifecycle import run_ml_stages
 from lakeray.lakehouse import Lakehouse
+from lakeray.lifecycle import run_ml_stages
 from lakeray.prepare import run_prepare
 from lakeray.raysession import ray_session
 from lakeray.spark import build_spark
@@ -93,7 +93,7 @@ def run_demo(pipelines: list[str], settings=None, smoke: bool = False, loop: boo
         for spec in specs:
             log.info("=== %s: tune -> train -> evaluate on gold v%d", spec.name, results[spec.name]["prepare"].gold.version)
             results[spec.name].update(_ml_stages(spec, settings, results[spec.name]["prepare"].gold.version, smoke))
-        for path, spec in zip(pipelines, specs):
+        for path, spec in zip(pipelines, specs, strict=True):
             if loop and spec.name == "churn":
                 results[spec.name]["loop"] = _closed_loop(spec, path, settings, results[spec.name]["prepare"].gold, smoke)
     return results

@@ -140,7 +140,7 @@ def run_closed_loop(spark, spec: PipelineSpec, pipeline_path: str, settings, gol
 
         ordinary = test.sample(n=rows, replace=True, random_state=1).reset_index(drop=True)
         start, end, preds = serve_window(url, log_path, request_rows(ordinary, features))
-        labels = {p["request_id"]: str(v).lower() for p, v in zip(preds, ordinary[spec.target])}
+        labels = {p["request_id"]: str(v).lower() for p, v in zip(preds, ordinary[spec.target], strict=True)}
         merged = merge_labels(log_path, labels)
         log.info("traffic   %d ordinary requests answered by version %s; %s labels arrived later and were merged",
                  len(preds), champion, merged.get("num_target_rows_updated", len(labels)))

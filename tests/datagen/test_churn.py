@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from lakeray.datagen import churn, telco
+
+pytestmark = pytest.mark.fast
 
 
 def test_same_seed_same_data_and_truth():
@@ -60,7 +63,7 @@ def test_only_churn_has_a_shifted_world(telco_spec, tmp_path):
     from lakeray.datagen.bundles import bundled_data
     from lakeray.errors import LakerayError
     from lakeray.lakehouse import Lakehouse
-    from tests.conftest import settings_in
+    from tests.support import settings_in
 
     lake = Lakehouse.for_pipeline(settings_in(tmp_path), telco_spec)
     with pytest.raises(LakerayError, match="pipeline 'telco' has no 'shifted' world"):

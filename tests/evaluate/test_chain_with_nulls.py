@@ -12,7 +12,7 @@ from deltalake import DeltaTable, write_deltalake
 from lakeray.evaluate.metrics import MISSING_GROUP
 from lakeray.lakehouse import Lakehouse
 from lakeray.lifecycle import run_ml_stages
-from tests.conftest import settings_in
+from tests.support import settings_in
 
 
 def test_tune_train_evaluate_with_nulls_in_every_feature_and_split(churn_world, easy_spec, ray_local, tmp_path):

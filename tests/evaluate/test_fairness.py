@@ -6,11 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 
 from lakeray.evaluate import plots
 from lakeray.evaluate.job import group_audit
 from lakeray.evaluate.metrics import MISSING_GROUP, fairness_audit, group_labels
 from lakeray.evaluate.report import fairness_tables, render_report
+
+pytestmark = pytest.mark.fast
 
 
 def _audit_data():

@@ -8,6 +8,8 @@ import pytest
 from lakeray.errors import LakerayError
 from lakeray.evaluate.metrics import binary_metrics, calibration, fairness_audit, multiclass_metrics, regression_metrics
 
+pytestmark = pytest.mark.fast
+
 Y = np.array([1, 1, 1, 0, 0, 0, 1, 0])
 P = np.array([0.9, 0.8, 0.3, 0.6, 0.2, 0.1, 0.7, 0.4])
 

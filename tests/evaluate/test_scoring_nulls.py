@@ -18,6 +18,8 @@ from lakeray.features import FeaturePipeline, TargetEncoder
 from lakeray.features.handoff import load_splits
 from lakeray.models.bundle import ModelBundle
 
+pytestmark = pytest.mark.fast
+
 FEATURES = {"tenure": "numeric", "monthly_charges": "numeric", "total_charges": "numeric", "contract": "categorical",
             "payment_method": "categorical", "internet_service": "categorical", "paperless_billing": "boolean",
             "partner": "boolean"}

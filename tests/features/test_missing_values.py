@@ -13,6 +13,8 @@ from lakeray.errors import LakerayError
 from lakeray.features import FeaturePipeline, TargetEncoder, preprocess
 from lakeray.features.values import boolean_values, category_keys, numeric_values
 
+pytestmark = pytest.mark.fast
+
 FEATURES = {"age": "numeric", "plan": "categorical", "seats": "categorical", "active": "boolean"}
 AGE = [10.0, None, float("inf"), 40.0, float("-inf"), 20.0]
 PLAN = ["basic", None, "premium", "basic", None, "gold"]

@@ -10,6 +10,8 @@ import scipy.sparse as sp
 from lakeray.errors import LakerayError
 from lakeray.features import FeaturePipeline, TargetEncoder
 
+pytestmark = pytest.mark.fast
+
 FEATURES = {"age": "numeric", "plan": "categorical", "active": "boolean"}
 TRAIN = pd.DataFrame({"age": [10.0, 20.0, None, 40.0], "plan": ["basic", "premium", "basic", None],
                       "active": [True, True, None, False]})

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from lakeray.errors import LakerayError
 from lakeray.features import FeaturePipeline, TargetEncoder
 
+pytestmark = pytest.mark.fast
+
 FEATURES = {"n": "numeric", "c": "categorical", "b": "boolean", "k": "categorical"}
 SETTINGS = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from lakeray.lakehouse import Lakehouse
-from tests.conftest import ROOT, stage_churn
+from tests.support import ROOT, stage_churn
 
 pytestmark = pytest.mark.e2e
 

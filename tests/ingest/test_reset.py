@@ -16,7 +16,7 @@ from lakeray.ingest import run_ingest
 from lakeray.lakehouse import Lakehouse
 from lakeray.lakehouse.reset import reset
 from lakeray.spec.loader import parse_spec
-from tests.conftest import settings_in, write_spec
+from tests.support import settings_in, write_spec
 
 SPEC = parse_spec({
     "name": "tiny", "task": "binary", "entity_key": "id", "target": "churned",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lakeray.ingest.screen import match_header, parse_header, same_file
 from lakeray.spec.models import Source
+
+pytestmark = pytest.mark.fast
 
 DECLARED = ["id", "gender", "plan", "monthly_charges"]
 CSV = Source.model_validate({"format": "csv", "path": "crm", "keys": ["id"], "columns": {c: "string" for c in DECLARED}})

@@ -13,7 +13,9 @@ from lakeray.features import build_matrices
 from lakeray.models import ModelBundle, booster_params, load_bundle
 from lakeray.models.bundle import FEATURES_FILE, MANIFEST_FILE, MODEL_FILE
 from lakeray.models.families import dmatrix
-from tests.conftest import synthetic_snapshot
+from tests.support import synthetic_snapshot
+
+pytestmark = pytest.mark.fast
 
 
 @pytest.fixture(scope="module")

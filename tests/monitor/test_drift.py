@@ -11,7 +11,7 @@ from scipy import stats as sps
 from lakeray.config import load_settings
 from lakeray.monitor.drift import NULL, compute_drift, window_counts
 from lakeray.monitor.profile import PREDICTION, bin_index, build_profile
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 FEATURES = {"age": "numeric", "income": "numeric", "plan": "categorical", "active": "boolean"}
 
@@ -87,6 +87,7 @@ def test_category_keys_are_the_models_in_the_profile_and_in_spark(spark):
     assert not result.drifted and result.statistics["psi"] < 0.05
 
 
+@pytest.mark.fast
 def test_window_syntax_is_checked():
     import datetime as dt
 

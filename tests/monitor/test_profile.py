@@ -10,6 +10,8 @@ from lakeray.errors import LakerayError
 from lakeray.features.preprocess import OTHER
 from lakeray.monitor.profile import PREDICTION, bin_index, build_profile, read_profile, write_profile
 
+pytestmark = pytest.mark.fast
+
 FRAME = pd.DataFrame({"age": [float(i) for i in range(100)] + [None] * 10,
                       "plan": ["basic"] * 60 + ["premium"] * 30 + [None] * 20,
                       "active": [True, False] * 55})

@@ -9,6 +9,8 @@ from scipy.spatial.distance import jensenshannon
 
 from lakeray.monitor.stats import chi_squared, js_distance, ks, psi, wasserstein
 
+pytestmark = pytest.mark.fast
+
 RNG = np.random.default_rng(5)
 BASE = RNG.normal(0, 1, 4000)
 SHIFTED = RNG.normal(0.4, 1.3, 3000)

@@ -102,6 +102,7 @@ def test_a_hash_split_on_a_column_with_few_values_is_refused(spark):
     assert hash_column_problems(df, Split(), "id") == []                   # the entity key itself
 
 
+@pytest.mark.fast
 def test_size_problems_name_the_split_and_the_counts():
     assert size_problems({"train": 500, "validation": 90, "test": 90}, 20) == []
     problems = size_problems({"train": 0, "validation": 12, "test": 300}, 20)
@@ -114,6 +115,7 @@ def _problems(spec, **split):
     return [f"{where}: {msg}" for where, msg in cross_field_problems(spec.model_copy(update={"split": Split(**split)}))]
 
 
+@pytest.mark.fast
 def test_split_spec_rules(churn_spec):
     assert _problems(churn_spec, method="column", column="region", values={"train": ["north"], "test": ["west"]},
                      validation_fraction=0.2) == []

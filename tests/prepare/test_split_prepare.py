@@ -15,7 +15,7 @@ from lakeray.errors import DataQualityError
 from lakeray.lakehouse import Lakehouse, latest_version
 from lakeray.prepare import run_prepare
 from lakeray.spec.models import Split
-from tests.conftest import settings_in
+from tests.support import settings_in
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ TS = dt.datetime(2025, 1, 1)
 def bronze(spark, rows, columns, corrupt=None):
     """A bronze-like frame: raw text columns + _corrupt_record + ingestion metadata."""
     corrupt = corrupt or [None] * len(rows)
-    data = [(*r, c, "src", f"file:/landing/f{i % 2}.csv", TS, "b1") for i, (r, c) in enumerate(zip(rows, corrupt))]
+    data = [(*r, c, "src", f"file:/landing/f{i % 2}.csv", TS, "b1") for i, (r, c) in enumerate(zip(rows, corrupt, strict=True))]
     schema = ", ".join(f"{c} string" for c in columns) + ", _corrupt_record string, _source string, _file string, _ingested_at timestamp, _batch_id string"
     return spark.createDataFrame(data, schema)
 

@@ -7,7 +7,7 @@ import pytest
 from lakeray.registry import configure_tracking
 from lakeray.registry.gate import CHAMPION, PREVIOUS, current_champion, gate_checks, promote
 from lakeray.spec.models import Baseline, Metric
-from tests.conftest import settings_in
+from tests.support import settings_in
 
 
 def _by_name(checks):

@@ -14,8 +14,7 @@ import pytest
 from lakeray.errors import LakerayError
 from lakeray.registry import configure_tracking
 from lakeray.registry.gate import current_champion, promote
-from tests.conftest import free_port, settings_in
-
+from tests.support import free_port, settings_in
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import settings_in, synthetic_snapshot
+from tests.support import settings_in, synthetic_snapshot
 
 
 def build_tiny_champion(spec, folder):

@@ -15,8 +15,7 @@ from lakeray.lakehouse import Lakehouse
 from lakeray.models import load_bundle
 from lakeray.serve.client import call as _call
 from lakeray.serve.client import request_rows
-
-from tests.conftest import free_port, write_spec
+from tests.support import free_port, write_spec
 
 KEY = "test-key-123"
 
@@ -108,7 +107,7 @@ def test_every_prediction_is_logged_to_delta(served, ml, easy_spec):
     mine = logged[logged["request_id"].isin(ids)]
     assert len(mine) == 5 and set(mine["model_version"]) == {"1"} and mine["label"].isna().all()
     assert (mine["latency_ms"] > 0).all()
-    got = dict(zip(mine["request_id"], mine["prediction"]))
+    got = dict(zip(mine["request_id"], mine["prediction"], strict=True))
     assert all(got[p["request_id"]] == pytest.approx(p["prediction"]) for p in body["predictions"])
 
 

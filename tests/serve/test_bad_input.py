@@ -25,9 +25,14 @@ import urllib.request
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from lakeray.serve.client import call
-from tests.conftest import free_port, write_spec
+from lakeray.serve.schema import FLOAT32_MAX
+from lakeray.spec import load_spec
+from tests.support import ROOT, free_port, write_spec
 
 KEY = "fuzz-key-42"
 AUTH = {"x-api-key": KEY}
@@ -229,6 +234,7 @@ def test_413_names_the_setting_and_a_full_batch_fits_the_default_limit(tiny_serv
     assert status == 200 and len(body["predictions"]) == conf["max_batch_rows"], (len(text), limit, status)
 
 
+@pytest.mark.fast
 def test_the_default_body_limit_follows_the_row_limit_for_a_wide_table(churn_spec):
     """The issue's case: 1,000 rows of a 40-column table (about 1.5 MB of JSON) got 413 under a
     fixed 1 MiB limit although serve.max_batch_rows is 1000."""
@@ -260,13 +266,6 @@ def test_docs_load_nothing_from_outside(tiny_served):
 
 
 # -- the property-based layer ------------------------------------------------------------------
-
-from hypothesis import HealthCheck, event, given, settings as hypothesis_settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from lakeray.serve.schema import FLOAT32_MAX  # noqa: E402
-from lakeray.spec import load_spec  # noqa: E402
-from tests.conftest import ROOT  # noqa: E402
 
 SPEC = load_spec(ROOT / "pipelines" / "churn.yaml")
 FIELDS = list(SPEC.features)

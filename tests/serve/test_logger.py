@@ -6,9 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import pytest
 from deltalake import DeltaTable
 
 from lakeray.serve.logger import InferenceLogger
+
+pytestmark = pytest.mark.fast
 
 
 def _rows(spec, n, start=0):

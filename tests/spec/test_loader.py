@@ -11,6 +11,8 @@ from lakeray.errors import SpecError
 from lakeray.spec import load_spec
 from lakeray.spec.loader import parse_spec
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

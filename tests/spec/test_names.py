@@ -19,6 +19,8 @@ from lakeray.lakehouse import Lakehouse
 from lakeray.spec import load_spec
 from lakeray.spec.names import name_problem, relative_path_problem
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -5,6 +5,8 @@ import pytest
 from lakeray.errors import ResourceError
 from lakeray.train.resources import Sizing, check_worker_resources, node_cpus, pick_engine, resolve_sizing
 
+pytestmark = pytest.mark.fast
+
 NODES = [{"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}},
          {"Alive": True, "Resources": {"CPU": 4.0}},
          {"Alive": True, "Resources": {"memory": 1e9}},           # a head node started with --num-cpus=0

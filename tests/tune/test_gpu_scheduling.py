@@ -52,6 +52,7 @@ def test_half_gpus_let_twice_as_many_trials_share_them(ray_local, tmp_path):
     assert set(ids) <= {"0", "1"} and all(ids.count(i) == 2 for i in set(ids))
 
 
+@pytest.mark.fast
 def test_impossible_requests_fail_at_once():
     with pytest.raises(ResourceError, match="asks for 1 GPU but the Ray cluster has 0"):
         trial_resources(1, 1, {"CPU": 2})

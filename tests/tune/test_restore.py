@@ -10,10 +10,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+from lakeray.features import load_splits
 from lakeray.spec import spec_hash
 from lakeray.tune.search import run_tune, saved_state_readable
-from lakeray.features import load_splits
-from tests.conftest import ROOT, settings_in, synthetic_snapshot
+from tests.support import ROOT, settings_in, synthetic_snapshot
 
 SAMPLES = 5
 CHILD = textwrap.dedent("""

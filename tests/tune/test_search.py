@@ -9,7 +9,7 @@ from lakeray.errors import ConfigError
 from lakeray.spec import spec_hash
 from lakeray.tune.search import format_leaderboard, rank, run_tune, samples_per_family, tune_settings
 from lakeray.tune.trainable import is_degenerate, stopping_metric
-from tests.conftest import settings_in, synthetic_snapshot
+from tests.support import settings_in, synthetic_snapshot
 
 
 def _settings(tmp_path, **tune):
@@ -53,6 +53,7 @@ def test_search_covers_every_family_and_ranks_by_the_spec_metric(ray_local, tmp_
     assert "degenerate" in text.splitlines()[-1]
 
 
+@pytest.mark.fast
 def test_budget_gives_baselines_a_fixed_share_and_the_rest_to_boosting(tmp_path):
     conf = tune_settings(_settings(tmp_path, num_samples=40))
     assert samples_per_family(conf) == {"logistic": 4, "random_forest": 4, "xgboost": 32}
@@ -63,6 +64,7 @@ def test_budget_gives_baselines_a_fixed_share_and_the_rest_to_boosting(tmp_path)
     assert samples_per_family(tune_settings(settings)) == {"logistic": 3, "random_forest": 1, "xgboost": 6}
 
 
+@pytest.mark.fast
 def test_search_space_follows_the_training_rows(tmp_path):
     settings = _settings(tmp_path)
     depth = {rows: tune_settings(settings, rows=rows)["families"]["xgboost"]["space"]["max_depth"]
@@ -74,6 +76,7 @@ def test_search_space_follows_the_training_rows(tmp_path):
         tune_settings(settings, rows=100)
 
 
+@pytest.mark.fast
 def test_early_stopping_watches_the_spec_metric_where_xgboost_has_it():
     assert stopping_metric("binary", "roc_auc") == "auc" and stopping_metric("binary", "f1") == "logloss"
     assert stopping_metric("multiclass", "accuracy") == "merror" and stopping_metric("regression", "r2") == "rmse"
@@ -83,6 +86,7 @@ def test_early_stopping_watches_the_spec_metric_where_xgboost_has_it():
     assert [r["score"] for r in rank(board, False)] == [0.6, 0.7, 0.9]
 
 
+@pytest.mark.fast
 def test_bad_search_space_is_named(tmp_path):
     settings = _settings(tmp_path)
     settings["tune"]["families"]["xgboost"]["space"]["eta"] = {"type": "lognormal", "low": 0.1, "high": 1}

@@ -211,7 +211,7 @@ def generate(n_customers: int = 5000, seed: int = 42, usage_days: int = 4, event
     # ---- tickets (JSON lines) ---------------------------------------------------------
     owners = np.repeat(np.arange(n), n_tickets)
     t = owners.size
-    is_open = np.concatenate([np.arange(c) < np.floor(c * s) for c, s in zip(n_tickets, open_share)]) if t else np.array([], bool)
+    is_open = np.concatenate([np.arange(c) < np.floor(c * s) for c, s in zip(n_tickets, open_share, strict=True)]) if t else np.array([], bool)
     t_created = rng.integers(0, 86400 * 90, size=t)
     tickets = pd.DataFrame({
         "ticket_id": np.array([f"T{i:08d}" for i in range(t)], dtype=object),

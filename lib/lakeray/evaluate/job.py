@@ -16,7 +16,6 @@ import os
 import tempfile
 from pathlib import Path
 
-
 from lakeray.errors import GateError
 from lakeray.evaluate.baseline import fit_baseline
 from lakeray.evaluate.metrics import MIN_GROUP_SIZE, audited_groups, calibration, fairness_audit, group_labels

@@ -108,7 +108,7 @@ def group_bars_png(fairness: dict[str, dict]) -> bytes:
     groups too small for the parity differences are drawn too, labelled with their row count."""
     attributes = list(fairness)
     fig, axes = _figure(7, 3.5 * max(1, len(attributes)), nrows=max(1, len(attributes)), squeeze=False)
-    for ax, attribute in zip(axes[:, 0], attributes):
+    for ax, attribute in zip(axes[:, 0], attributes, strict=True):
         small = fairness[attribute].get("small_groups", {})
         groups = {**fairness[attribute].get("groups", {}), **small}
         names = list(groups)

@@ -35,7 +35,7 @@ def split_files(table_path: str, version: int, split: str) -> list[str]:
     actions = pa.table(table.get_add_actions(flatten=True))
     paths, splits = actions.column("path").to_pylist(), actions.column("partition.split").to_pylist()
     files = []
-    for path, value in zip(paths, splits):
+    for path, value in zip(paths, splits, strict=True):
         if value == split:
             path = unquote(path)
             files.append(path if "://" in path or path.startswith("/") else posixpath.join(table_path, path))

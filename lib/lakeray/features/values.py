@@ -55,7 +55,7 @@ def numeric_values(values) -> np.ndarray:
         try:
             out = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         except (TypeError, ValueError, OverflowError):
-            out = np.array([np.nan if m else _number(v) for v, m in zip(col.tolist(), missing_mask(col))], dtype="float64")
+            out = np.array([np.nan if m else _number(v) for v, m in zip(col.tolist(), missing_mask(col), strict=True)], dtype="float64")
         out = np.array(out, dtype="float64", copy=True)
     out[np.isinf(out)] = np.nan
     return np.clip(out, -FLOAT32_MAX, FLOAT32_MAX, out=out)

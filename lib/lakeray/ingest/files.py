@@ -25,8 +25,8 @@ from lakeray.ingest.metadata import with_ingest_metadata
 from lakeray.ingest.rejected import record_rejections
 from lakeray.ingest.schema import CORRUPT, bronze_read_schema, bronze_table_schema
 from lakeray.ingest.screen import Rejection, failed_read, has_header, screen_csv, screen_parquet
-from lakeray.ingest.state import (app_id as checkpoint_app_id, check_source_state, moved_landing_error,
-                                  record_landing, reset_hint)
+from lakeray.ingest.state import app_id as checkpoint_app_id
+from lakeray.ingest.state import check_source_state, moved_landing_error, record_landing, reset_hint
 from lakeray.lakehouse import commit_metrics_since, fs, latest_version
 from lakeray.spec.models import Source
 

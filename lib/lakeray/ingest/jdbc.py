@@ -18,8 +18,8 @@ from lakeray.errors import SourceError
 from lakeray.faults import crash_point
 from lakeray.ingest.metadata import with_ingest_metadata
 from lakeray.ingest.schema import bronze_read_schema
-from lakeray.spark.session import root_cause
 from lakeray.lakehouse import commit_metrics_since, latest_version
+from lakeray.spark.session import root_cause
 from lakeray.spec.models import Source
 
 log = logging.getLogger(__name__)

@@ -53,10 +53,10 @@ def match_header(names: list[str], declared: list[str]) -> list[str] | str:
     missing = [c for c in declared if _key(c) not in keys]
     if missing:
         problems.append(f"missing column(s) {', '.join(missing)}")
-    unknown = [n for n, k in zip(names, keys) if k not in by_key]
+    unknown = [n for n, k in zip(names, keys, strict=True) if k not in by_key]
     if unknown:
         problems.append(f"unknown column(s) {', '.join(repr(n) for n in unknown)}")
-    duplicated = sorted({n.strip() for n, k in zip(names, keys) if keys.count(k) > 1 and k in by_key})
+    duplicated = sorted({n.strip() for n, k in zip(names, keys, strict=True) if keys.count(k) > 1 and k in by_key})
     if duplicated:
         problems.append(f"duplicated column(s) {', '.join(duplicated)}")
     if problems:

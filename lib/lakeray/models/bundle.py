@@ -76,7 +76,7 @@ class ModelBundle:
         if not out and self.manifest.get("family") == "logistic":
             weights = np.asarray(json.loads(self.booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["weights"],
                                  dtype=float)
-            out = {name: float(abs(w)) for name, w in zip(names, weights[: len(names)])}
+            out = {name: float(abs(w)) for name, w in zip(names, weights[: len(names)], strict=True)}
         return out
 
     def save(self, folder: Path) -> Path:

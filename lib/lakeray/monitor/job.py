@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import logging
 import re
@@ -106,7 +107,7 @@ def _images(profiles: dict, counts: dict, columns: list[ColumnDrift]) -> dict[st
         expected, actual = aligned_counts(profile, counts[c.column])
         if profile["kind"] == "numeric":
             edges = [f"{e:.3g}" for e in profile["edges"]]
-            labels = [f"<{edges[0]}"] + [f"{a}..{b}" for a, b in zip(edges, edges[1:])] + [f">={edges[-1]}"] if edges else ["all"]
+            labels = [f"<{edges[0]}"] + [f"{a}..{b}" for a, b in itertools.pairwise(edges)] + [f">={edges[-1]}"] if edges else ["all"]
         else:
             labels = category_keys(profile, counts[c.column])
         shares = lambda v: v / v.sum() if v.sum() else v  # noqa: E731

@@ -4,9 +4,9 @@ that must reconcile (rows in = clean + quarantined + duplicates) and lineage on 
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -19,8 +19,16 @@ from lakeray.lineage import lineage
 from lakeray.prepare.dataset import build_dataset, matched_column, output_columns
 from lakeray.prepare.dedupe import STATUS, classify
 from lakeray.prepare.quarantine import quarantine_rows
-from lakeray.prepare.split import (SPLIT, assign_split, column_type, hash_column_problems, size_problems, split_counts,
-                                   unlisted_problem, unlisted_rows)
+from lakeray.prepare.split import (
+    SPLIT,
+    assign_split,
+    column_type,
+    hash_column_problems,
+    size_problems,
+    split_counts,
+    unlisted_problem,
+    unlisted_rows,
+)
 from lakeray.prepare.validate import RAW, VIOLATIONS, validate_rows, violation
 from lakeray.runs import append_run_metrics, metric_row, new_run_id
 from lakeray.spec.models import PipelineSpec, Source

@@ -47,8 +47,14 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
     from lakeray.lakehouse import Lakehouse
     from lakeray.serve.guard import Guard
     from lakeray.serve.model import score_isolated
-    from lakeray.serve.schema import (BatchPrediction, Prediction, batch_model, max_body_bytes, row_model,
-                                      validation_error_handler)
+    from lakeray.serve.schema import (
+        BatchPrediction,
+        Prediction,
+        batch_model,
+        max_body_bytes,
+        row_model,
+        validation_error_handler,
+    )
     from lakeray.spec import load_spec
 
     spec = load_spec(pipeline)
@@ -142,7 +148,7 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
             bounds = np.cumsum([0] + [len(r) for r in requests])
             return [(model, Scored(scored.scores[a:b], {i - a: e for i, e in scored.errors.items() if a <= i < b},
                                    scored.model_broken))
-                    for a, b in zip(bounds[:-1], bounds[1:])]
+                    for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
         async def _predict(self, rows: list[dict], batch: bool = False) -> tuple[str, list[Prediction]]:
             self._ensure_watcher()
@@ -164,7 +170,7 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
             now = dt.datetime.now(dt.timezone.utc)
             self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": model.version,
                               "train_run_id": model.train_run_id, "variant": variant, **row,
-                              "prediction": p.prediction, "latency_ms": latency} for p, row in zip(preds, rows)])
+                              "prediction": p.prediction, "latency_ms": latency} for p, row in zip(preds, rows, strict=True)])
             if challenger and self.challenge["mode"] == "shadow":
                 asyncio.get_running_loop().create_task(self._shadow(challenger, rows, preds))
             return request_id, preds
@@ -181,7 +187,7 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
             self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": challenger.version,
                               "train_run_id": challenger.train_run_id, "variant": "shadow", **row,
                               "prediction": float(np.ravel(s)[0]), "latency_ms": latency}
-                             for p, row, s in zip(preds, rows, scored.scores) if s is not None])
+                             for p, row, s in zip(preds, rows, scored.scores, strict=True) if s is not None])
 
         @api.post("/predict", response_model=Prediction)
         async def predict(self, row: Row) -> Prediction:

@@ -16,7 +16,6 @@ import queue
 import threading
 import time
 
-
 from lakeray.monitor.inference_log import append_rows, append_table, table_of
 from lakeray.serve.deadletter import DeadLetter, default_folder
 from lakeray.spec.models import PipelineSpec

@@ -121,7 +121,7 @@ def train_loop(config: dict) -> None:
 def shard_bounds(rows: int, parts: int) -> list[tuple[int, int]]:
     """`parts` contiguous row ranges covering 0..rows, sizes differing by at most one."""
     edges = np.linspace(0, rows, parts + 1).astype(int)
-    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
 
 
 def put_shards(train: tuple, validation: tuple, parts: int) -> list:

@@ -1,0 +1,97 @@
+"""Helpers the tests share: the project root, free ports, specs as files, settings in a folder,
+the churn silos, and a synthetic gold snapshot (no Spark). Fixtures stay in conftest.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lakeray.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+# Fixtures that start a JVM, Ray or PostgreSQL: a test marked `fast` may not use them, directly or
+# through another fixture (a collected item's fixturenames is the whole closure).
+HEAVY_FIXTURES = frozenset({"spark", "postgres", "ray_local"})
+
+
+def fast_violations(items) -> list[str]:
+    """'<test id> uses <fixtures>' for each collected test marked fast that needs a heavy fixture."""
+    return [f"{item.nodeid} uses {', '.join(sorted(HEAVY_FIXTURES & set(item.fixturenames)))}"
+            for item in items if item.get_closest_marker("fast") and HEAVY_FIXTURES & set(item.fixturenames)]
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (for servers the tests start)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_spec(spec, folder: Path) -> Path:
+    """`spec` (an in-memory PipelineSpec) as a file, for code that loads specs by path (Serve, the CLI)."""
+    import json
+
+    path = Path(folder) / f"{spec.name}.yaml"
+    path.write_text(json.dumps(json.loads(spec.model_dump_json())))     # JSON is YAML
+    return path
+
+
+def settings_in(folder: Path):
+    """lakeray settings whose every location (lakehouse, Ray storage, MLflow, models...) is under `folder`."""
+    from lakeray.lifecycle import SCRATCH_PATHS
+
+    return load_settings(root=ROOT, overrides={"paths": {k: str(folder / k) for k in SCRATCH_PATHS}})
+
+
+CHURN_ROWS, CHURN_SEED = 400, 11
+
+
+def stage_churn(folder: Path, postgres, spec):
+    """Generate the churn silos (always the same for CHURN_ROWS/CHURN_SEED) under `folder`,
+    seed PostgreSQL, and export the connection variables. Returns (settings, truth)."""
+    from lakeray.datagen import churn
+    from lakeray.datagen.bundles import connection_env
+    from lakeray.lakehouse import Lakehouse
+
+    settings = settings_in(folder)
+    gen = churn.generate(n_customers=CHURN_ROWS, seed=CHURN_SEED)
+    churn.write_landing(gen, Path(Lakehouse.for_pipeline(settings, spec).landing_root))
+    churn.seed_postgres(gen.subscriptions, postgres.conninfo())
+    os.environ.update(connection_env(spec, postgres))
+    return settings, gen.truth
+
+
+def synthetic_snapshot(spec, rows: int = 1500, seed: int = 0, version: int = 3):
+    """A GoldSnapshot with the spec's feature columns and a learnable binary target (no Spark):
+    the target depends on the first two numeric features and the first categorical one."""
+    import numpy as np
+    import pandas as pd
+
+    from lakeray.features import GoldSnapshot
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({spec.entity_key: [f"e{i}" for i in range(rows)]})
+    logit = np.zeros(rows)
+    numeric = [n for n, k in spec.features.items() if k == "numeric"]
+    for name, kind in spec.features.items():
+        if kind == "numeric":
+            values = rng.normal(size=rows)
+            logit += 1.5 * values if name in numeric[:2] else 0.0
+            frame[name] = np.where(rng.random(rows) < 0.05, np.nan, values)
+        elif kind == "categorical":
+            frame[name] = rng.choice(["a", "b", "c"], size=rows)
+        else:
+            frame[name] = rng.random(rows) < 0.5
+    first_cat = next((n for n, k in spec.features.items() if k == "categorical"), None)
+    if first_cat:
+        logit += np.where(frame[first_cat] == "a", 1.0, -0.5)
+    positive = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    if spec.positive_label is not None:
+        frame[spec.target] = np.where(positive, str(spec.positive_label), "other")
+    else:
+        frame[spec.target] = positive
+    which = rng.random(rows)
+    splits = {"train": which < 0.6, "validation": (which >= 0.6) & (which < 0.8), "test": which >= 0.8}
+    return GoldSnapshot("/nowhere/gold", version, {k: frame[m].reset_index(drop=True) for k, m in splits.items()})

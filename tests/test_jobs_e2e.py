@@ -25,7 +25,8 @@ def test_spark_submit_prepare_smoke_test():
                  "jobs/prepare.py", "--pipeline", "pipelines/churn.yaml", "--smoke-test"])
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout   # spark-submit's PythonRunner merges the driver's stderr into its stdout
-    assert "ingest usage (parquet)" in out
+    assert "ingested    usage (parquet)" in out
+    assert "lakeray prepare churn" in out and "wrote      gold " in out            # the closing summary
     assert "accounting  dataset: in " in out and "[reconciled]" in out
     assert "MISMATCH" not in out
 
@@ -58,9 +59,10 @@ def test_train_job_smoke_test_runs_every_stage_before_it():
                  "--conf", "tune.smoke.num_samples=3"])
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "gold table  " in proc.stderr and "@ version 0" in proc.stderr
-    board = proc.stdout.split("leaderboard (telco, roc_auc on validation):\n", 1)[1].split("trained:", 1)[0]
+    board = proc.stdout.split("leaderboard (telco, roc_auc on validation):\n", 1)[1].split("lakeray train telco", 1)[0]
     assert {line.split()[1] for line in board.strip().splitlines()[1:]} == {"xgboost", "random_forest", "logistic"}
-    assert "trained: /tmp/lakeray-smoke-" in proc.stdout and "(MLflow run " in proc.stdout
+    trained = next(line for line in proc.stdout.splitlines() if line.startswith("trained "))
+    assert " -> /tmp/lakeray-smoke-" in trained and "(MLflow run " in trained
     assert "on 1 worker(s)" in proc.stderr          # train.num_workers auto: one per Ray node, all its CPUs
 
 

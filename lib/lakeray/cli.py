@@ -42,13 +42,10 @@ def _not_a_py4j_retry(record: logging.LogRecord) -> bool:
                 and record.getMessage() == "Exception while sending command.")
 
 
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_not_a_py4j_retry)
-    for noisy in ("py4j", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def setup_logging(level: str = "INFO", verbose: bool = False) -> None:
+    from lakeray.console import setup_console
+
+    setup_console(level, verbose, extra_filters=(_not_a_py4j_retry,))
 
 
 def log_level(value: str) -> str:
@@ -73,6 +70,9 @@ def _common(parser: argparse.ArgumentParser, pipeline: bool = True) -> None:
         parser.add_argument("--pipeline", required=True, help="pipeline spec, e.g. pipelines/churn.yaml")
     parser.add_argument("--env", default=None, help="conf overlay: conf/<env>/ (default $LAKERAY_ENV or 'local')")
     parser.add_argument("--log-level", default="INFO", type=log_level)
+    parser.add_argument("--verbose", action="store_true",
+                        help="the engines' own output on the terminal too (Spark, Ray, Tune, MLflow); "
+                             "it is always in the run's log file")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. --conf tune.num_samples=8 (value parsed as YAML; repeatable)")
 
@@ -108,6 +108,8 @@ def conf_overrides(pairs: list[str]) -> dict:
 
 def _load(args, paths: dict | None = None) -> Settings:
     overrides = conf_overrides(getattr(args, "conf", []))
+    if getattr(args, "verbose", False):
+        overrides.setdefault("ray", {}).setdefault("log_to_driver", True)
     if paths:
         overrides.setdefault("paths", {}).update(paths)
     return load_settings(args.env, overrides=overrides, overrides_source="--conf")
@@ -237,22 +239,22 @@ def _run_stage(args, stage: str) -> int:
             out = run_ml_stages(spec, settings, ml, gold_version=gold, smoke=args.smoke_test,
                                 fresh_tune=getattr(args, "fresh", False), tune_run_id=getattr(args, "tune_run_id", None),
                                 train_run_id=getattr(args, "train_run_id", None))
-            _summarise_ml(spec, out)
+        _summarise(spec, stage, data, out if ml else {})
     return 0
 
 
-def _summarise_ml(spec, out: dict) -> None:
+def _summarise(spec, stage: str, data: dict, ml: dict) -> None:
+    from lakeray.console import summary
+    from lakeray.summary import data_rows, ml_rows, verdict_row
     from lakeray.tune.search import format_leaderboard
 
-    if "tune" in out:
+    if "tune" in ml:
         sys.stdout.write(f"leaderboard ({spec.name}, {spec.metric.primary} on validation):\n"
-                         f"{format_leaderboard(out['tune']['outcome'].leaderboard, spec.metric.primary)}\n")
-    if "train" in out:
-        sys.stdout.write(f"trained: {out['train']['bundle_dir']} (MLflow run {out['train']['run_id']})\n")
-    if "evaluate" in out:
-        ev = out["evaluate"]
-        sys.stdout.write(f"evaluated: {spec.metric.primary} = {ev['metrics']['candidate'][spec.metric.primary]:.4f}; "
-                         f"champion version {ev['promoted_version']}; report {ev['report']}\n")
+                         f"{format_leaderboard(ml['tune']['outcome'].leaderboard, spec.metric.primary)}\n")
+    rows = data_rows(data) + ml_rows(spec, ml)
+    if "evaluate" in ml:
+        rows.append(verdict_row(ml["evaluate"]["promoted_version"], []))
+    sys.stdout.write(summary(f"lakeray {stage} {spec.name}", rows))
 
 
 def cmd_drift(args) -> int:
@@ -269,16 +271,18 @@ def cmd_drift(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from lakeray.console import summary
     from lakeray.monitor.retrain import run_lifecycle
     from lakeray.spark import build_spark
     from lakeray.spec import load_spec
+    from lakeray.summary import data_rows, ml_rows, verdict_row
 
     spec = load_spec(args.spec)
     settings = _load(args)
     out = run_lifecycle(build_spark(settings, app_name=f"lakeray-run-{spec.name}"), spec, settings,
                         smoke=args.smoke_test)
-    sys.stdout.write(f"{spec.name}: gold v{out['gold_version']}, champion version {out['promoted_version']}"
-                     + (f" (not promoted: {', '.join(out['failed_checks'])})" if out["failed_checks"] else "") + "\n")
+    rows = data_rows(out["data"]) + ml_rows(spec, out["ml"]) + [verdict_row(out["promoted_version"], out["failed_checks"])]
+    sys.stdout.write(summary(f"lakeray run {spec.name}", rows))
     return 3 if out["failed_checks"] else 0
 
 
@@ -340,10 +344,26 @@ COMMANDS = {
 }
 
 
+NO_RUN_LOG = ("validate", "spark-args")
+
+
+def _pipeline_name(args) -> str | None:
+    path = getattr(args, "pipeline", None) or getattr(args, "spec", None)
+    if isinstance(path, list):
+        path = None if len(path) != 1 else path[0]
+    return Path(path).stem if path else None
+
+
 def main(argv: list[str] | None = None) -> int:
+    from lakeray.console import open_run_log, reset_console
+
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, getattr(args, "verbose", False))
+    run_log = None
     try:
+        if args.command not in NO_RUN_LOG:
+            run_log = open_run_log(_load(args).path("logs"), args.command, _pipeline_name(args), args.log_level)
+            log.info("lakeray %s: full log in %s", args.command, run_log)
         return COMMANDS[args.command](args)
     except LakerayError as exc:
         log.error("%s", exc)
@@ -351,6 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    finally:
+        if run_log is not None:
+            log.info("full log: %s", run_log)
+        reset_console()       # the handlers this call added: an in-process caller keeps its own logging
 
 
 if __name__ == "__main__":

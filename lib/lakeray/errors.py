@@ -36,6 +36,8 @@ class GateError(LakerayError):
 
     exit_code = 3
 
-    def __init__(self, message: str, failed: list[str]):
+    def __init__(self, message: str, failed: list[str], result: dict | None = None):
         super().__init__(message)
         self.failed = list(failed)
+        self.result = result          # the evaluation (metrics, report) of the refused candidate
+        self.stages: dict = {}        # what the stages before it returned (run_ml_stages fills it in)

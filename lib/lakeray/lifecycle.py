@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 
+from lakeray.errors import GateError
 from lakeray.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
 STAGES = ("ingest", "prepare", "tune", "train", "evaluate")
-SCRATCH_PATHS = ("landing", "lakehouse", "checkpoints", "ray_storage", "models", "mlflow")
+SCRATCH_PATHS = ("landing", "lakehouse", "checkpoints", "ray_storage", "models", "mlflow", "logs")
 
 
 def stages_through(last: str) -> tuple[str, ...]:
@@ -54,5 +55,9 @@ def run_ml_stages(spec: PipelineSpec, settings, stages, *, gold_version=None, sm
             out["train"] = run_train_job(spec, settings, tune_run_id=tune_run_id, smoke=smoke)
             train_run_id = out["train"]["run_id"]
         if "evaluate" in stages:
-            out["evaluate"] = run_evaluate_job(spec, settings, train_run_id=train_run_id, smoke=smoke)
+            try:
+                out["evaluate"] = run_evaluate_job(spec, settings, train_run_id=train_run_id, smoke=smoke)
+            except GateError as exc:
+                exc.stages = {**out, **({"evaluate": exc.result} if exc.result else {})}
+                raise
     return out

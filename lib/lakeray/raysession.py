@@ -109,7 +109,8 @@ def local_init_kwargs(settings) -> dict:
     conf = settings.get("ray") or {}
     worker_env = {"OMP_WAIT_POLICY": "PASSIVE", **{k: os.environ.get(k, v) for k, v in TELEMETRY_OFF.items()}}
     return dict(address="local", include_dashboard=True, dashboard_host=LOOPBACK, _node_ip_address=LOOPBACK,
-                runtime_env={"env_vars": worker_env}, num_cpus=conf.get("num_cpus"), num_gpus=conf.get("num_gpus"))
+                runtime_env={"env_vars": worker_env}, num_cpus=conf.get("num_cpus"), num_gpus=conf.get("num_gpus"),
+                log_to_driver=bool(conf.get("log_to_driver", False)))
 
 
 @contextlib.contextmanager
@@ -120,6 +121,9 @@ def ray_session(settings, **init_kwargs):
         os.environ.setdefault(name, value)
     import ray
 
+    from lakeray.console import route_to_root
+
+    route_to_root("ray")          # Ray's own records into the run's log; the terminal shows its warnings
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # XGBoost threads must not spin on busy cores
     if ray.is_initialized():
         yield ray
@@ -133,7 +137,7 @@ def ray_session(settings, **init_kwargs):
             ray.init(logging_level="WARNING", **{**local_init_kwargs(settings), **init_kwargs})
         log.info("local Ray on %s (token auth, token file %s): %s", LOOPBACK, token, ray.cluster_resources())
     else:
-        ray.init(address=address, logging_level="WARNING")
+        ray.init(address=address, logging_level="WARNING", log_to_driver=bool(conf.get("log_to_driver", False)))
         log.info("Ray at %s: %s", address, ray.cluster_resources())
     try:
         yield ray

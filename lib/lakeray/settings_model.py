@@ -48,6 +48,7 @@ class Paths(Section):
     ray_storage: str = None
     models: str = None
     mlflow: str = None
+    logs: str = None
 
 
 class Spark(Section):
@@ -82,6 +83,7 @@ class Ray(Section):
     address: str = None
     num_cpus: NonNegInt | None = None
     num_gpus: NonNegInt | None = None
+    log_to_driver: bool = None
 
 
 class Bounds(Section):

@@ -18,7 +18,7 @@ def _settings(tmp_path, **tune):
     return settings
 
 
-def test_search_covers_every_family_and_ranks_by_the_spec_metric(ray_local, tmp_path, churn_spec):
+def test_search_covers_every_family_and_ranks_by_the_spec_metric(ray_local, tmp_path, churn_spec, caplog):
     settings = _settings(tmp_path, num_samples=9, seed=3, rounds_scale=0.25, early_stopping_rounds=10,
                          scheduler={"grace_period": 1, "reduction_factor": 2})
     settings["tune"]["families"]["xgboost"]["num_samples"] = 6
@@ -51,6 +51,12 @@ def test_search_covers_every_family_and_ranks_by_the_spec_metric(ray_local, tmp_
     text = format_leaderboard(board, "roc_auc")
     assert text.splitlines()[1].split()[1] == board[0]["family"]
     assert "degenerate" in text.splitlines()[-1]
+    # the progress callback's line per family (its bar is off: stderr is no terminal here)
+    done = {r.getMessage().split(":")[0].split()[-1]: r.getMessage() for r in caplog.records
+            if r.name == "lakeray.tune.search" and r.getMessage().startswith("searched")}
+    assert set(done) == {"xgboost", "random_forest", "logistic"}
+    best_xgb = max(r["score"] for r in boosted)
+    assert "6 of 6 trial(s)" in done["xgboost"] and f"best roc_auc {best_xgb:.4f}" in done["xgboost"]
 
 
 @pytest.mark.fast

@@ -137,7 +137,7 @@ def run_evaluate_job(spec: PipelineSpec, settings, *, train_run_id: str | None =
     if not passed:
         failed = "; ".join(f"{c.check}: {c.detail}" for c in checks if not c.passed)
         raise GateError(f"{spec.name}: candidate from train run {train_run.info.run_id} not promoted. Failed: {failed}. "
-                        f"Report: {report}", failed=[c.check for c in checks if not c.passed])
+                        f"Report: {report}", failed=[c.check for c in checks if not c.passed], result=result)
     result["promoted_version"] = promote(tracking.client, tracking.model_name, train_run.info.run_id, {
         "model_sha256": tags.get(f"{TAG}model_sha256"), "gold_version": version, "evaluate_run_id": run_id,
         "spec_hash": tags.get(f"{TAG}spec_hash"), spec.metric.primary: metrics["candidate"][spec.metric.primary]})

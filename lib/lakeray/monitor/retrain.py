@@ -23,8 +23,9 @@ def run_lifecycle(spark, spec: PipelineSpec, settings, *, smoke: bool = False) -
         ml = run_ml_stages(spec, settings, ("tune", "train", "evaluate"), gold_version=gold, smoke=smoke)
     except GateError as exc:
         log.warning("retrained model not promoted; the current champion keeps serving: %s", exc)
-        return {"gold_version": gold, "promoted_version": None, "failed_checks": exc.failed}
+        return {"gold_version": gold, "promoted_version": None, "failed_checks": exc.failed, "data": data,
+                "ml": exc.stages}
     promoted = ml["evaluate"]["promoted_version"]
     log.info("lifecycle %s: gold v%d -> champion version %s", spec.name, gold, promoted)
     return {"gold_version": gold, "promoted_version": promoted, "failed_checks": [], "runs": {
-        stage: out["run_id"] for stage, out in ml.items()}}
+        stage: out["run_id"] for stage, out in ml.items()}, "data": data, "ml": ml}

@@ -240,6 +240,15 @@ def set_experiment_checkpoint_period(conf: dict) -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(conf.get("experiment_checkpoint_s", 2)))
 
 
+def _optuna_logs_to_root() -> None:
+    """Optuna's study lines ("A new study created in memory") through lakeray's handlers (the log
+    file; the terminal from WARNING up) instead of its own stderr handler."""
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+
+
 def saved_state_readable(path: str) -> bool:
     """Whether the newest experiment state in `path` parses and no state pickle is empty. Ray copies
     these files to the storage path with plain writes, from a background thread, so a driver
@@ -264,6 +273,10 @@ def _search_family(spec, conf, family, samples, trainable, storage, name, fresh,
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
+
+    from lakeray.tune.progress import TrialProgress
+
+    _optuna_logs_to_root()
 
     path = posixpath.join(storage, name)
     if fresh and os.path.isdir(path):
@@ -292,7 +305,9 @@ def _search_family(spec, conf, family, samples, trainable, storage, name, fresh,
             scheduler=ASHAScheduler(time_attr="training_iteration", metric="score", mode=mode,
                                     max_t=max_t, grace_period=min(max_t, int(conf["scheduler"]["grace_period"])),
                                     reduction_factor=float(conf["scheduler"]["reduction_factor"]))),
-        run_config=ray.tune.RunConfig(storage_path=storage, name=name, callbacks=[_crash_callback()],
+        run_config=ray.tune.RunConfig(storage_path=storage, name=name,
+                                      callbacks=[_crash_callback(),
+                                                 TrialProgress(family, samples, spec.metric.primary, mode == "max")],
                                       failure_config=ray.tune.FailureConfig(max_failures=1), verbose=0),
     )
     return tuner.fit(), False

@@ -77,11 +77,11 @@ def main() -> None:
     from ray.tune.schedulers import ASHAScheduler
 
     from lakeray.config import load_settings
-    from lakeray.tune.search import set_experiment_checkpoint_period, trial_data, tune_settings
+    from lakeray.tune.search import CHECKPOINT_PERIOD_ENV, trial_data, tune_settings
     from lakeray.tune.trainable import matrix_key, trial
 
     conf = tune_settings(load_settings(), rows=args.rows)
-    set_experiment_checkpoint_period(conf)            # as lakeray's search does
+    os.environ.setdefault(CHECKPOINT_PERIOD_ENV, str(conf["experiment_checkpoint_s"]))   # as lakeray's search does
     # no early stopping (patience beyond the round cap): FIFO trains every round of every trial
     family = dict(conf["families"]["xgboost"], rounds=args.rounds, early_stopping_rounds=args.rounds + 1)
     conf.update(families={"xgboost": family}, rounds_scale=1.0)

@@ -83,6 +83,24 @@ def _use_token(path: Path) -> None:
 
 
 @contextlib.contextmanager
+def scoped_env(name: str, value: str | None):
+    """`name`=`value` in os.environ for the block, the previous value (or none) back after it; nothing
+    changes where value is None. For settings an engine reads only from the environment."""
+    if value is None:
+        yield
+        return
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+@contextlib.contextmanager
 def _loopback_node_ip():
     """ray.init resolves a loopback `_node_ip_address` to the machine's address unless Ray thinks
     it cannot form a multi-node cluster (its Windows/macOS rule); for a private local instance

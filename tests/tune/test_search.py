@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from lakeray.errors import ConfigError
 from lakeray.spec import spec_hash
-from lakeray.tune.search import format_leaderboard, rank, run_tune, samples_per_family, tune_settings
+from lakeray.tune.search import (
+    CHECKPOINT_PERIOD_ENV,
+    format_leaderboard,
+    rank,
+    run_tune,
+    samples_per_family,
+    tune_settings,
+)
 from lakeray.tune.trainable import is_degenerate, stopping_metric
 from tests.support import settings_in, synthetic_snapshot
 
@@ -25,10 +34,12 @@ def test_search_covers_every_family_and_ranks_by_the_spec_metric(ray_local, tmp_
     # an L1 penalty this strong zeroes every gblinear weight: constant predictions, reported, ranked last
     settings["tune"]["families"]["logistic"]["space"]["alpha"] = {"type": "loguniform", "low": 5, "high": 10}
     snapshot = synthetic_snapshot(churn_spec, rows=1200)
+    period_before = os.environ.get(CHECKPOINT_PERIOD_ENV)
     # one trial at a time: Optuna's seeded draws and single-threaded XGBoost make the run deterministic
     outcome = run_tune(churn_spec, settings, snapshot, spec_digest=spec_hash(churn_spec), smoke=False,
                        max_concurrent=1)
     board = outcome.leaderboard
+    assert os.environ.get(CHECKPOINT_PERIOD_ENV) == period_before     # set for the search only
     assert len(board) == 1 + 1 + 6 and not outcome.restored     # a 10% share each of 9 (at least 1), xgboost's own count
     assert set(outcome.experiment_paths) == {"xgboost", "random_forest", "logistic"}
     assert {r["family"] for r in board} == {"xgboost", "random_forest", "logistic"}

@@ -10,6 +10,7 @@ otherwise GateError names the failed checks (exit code 3).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -24,6 +25,7 @@ from lakeray.evaluate.scoring import score_files, scores_of, split_files
 from lakeray.features.handoff import load_splits
 from lakeray.models.bundle import load_bundle
 from lakeray.models.families import all_metrics
+from lakeray.raysession import ray_session
 from lakeray.registry.gate import CHAMPION, gate_checks, promote
 from lakeray.registry.loading import load_registered
 from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags, log_json
@@ -48,13 +50,19 @@ def group_audit(task: str, metric: str, y, scores, groups, threshold: float, min
     return audited_groups(per_group, min_group, (f"{metric}_gap", metric))
 
 
-def _ray_for_dask() -> bool:
-    """Run the Dask graph on Ray where one is running (or where `ray job submit` points)."""
+@contextlib.contextmanager
+def _ray_for_dask(settings):
+    """Yields whether to run the Dask graph on Ray: where one is running, or where `ray job submit`
+    points (RAY_ADDRESS; connected for the block and disconnected after it)."""
     import ray
 
-    if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], logging_level="WARNING")
-    return ray.is_initialized()
+    if ray.is_initialized():
+        yield True
+    elif os.environ.get("RAY_ADDRESS"):
+        with ray_session(settings):
+            yield True
+    else:
+        yield False
 
 
 def _scalars(metrics: dict) -> dict:
@@ -94,10 +102,11 @@ def run_evaluate_job(spec: PipelineSpec, settings, *, train_run_id: str | None =
         if champion is not None:
             scorers["champion"] = champion.predict_frame
             feature_columns |= set(champion.features.features)
-        use_ray = _ray_for_dask()
-        scored = score_files(scorers, split_files(gold_path, version, "test"), feature_columns=sorted(feature_columns),
-                             target_encoder=candidate.target, target=spec.target, keep=list(spec.sensitive_attributes),
-                             blocksize=conf.get("dask_blocksize", "64MiB"), use_ray=use_ray)
+        with _ray_for_dask(settings) as use_ray:
+            scored = score_files(scorers, split_files(gold_path, version, "test"),
+                                 feature_columns=sorted(feature_columns), target_encoder=candidate.target,
+                                 target=spec.target, keep=list(spec.sensitive_attributes),
+                                 blocksize=conf.get("dask_blocksize", "64MiB"), use_ray=use_ray)
     y = scored["label"].to_numpy()
     thresholds = {"candidate": candidate.threshold, "baseline": threshold,
                   **({"champion": champion.threshold} if champion is not None else {})}

@@ -17,7 +17,6 @@ when `feature_types` marks them "c") or a scipy.sparse CSR matrix.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -30,6 +29,7 @@ import numpy as np
 
 from lakeray.models.bundle import MODEL_FILE, sha256_file
 from lakeray.models.families import dmatrix
+from lakeray.raysession import scoped_env
 from lakeray.train.resources import AUTO, Sizing, xgboost_device
 
 log = logging.getLogger(__name__)
@@ -142,23 +142,6 @@ def put_shards(train: tuple, validation: tuple, parts: int) -> list:
     return refs
 
 
-@contextlib.contextmanager
-def _env(name: str, value: str | None):
-    """`name`=`value` in os.environ for the block (nothing changes where value is None)."""
-    if value is None:
-        yield
-        return
-    saved = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = saved
-
-
 @dataclasses.dataclass
 class TrainedModel:
     booster: object
@@ -248,7 +231,7 @@ def _fit_ray_train(shards: list, config: dict, storage_path: str, name: str, siz
                                        failure_config=ray.train.FailureConfig(max_failures=max_failures),
                                        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
     )
-    with _env(HEALTH_CHECK_ENV, None if health_check_interval_s is None else str(health_check_interval_s)):
+    with scoped_env(HEALTH_CHECK_ENV, None if health_check_interval_s is None else str(health_check_interval_s)):
         result = trainer.fit()     # the controller takes the variable from this process's environment
     booster = RayTrainReportCallback.get_model(result.checkpoint, filename=MODEL_FILE)
     return booster, dict(result.metrics), result.checkpoint.path

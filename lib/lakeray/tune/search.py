@@ -35,18 +35,21 @@ from lakeray.features.handoff import GoldSnapshot
 from lakeray.features.matrices import family_matrices
 from lakeray.lakehouse.fs import arrow_filesystem
 from lakeray.models.families import FAMILIES
+from lakeray.raysession import scoped_env
 from lakeray.spec.models import PipelineSpec
 from lakeray.tune.resources import trial_resources
 from lakeray.tune.trainable import matrix_key, round_cap, split_config, trial
 
 log = logging.getLogger(__name__)
 KINDS = ("loguniform", "uniform", "int", "categorical")
-_COMPLETED_TRIALS = [0]   # trials completed in this process, for the tune.trial_complete crash point
 # TuneConfig settings every search shares (benchmarks/tune_selection.py runs its trials with them).
 # reuse_actors: each concurrent slot keeps one actor from trial to trial; a new actor per trial (a
 # worker process importing ray.tune, xgboost and sklearn, then the Trainable's setup) cost 2-9 s on
 # 2 cores, between trials, where no trial's clock runs.
 TUNE_CONFIG = {"reuse_actors": True}
+# How often Tune saves the experiment state (the resume point): tune.experiment_checkpoint_s for the
+# duration of a search, unless the environment sets it; Tune reads it from the environment.
+CHECKPOINT_PERIOD_ENV = "TUNE_GLOBAL_CHECKPOINT_S"
 
 
 @dataclasses.dataclass
@@ -141,16 +144,17 @@ def experiment_name(spec: PipelineSpec, snapshot: GoldSnapshot, conf: dict, spec
     return f"tune-{spec.name}-gold{snapshot.version}-{digest}"
 
 
-def _crash_callback():
+def _crash_callback(completed: list[int]):
+    """`completed` is one search's count of completed trials, shared by its families' callbacks."""
     import ray.tune
 
     class CrashPoint(ray.tune.Callback):
         """LAKERAY_CRASH_AT=tune.trial_complete:<n> kills the driver when the n-th trial of the
-        process (all families together) completes."""
+        search (all families together) completes."""
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            _COMPLETED_TRIALS[0] += 1
-            crash_point("tune.trial_complete", str(_COMPLETED_TRIALS[0]))
+            completed[0] += 1
+            crash_point("tune.trial_complete", str(completed[0]))
 
     return CrashPoint()
 
@@ -198,13 +202,14 @@ def run_tune(spec: PipelineSpec, settings, snapshot: GoldSnapshot, *, spec_diges
     data = trial_data(conf, spec.task, spec.metric.primary, num_class, matrices,
                       nthread=max(1, int(math.floor(resources["cpu"]))))
     trainable = ray.tune.with_resources(ray.tune.with_parameters(trial, data=data), resources)
-    set_experiment_checkpoint_period(conf)
     began = time.perf_counter()
-    board, paths, restored = [], {}, False
+    board, paths, restored, completed = [], {}, False, [0]
     for family, samples in samples_per_family(conf).items():
         paths[family] = posixpath.join(storage, f"{name}-{family}")
-        grid, was_restored = _search_family(spec, conf, family, samples, trainable, storage, f"{name}-{family}",
-                                            fresh, max_concurrent)
+        with scoped_env(CHECKPOINT_PERIOD_ENV, os.environ.get(CHECKPOINT_PERIOD_ENV) or
+                        str(conf.get("experiment_checkpoint_s", 2))):
+            grid, was_restored = _search_family(spec, conf, family, samples, trainable, storage,
+                                                f"{name}-{family}", fresh, max_concurrent, completed)
         restored |= was_restored
         rows = _leaderboard(grid, conf)
         if not rows:
@@ -235,11 +240,6 @@ def trial_data(conf: dict, task: str, metric: str, num_class: int, matrices: dic
             "token": uuid.uuid4().hex}
 
 
-def set_experiment_checkpoint_period(conf: dict) -> None:
-    """How often Tune saves the experiment state (the resume point); kept if the environment sets it."""
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(conf.get("experiment_checkpoint_s", 2)))
-
-
 def _optuna_logs_to_root() -> None:
     """Optuna's study lines ("A new study created in memory") through lakeray's handlers (the log
     file; the terminal from WARNING up) instead of its own stderr handler."""
@@ -268,7 +268,7 @@ def saved_state_readable(path: str) -> bool:
     return all(i.size for i in files if i.base_name.endswith(".pkl"))
 
 
-def _search_family(spec, conf, family, samples, trainable, storage, name, fresh, max_concurrent):
+def _search_family(spec, conf, family, samples, trainable, storage, name, fresh, max_concurrent, completed):
     """One family's Tune experiment, restored if an earlier run of the same search left one."""
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler
@@ -306,7 +306,7 @@ def _search_family(spec, conf, family, samples, trainable, storage, name, fresh,
                                     max_t=max_t, grace_period=min(max_t, int(conf["scheduler"]["grace_period"])),
                                     reduction_factor=float(conf["scheduler"]["reduction_factor"]))),
         run_config=ray.tune.RunConfig(storage_path=storage, name=name,
-                                      callbacks=[_crash_callback(),
+                                      callbacks=[_crash_callback(completed),
                                                  TrialProgress(family, samples, spec.metric.primary, mode == "max")],
                                       failure_config=ray.tune.FailureConfig(max_failures=1), verbose=0),
     )

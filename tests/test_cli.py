@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lakeray.cli import conf_overrides
+from lakeray.cli import conf_overrides, parse_args
 from lakeray.errors import ConfigError, SpecError
 from lakeray.spec import load_spec
 from tests.support import ROOT
@@ -84,9 +84,39 @@ def test_conf_overrides_parse_values_as_yaml():
         conf_overrides(["serve.port=1", "serve=2"])
 
 
+@pytest.mark.fast
 def test_run_takes_the_smoke_sizes_like_every_stage_command():
-    from lakeray.cli import build_parser
+    assert parse_args(["run", "pipelines/telco.yaml", "--smoke-test"]).smoke_test is True
+    assert parse_args(["run", "pipelines/telco.yaml"]).smoke_test is False
 
-    parser = build_parser()
-    assert parser.parse_args(["run", "pipelines/telco.yaml", "--smoke-test"]).smoke_test is True
-    assert parser.parse_args(["run", "pipelines/telco.yaml"]).smoke_test is False
+
+COMMANDS_WITH_A_SPEC = ["generate", "ingest", "prepare", "tune", "train", "evaluate", "drift", "serve", "run", "reset"]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("command", COMMANDS_WITH_A_SPEC)
+def test_every_command_takes_the_spec_either_way_and_the_common_options(command):
+    common = ["--env", "local", "--verbose", "--log-level", "debug", "--conf", "tune.num_samples=2"]
+    for argv in ([command, "pipelines/churn.yaml", *common], [command, "--pipeline", "pipelines/churn.yaml", *common]):
+        args = parse_args(argv)
+        assert (args.pipeline, args.env, args.verbose, args.log_level, args.conf) == (
+            "pipelines/churn.yaml", "local", True, "DEBUG", ["tune.num_samples=2"])
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("argv, message", [
+    (["train"], "train: give the pipeline spec, e.g. lakeray train pipelines/churn.yaml (or --pipeline"),
+    (["run", "a.yaml", "--pipeline", "b.yaml"], "run: two specs given (a.yaml and --pipeline b.yaml); give one"),
+    (["validate"], "validate: give at least one pipeline spec"),
+])
+def test_a_missing_or_doubled_spec_is_an_argument_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.fast
+def test_validate_and_demo_take_several_specs_either_way():
+    args = parse_args(["validate", "a.yaml", "--pipeline", "b.yaml", "--env", "cluster"])
+    assert args.specs == ["a.yaml", "b.yaml"] and args.env == "cluster" and args.log_level == "WARNING"
+    assert parse_args(["demo"]).specs == [] and parse_args(["demo", "--pipeline", "x.yaml"]).specs == ["x.yaml"]

@@ -1,20 +1,25 @@
 """The `lakeray` command line. jobs/*.py are thin spark-submit entry points onto the same code.
 
-  lakeray validate  pipelines/churn.yaml            check a spec (all problems at once)
-  lakeray generate  --pipeline ...                  write the bundled data into the landing area
-  lakeray ingest    --pipeline ... [--smoke-test]   silos -> bronze Delta
-  lakeray prepare   --pipeline ... [--smoke-test]   bronze -> silver -> gold Delta
-  lakeray tune      --pipeline ... --gold-version N|latest   Ray Tune model selection -> MLflow leaderboard
-  lakeray train     --pipeline ... [--tune-run-id]   the best configuration on Ray Train workers
-  lakeray evaluate  --pipeline ... [--train-run-id]  test metrics, fairness, report, promotion gate
-  lakeray drift     --pipeline ... --window 1d       served traffic vs the champion's training profile
-  lakeray serve     --pipeline ...                   the champion on Ray Serve (blocks; Ctrl-C stops)
-  lakeray run       pipelines/churn.yaml             the whole lifecycle once, ingest -> champion
-  lakeray demo                                      both bundled pipelines end to end, then churn's
+Every command takes the pipeline spec the same way, positionally or as --pipeline SPEC, and every
+command takes --env, --log-level, --verbose and --conf KEY=VALUE.
+
+  lakeray validate  SPEC...                         check specs (all problems at once)
+  lakeray generate  SPEC [--rows N]                 write the bundled data into the landing area
+  lakeray ingest    SPEC [--smoke-test]             silos -> bronze Delta
+  lakeray prepare   SPEC [--smoke-test]             bronze -> silver -> gold Delta
+  lakeray tune      SPEC [--gold-version N|latest]  Ray Tune model selection -> MLflow leaderboard
+  lakeray train     SPEC [--tune-run-id ID]         the best configuration on Ray (Train or one task)
+  lakeray evaluate  SPEC [--train-run-id ID]        test metrics, fairness, report, promotion gate
+  lakeray drift     SPEC [--window 1d]              served traffic vs the champion's training profile
+  lakeray serve     SPEC                            the champion on Ray Serve (blocks; Ctrl-C stops)
+  lakeray run       SPEC [--smoke-test]             the whole lifecycle once, ingest -> champion
+  lakeray demo      [SPEC...]                       the bundled pipelines end to end, then churn's
                                                     closed loop (serve, shift, drift, retrain, hot swap)
-  lakeray reset     --pipeline ... [--stage ingest|prepare|all] [--source S] [--dry-run]
+  lakeray reset     SPEC [--stage ingest|prepare|all] [--source S] [--dry-run]
                                                     remove a stage's tables and checkpoints to start it over
   lakeray spark-args                                --jars/--packages for spark-submit
+
+SPEC is a path such as pipelines/churn.yaml.
 """
 
 from __future__ import annotations
@@ -66,8 +71,11 @@ def positive_int(value: str) -> int:
 
 
 def _common(parser: argparse.ArgumentParser, pipeline: bool = True) -> None:
+    """--env/--log-level/--verbose/--conf for every command; with `pipeline`, the spec either way:
+    `lakeray X pipelines/churn.yaml` or `lakeray X --pipeline pipelines/churn.yaml`."""
     if pipeline:
-        parser.add_argument("--pipeline", required=True, help="pipeline spec, e.g. pipelines/churn.yaml")
+        parser.add_argument("spec", nargs="?", default=None, help="pipeline spec, e.g. pipelines/churn.yaml")
+        parser.add_argument("--pipeline", default=None, help="the same, as an option")
     parser.add_argument("--env", default=None, help="conf overlay: conf/<env>/ (default $LAKERAY_ENV or 'local')")
     parser.add_argument("--log-level", default="INFO", type=log_level)
     parser.add_argument("--verbose", action="store_true",
@@ -121,13 +129,35 @@ def _job(parser: argparse.ArgumentParser) -> None:
                         help="run on a small copy of the bundled data in a scratch folder")
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse, then put the spec(s), given positionally or with --pipeline, in args.pipeline (one
+    spec) or args.specs (validate, demo: several)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("validate", "demo"):
+        args.specs = [*args.specs, *args.pipeline]
+        if args.command == "validate" and not args.specs:
+            parser.error("validate: give at least one pipeline spec, e.g. lakeray validate pipelines/churn.yaml")
+        args.pipeline = args.specs[0] if len(args.specs) == 1 else None
+    elif hasattr(args, "spec"):
+        if args.spec and args.pipeline and args.spec != args.pipeline:
+            parser.error(f"{args.command}: two specs given ({args.spec} and --pipeline {args.pipeline}); give one")
+        args.pipeline = args.pipeline or args.spec
+        if not args.pipeline:
+            parser.error(f"{args.command}: give the pipeline spec, e.g. lakeray {args.command} pipelines/churn.yaml "
+                         "(or --pipeline pipelines/churn.yaml)")
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lakeray", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="validate pipeline specs")
-    p.add_argument("specs", nargs="+")
-    p.add_argument("--log-level", default="WARNING", type=log_level)
+    p.add_argument("specs", nargs="*", help="pipeline specs")
+    _common(p, pipeline=False)
+    p.add_argument("--pipeline", action="append", default=[], help="a spec, as an option (repeatable)")
+    p.set_defaults(log_level="WARNING")
     p = sub.add_parser("generate", help="write the bundled data of a pipeline into its landing area")
     _common(p)
     p.add_argument("--rows", type=positive_int, default=None, help="entities to generate (default: demo size)")
@@ -151,16 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--window", default="1d", help="how far back from now: 30m, 6h, 1d, 2w")
     p = sub.add_parser("run", help="the whole lifecycle once: ingest -> prepare -> tune -> train -> evaluate")
-    p.add_argument("spec", help="pipeline spec, e.g. pipelines/churn.yaml")
-    _common(p, pipeline=False)
+    _common(p)
     p.add_argument("--smoke-test", action="store_true",
                    help="the smoke search and training sizes (tune.smoke, train.smoke) on the spec's own data")
     p = sub.add_parser("serve", help="serve the champion model with Ray Serve (blocks until interrupted)")
     _common(p)
     p = sub.add_parser("demo", help="run the bundled pipelines end to end on their default data")
+    p.add_argument("specs", nargs="*", help=f"pipeline specs (default: {' '.join(DEFAULT_PIPELINES)})")
     _common(p, pipeline=False)
     p.add_argument("--no-loop", action="store_true", help="stop at the champions (skip churn's serve/drift/retrain loop)")
-    p.add_argument("--pipeline", action="append", default=None, help=f"default: {' '.join(DEFAULT_PIPELINES)}")
+    p.add_argument("--pipeline", action="append", default=[], help="a spec, as an option (repeatable)")
     p.add_argument("--smoke-test", action="store_true", help="small data")
     p = sub.add_parser("reset", help="remove a stage's Delta tables and streaming checkpoints so it starts over")
     _common(p)
@@ -277,7 +307,7 @@ def cmd_run(args) -> int:
     from lakeray.spec import load_spec
     from lakeray.summary import data_rows, ml_rows, verdict_row
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.pipeline)
     settings = _load(args)
     out = run_lifecycle(build_spark(settings, app_name=f"lakeray-run-{spec.name}"), spec, settings,
                         smoke=args.smoke_test)
@@ -314,7 +344,7 @@ def cmd_serve(args) -> int:
 def cmd_demo(args) -> int:
     from lakeray.demo import run_demo
 
-    run_demo(args.pipeline or DEFAULT_PIPELINES, settings=_load(args), smoke=args.smoke_test, loop=not args.no_loop)
+    run_demo(args.specs or DEFAULT_PIPELINES, settings=_load(args), smoke=args.smoke_test, loop=not args.no_loop)
     return 0
 
 
@@ -348,16 +378,14 @@ NO_RUN_LOG = ("validate", "spark-args")
 
 
 def _pipeline_name(args) -> str | None:
-    path = getattr(args, "pipeline", None) or getattr(args, "spec", None)
-    if isinstance(path, list):
-        path = None if len(path) != 1 else path[0]
+    path = getattr(args, "pipeline", None)
     return Path(path).stem if path else None
 
 
 def main(argv: list[str] | None = None) -> int:
     from lakeray.console import open_run_log, reset_console
 
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     setup_logging(args.log_level, getattr(args, "verbose", False))
     run_log = None
     try:

@@ -54,11 +54,17 @@ for j in "$JARS"/*.jar; do
 done
 log "JVM jars in $JARS: $(ls "$JARS" | tr '\n' ' ')"
 
-# The venv's own spark-submit (and pyspark) read SPARK_HOME/conf/spark-defaults.conf: point
-# spark.jars there at the resolved jars, so that `spark-submit jobs/x.py` needs no --jars.
-SPARK_CONF_DIR_VENV=$(dirname "$SPARK_JARS")/conf
-mkdir -p "$SPARK_CONF_DIR_VENV"
+# lakeray's Spark defaults live in the project, not in pyspark's package folder (a reinstall of
+# pyspark would silently lose them): $JARS/conf/spark-defaults.conf points spark.jars at the
+# resolved jars. `spark-submit $(lakeray spark-args) jobs/x.py` passes the jars explicitly;
+# SPARK_CONF_DIR=$JARS/conf makes a bare `spark-submit jobs/x.py` read this file instead.
+mkdir -p "$JARS/conf"
 {
   echo "# written by lakeray's cluster/install.sh from cluster/jvm/pom.xml"
   echo "spark.jars $(ls "$JARS"/*.jar | paste -sd, -)"
-} > "$SPARK_CONF_DIR_VENV/spark-defaults.conf"
+} > "$JARS/conf/spark-defaults.conf"
+# an earlier install wrote it into pyspark's own conf folder: remove that copy (only ours)
+OLD_DEFAULTS=$(dirname "$SPARK_JARS")/conf/spark-defaults.conf
+if [ -f "$OLD_DEFAULTS" ] && head -1 "$OLD_DEFAULTS" | grep -q "written by lakeray"; then
+  rm -f "$OLD_DEFAULTS"
+fi

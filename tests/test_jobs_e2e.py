@@ -20,9 +20,16 @@ def _run(cmd, env_extra=None, **kw):
 
 
 def test_spark_submit_prepare_smoke_test():
-    # no --jars: the install step points the venv's spark-defaults.conf at the resolved jars
+    # no --jars: the install step writes lakeray's spark-defaults.conf in the project (.jars/conf),
+    # read by a bare spark-submit through SPARK_CONF_DIR; pyspark's own conf folder is left alone
+    import pyspark
+
+    assert not (Path(pyspark.__file__).parent / "conf" / "spark-defaults.conf").exists()
+    defaults = ROOT / ".jars" / "conf" / "spark-defaults.conf"
+    assert defaults.read_text().splitlines()[1].startswith("spark.jars ")
     proc = _run([str(BIN / "spark-submit"), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
-                 "jobs/prepare.py", "--pipeline", "pipelines/churn.yaml", "--smoke-test"])
+                 "jobs/prepare.py", "--pipeline", "pipelines/churn.yaml", "--smoke-test"],
+                env_extra={"SPARK_CONF_DIR": str(defaults.parent)})
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout   # spark-submit's PythonRunner merges the driver's stderr into its stdout
     assert "ingested    usage (parquet)" in out
@@ -37,7 +44,7 @@ def test_spark_submit_with_explicit_jars_and_without_them():
     ok = _run([str(BIN / "spark-submit"), "--master", "local[1]", *jars.stdout.split(),
                "jobs/ingest.py", "--pipeline", "pipelines/telco.yaml", "--smoke-test"])
     assert ok.returncode == 0, ok.stdout[-3000:]
-    # a Spark whose classpath lacks Delta (here: the defaults file bypassed) gets a clear error
+    # a Spark whose classpath lacks Delta (no jars given, no defaults file) gets a clear error
     empty_conf = Path(ROOT / "data" / "empty-spark-conf")
     empty_conf.mkdir(parents=True, exist_ok=True)
     proc = _run([str(BIN / "spark-submit"), "--master", "local[1]", "jobs/ingest.py", "--pipeline",

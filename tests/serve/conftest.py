@@ -1,6 +1,6 @@
-"""A tiny registered champion for the serving tests that need a real model but not the whole
-pipeline: a 5-round XGBoost on a synthetic churn-shaped table, saved as a verified bundle,
-logged to MLflow and promoted to `champion` in a registry under tmp (seconds, no Spark)."""
+"""A tiny model bundle for the serving tests that need a real model but not the whole pipeline:
+a 5-round XGBoost on a synthetic churn-shaped table, saved as a verified bundle (seconds, no
+Spark, no registry). The Serve app gets it through an injected BundleLoader."""
 
 from __future__ import annotations
 
@@ -10,14 +10,11 @@ from tests.support import settings_in, synthetic_snapshot
 
 
 def build_tiny_champion(spec, folder):
-    import mlflow
     import xgboost
 
     from lakeray.features.preprocess import FeaturePipeline, TargetEncoder
-    from lakeray.models.bundle import MODEL_FILE, ModelBundle
+    from lakeray.models.bundle import ModelBundle
     from lakeray.models.families import dmatrix
-    from lakeray.registry import configure_tracking
-    from lakeray.registry.gate import promote
 
     settings = settings_in(folder)
     train = synthetic_snapshot(spec, rows=300).frames["train"]
@@ -30,15 +27,6 @@ def build_tiny_champion(spec, folder):
                 "threshold": 0.5, "positive_label": spec.positive_label, "feature_columns": features.output_columns}
     bundle = ModelBundle(booster, features, target, manifest)
     bundle_dir = bundle.save(folder / "bundle")
-    uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    tracking = configure_tracking(settings, spec.name)
-    try:
-        with tracking.start_run("train", {}) as run:
-            mlflow.log_artifacts(str(bundle_dir), "bundle")
-        promote(tracking.client, tracking.model_name, run.info.run_id, {"model_sha256": bundle.manifest["sha256"][MODEL_FILE]})
-    finally:                                  # leave MLflow's process-wide store as the other fixtures set it
-        mlflow.set_tracking_uri(uris[0])
-        mlflow.set_registry_uri(uris[1])
     return {"settings": settings, "bundle": bundle, "bundle_dir": bundle_dir}
 
 

@@ -43,6 +43,7 @@ def tiny_served(tiny_champion, churn_spec, ray_local, tmp_path_factory):
     from ray import serve
 
     from lakeray.serve.app import build_app
+    from lakeray.serve.model import BundleLoader
 
     mp = pytest.MonkeyPatch()
     mp.setenv("LAKERAY_API_KEY", KEY)
@@ -53,7 +54,8 @@ def tiny_served(tiny_champion, churn_spec, ray_local, tmp_path_factory):
                            "batch": {"max_batch_size": 32, "wait_timeout_s": 0.01},
                            "log": {"flush_rows": 200, "flush_s": 0.3}}}
     spec_file = write_spec(churn_spec, tmp_path_factory.mktemp("tiny-spec"))
-    serve.run(build_app(str(spec_file), overrides=overrides), name="tiny", route_prefix="/")
+    loader = BundleLoader(tiny_champion["bundle_dir"], version="1")     # no registry: the bundle folder itself
+    serve.run(build_app(str(spec_file), overrides=overrides, loader=loader), name="tiny", route_prefix="/")
     from lakeray.config import load_settings
 
     settings = load_settings(overrides=overrides)

@@ -29,8 +29,10 @@ def standalone(tmp_path_factory):
 
 def test_prepare_job_runs_on_a_standalone_cluster(standalone, tmp_path):
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable}
+    jars = subprocess.run([str(BIN / "lakeray"), "spark-args"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          check=True).stdout.split()
     proc = subprocess.run(
-        [str(BIN / "spark-submit"), "--master", standalone, "--executor-memory", "768m",
+        [str(BIN / "spark-submit"), "--master", standalone, "--executor-memory", "768m", *jars,
          "jobs/prepare.py", "--pipeline", "pipelines/telco.yaml", "--smoke-test"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     out = proc.stdout

@@ -37,45 +37,172 @@ def _predicted_label(bundle, score: float):
     return str(positive) if score >= bundle.threshold else f"not {positive}"
 
 
-def build_app(pipeline: str, env: str | None = None, overrides: dict | None = None, settings=None):
-    """The bound Serve application for `pipeline`; `settings` (already loaded) wins over env/overrides."""
+class PredictorCore:
+    """What a replica does, apart from the routes: hold the models (from the injected loader), watch
+    the champion alias for a hot swap, score batches with per-row isolation, log every answer, and
+    run the challenger (canary/shadow). Build_app's deployment class adds the FastAPI routes and
+    Serve's batching on top; everything here is plain Python."""
+
+    def __init__(self, spec, conf: dict, lake, loader):
+        from lakeray.errors import LakerayError
+        from lakeray.serve.logger import InferenceLogger
+
+        self.spec, self.conf, self.loader = spec, conf, loader
+        self.model = loader.load("champion")
+        if self.model is None:
+            raise LakerayError(f"no 'champion' alias for pipeline {spec.name}: run tune, train and evaluate first")
+        logging_conf = conf["log"]
+        self.logger = InferenceLogger(lake.monitor("inference_log"), spec, int(logging_conf["flush_rows"]),
+                                      float(logging_conf["flush_s"]), dead_letter=logging_conf.get("dead_letter"),
+                                      attempts=int(logging_conf.get("attempts", 5)),
+                                      replay_s=float(logging_conf.get("replay_s", 60)))
+        self._watcher = None
+        self.challenge = dict(conf.get("challenger") or {})
+        self.challenger = None
+        if self.challenge.get("mode") in ("canary", "shadow"):
+            alias = self.challenge.get("alias", "challenger")
+            self.challenger = loader.load(alias)
+            if self.challenger is None:
+                log.warning("serve.challenger.mode is %s but no version has alias '%s': champion only",
+                            self.challenge["mode"], alias)
+        self._rng = np.random.default_rng()
+
+    async def _watch_champion(self):
+        """Hot swap: poll the loader; when `champion` moves, load the new version in a thread and
+        swap it in with one assignment, so in-flight and new requests never fail."""
+        while True:
+            await asyncio.sleep(float(self.conf["reload_s"]))
+            try:
+                latest = await asyncio.to_thread(self.loader.version, "champion")
+                if latest is not None and latest != self.model.version:
+                    fresh = await asyncio.to_thread(self.loader.load, "champion")
+                    if fresh is not None:
+                        log.info("champion moved: version %s -> %s", self.model.version, fresh.version)
+                        self.model = fresh
+            except Exception as exc:   # keep serving the current model; try again next time
+                log.error("champion check failed (still serving version %s): %s", self.model.version, exc)
+
+    def _ensure_watcher(self):
+        if self._watcher is None and float(self.conf.get("reload_s") or 0) > 0:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_champion())
+
+    def score_requests(self, requests: list[list[dict]]) -> list[tuple]:
+        """One prediction for all rows of a batch's requests (building a frame per request and
+        concatenating them cost more than the prediction itself). Never raises: @serve.batch would
+        fail every request of the batch with it. A failing call is bisected instead, and only the
+        requests holding rows that fail alone get an error."""
+        from lakeray.serve.model import Scored, score_isolated
+
+        model = self.model   # one model for the whole batch, even if a swap happens meanwhile
+        rows = [row for request in requests for row in request]
+        scored = score_isolated(model.bundle.predict_rows, rows)
+        bounds = np.cumsum([0] + [len(r) for r in requests])
+        return [(model, Scored(scored.scores[a:b], {i - a: e for i, e in scored.errors.items() if a <= i < b},
+                               scored.model_broken))
+                for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    async def predict_rows(self, rows: list[dict], score, batch: bool = False) -> tuple[str, list]:
+        """Score `rows` (through `score`, the batched call, or the canary), log them, shadow them."""
+        from lakeray.serve.model import score_isolated
+        from lakeray.serve.schema import Prediction
+
+        self._ensure_watcher()
+        began = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        variant, challenger = "champion", self.challenger
+        if challenger and self.challenge["mode"] == "canary" and self._rng.random() * 100 < float(self.challenge["percent"]):
+            variant, model = "canary", challenger
+            scored = await asyncio.to_thread(score_isolated, model.bundle.predict_rows, rows)
+        else:
+            model, scored = await score(rows)   # the model that produced these scores
+        if scored.errors:
+            raise _unscorable(model, scored, batch)
+        values = [float(np.ravel(s)[0]) if np.ndim(s) else float(s) for s in scored.scores]
+        preds = [Prediction(request_id=f"{request_id}-{i}" if len(rows) > 1 else request_id,
+                            model_version=model.version, prediction=value, label=_predicted_label(model.bundle, value))
+                 for i, value in enumerate(values)]
+        latency = (time.perf_counter() - began) * 1000
+        now = dt.datetime.now(dt.timezone.utc)
+        self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": model.version,
+                          "train_run_id": model.train_run_id, "variant": variant, **row,
+                          "prediction": p.prediction, "latency_ms": latency} for p, row in zip(preds, rows, strict=True)])
+        if challenger and self.challenge["mode"] == "shadow":
+            asyncio.get_running_loop().create_task(self._shadow(challenger, rows, preds))
+        return request_id, preds
+
+    async def _shadow(self, challenger, rows, preds):
+        """The challenger's predictions for the same requests: logged (variant shadow), never returned."""
+        from lakeray.serve.model import score_isolated
+
+        began = time.perf_counter()
+        try:
+            scored = await asyncio.to_thread(score_isolated, challenger.bundle.predict_rows, rows)
+        except Exception as exc:
+            log.error("shadow model version %s failed: %s", challenger.version, exc)
+            return
+        latency, now = (time.perf_counter() - began) * 1000, dt.datetime.now(dt.timezone.utc)
+        self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": challenger.version,
+                          "train_run_id": challenger.train_run_id, "variant": "shadow", **row,
+                          "prediction": float(np.ravel(s)[0]), "latency_ms": latency}
+                         for p, row, s in zip(preds, rows, scored.scores, strict=True) if s is not None])
+
+    async def health(self) -> dict:
+        self._ensure_watcher()
+        logger = self.logger
+        pending = await asyncio.to_thread(logger.dead_letter.pending_rows)
+        return {"status": "ok", "model_version": self.model.version, "logged": logger.written,
+                "log_dropped": logger.dropped, "log_dead_lettered": logger.dead_lettered,
+                "log_replayed": logger.replayed, "log_dead_letter_pending": pending}
+
+    def __del__(self):
+        if getattr(self, "logger", None):
+            self.logger.close()
+
+
+def _check_api_key(conf: dict) -> str | None:
+    if not conf.get("require_api_key"):
+        return None
+    api_key = os.environ.get(conf["api_key_env"])
+    if not api_key:
+        raise ConfigError(f"serve.require_api_key is on but environment variable {conf['api_key_env']} is not set")
+    return api_key
+
+
+def _api(spec, conf: dict):
+    """The FastAPI app: offline docs, the body-size and API-key guard, 422s naming the field."""
     from fastapi.exceptions import RequestValidationError
     from fastapi_offline import FastAPIOffline
+
+    from lakeray.serve.guard import Guard
+    from lakeray.serve.schema import max_body_bytes, validation_error_handler
+
+    hint = ("" if conf.get("max_body_bytes", "auto") not in (None, "auto") else
+            f"; auto: serve.max_batch_rows {int(conf['max_batch_rows'])} x {len(spec.features)} fields")
+    api = FastAPIOffline(title=f"lakeray {spec.name}", description=spec.description, static_url="/docs/static",
+                         swagger_ui_parameters={"validatorUrl": None})
+    api.add_middleware(Guard, max_body_bytes=max_body_bytes(spec, conf), api_key=_check_api_key(conf), limit_hint=hint)
+    api.add_exception_handler(RequestValidationError, validation_error_handler)
+    return api
+
+
+def build_app(pipeline: str, env: str | None = None, overrides: dict | None = None, settings=None, loader=None):
+    """The bound Serve application for `pipeline`; `settings` (already loaded) wins over env/overrides.
+    `loader` gives the replicas their models (default: lakeray.serve.model.RegistryLoader, MLflow's
+    registry by alias; BundleLoader serves a bundle folder)."""
     from ray import serve
 
     from lakeray.config import load_settings
     from lakeray.lakehouse import Lakehouse
-    from lakeray.serve.guard import Guard
-    from lakeray.serve.model import score_isolated
-    from lakeray.serve.schema import (
-        BatchPrediction,
-        Prediction,
-        batch_model,
-        max_body_bytes,
-        row_model,
-        validation_error_handler,
-    )
+    from lakeray.serve.model import RegistryLoader
+    from lakeray.serve.schema import BatchPrediction, Prediction, batch_model, row_model
     from lakeray.spec import load_spec
 
     spec = load_spec(pipeline)
     settings = settings or load_settings(env, overrides=overrides)
     conf = settings["serve"]
-    Row = row_model(spec)
+    Row = row_model(spec)   # the request models come from the spec: the routes are declared here
     Batch = batch_model(spec, Row, int(conf["max_batch_rows"]))
-    api_key = None
-    if conf.get("require_api_key"):
-        api_key = os.environ.get(conf["api_key_env"])
-        if not api_key:
-            raise ConfigError(f"serve.require_api_key is on but environment variable {conf['api_key_env']} is not set")
-    body_limit = max_body_bytes(spec, conf)
-    hint = ("" if conf.get("max_body_bytes", "auto") not in (None, "auto") else
-            f"; auto: serve.max_batch_rows {int(conf['max_batch_rows'])} x {len(spec.features)} fields")
-    api = FastAPIOffline(title=f"lakeray {spec.name}", description=spec.description, static_url="/docs/static",
-                         swagger_ui_parameters={"validatorUrl": None})
-    api.add_middleware(Guard, max_body_bytes=body_limit, api_key=api_key, limit_hint=hint)
-    api.add_exception_handler(RequestValidationError, validation_error_handler)
-
-    lake = Lakehouse.for_pipeline(settings, spec)
+    api = _api(spec, conf)
     batching = conf["batch"]
 
     @serve.deployment(name=f"{spec.name}-predictor", max_ongoing_requests=int(conf["max_ongoing_requests"]),
@@ -84,135 +211,27 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
                       autoscaling_config=conf.get("autoscaling") or None,
                       ray_actor_options={"num_cpus": float(conf["replica_cpus"])})
     @serve.ingress(api)
-    class Predictor:
-        def __init__(self):
-            from lakeray.serve.logger import InferenceLogger
-            from lakeray.serve.model import load_champion
-
-            self.model = load_champion(settings, spec.name)
-            logging_conf = conf["log"]
-            self.logger = InferenceLogger(lake.monitor("inference_log"), spec, int(logging_conf["flush_rows"]),
-                                          float(logging_conf["flush_s"]), dead_letter=logging_conf.get("dead_letter"),
-                                          attempts=int(logging_conf.get("attempts", 5)),
-                                          replay_s=float(logging_conf.get("replay_s", 60)))
-            self._watcher = None
-            self.challenge = dict(conf.get("challenger") or {})
-            self.challenger = None
-            if self.challenge.get("mode") in ("canary", "shadow"):
-                from lakeray.serve.model import load_alias
-
-                self.challenger = load_alias(settings, spec.name, self.challenge.get("alias", "challenger"))
-                if self.challenger is None:
-                    log.warning("serve.challenger.mode is %s but no version has alias '%s': champion only",
-                                self.challenge["mode"], self.challenge.get("alias", "challenger"))
-            self._rng = np.random.default_rng()
-
-        async def _watch_champion(self):
-            """Hot swap: poll the registry; when `champion` moves, load the new version in a thread
-            and swap it in with one assignment, so in-flight and new requests never fail."""
-            import asyncio
-
-            from lakeray.registry.gate import current_champion
-            from lakeray.registry.tracking import configure_tracking
-            from lakeray.serve.model import load_champion
-
-            tracking = configure_tracking(settings, spec.name)
-            while True:
-                await asyncio.sleep(float(conf["reload_s"]))
-                try:
-                    latest = await asyncio.to_thread(current_champion, tracking.client, tracking.model_name)
-                    if latest is not None and str(latest.version) != self.model.version:
-                        fresh = await asyncio.to_thread(load_champion, settings, spec.name)
-                        log.info("champion moved: version %s -> %s", self.model.version, fresh.version)
-                        self.model = fresh
-                except Exception as exc:   # keep serving the current model; try again next time
-                    log.error("champion check failed (still serving version %s): %s", self.model.version, exc)
-
-        def _ensure_watcher(self):
-            import asyncio
-
-            if self._watcher is None and float(conf.get("reload_s") or 0) > 0:
-                self._watcher = asyncio.get_running_loop().create_task(self._watch_champion())
-
+    class Predictor(PredictorCore):
         @serve.batch(max_batch_size=int(batching["max_batch_size"]), batch_wait_timeout_s=float(batching["wait_timeout_s"]))
         async def score(self, requests: list[list[dict]]) -> list[tuple]:
-            """One DataFrame and one prediction for all rows of the batch's requests (building a
-            frame per request and concatenating them cost more than the prediction itself). Never
-            raises: @serve.batch would fail every request of the batch with it. A failing call is
-            bisected instead, and only the requests holding rows that fail alone get an error."""
-            from lakeray.serve.model import Scored
-
-            model = self.model   # one model for the whole batch, even if a swap happens meanwhile
-            rows = [row for request in requests for row in request]
-            scored = score_isolated(model.bundle.predict_rows, rows)
-            bounds = np.cumsum([0] + [len(r) for r in requests])
-            return [(model, Scored(scored.scores[a:b], {i - a: e for i, e in scored.errors.items() if a <= i < b},
-                                   scored.model_broken))
-                    for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-        async def _predict(self, rows: list[dict], batch: bool = False) -> tuple[str, list[Prediction]]:
-            self._ensure_watcher()
-            began = time.perf_counter()
-            request_id = uuid.uuid4().hex
-            variant, challenger = "champion", self.challenger
-            if challenger and self.challenge["mode"] == "canary" and self._rng.random() * 100 < float(self.challenge["percent"]):
-                variant, model = "canary", challenger
-                scored = await asyncio.to_thread(score_isolated, model.bundle.predict_rows, rows)
-            else:
-                model, scored = await self.score(rows)   # the model that produced these scores
-            if scored.errors:
-                raise _unscorable(model, scored, batch)
-            values = [float(np.ravel(s)[0]) if np.ndim(s) else float(s) for s in scored.scores]
-            preds = [Prediction(request_id=f"{request_id}-{i}" if len(rows) > 1 else request_id,
-                                model_version=model.version, prediction=value, label=_predicted_label(model.bundle, value))
-                     for i, value in enumerate(values)]
-            latency = (time.perf_counter() - began) * 1000
-            now = dt.datetime.now(dt.timezone.utc)
-            self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": model.version,
-                              "train_run_id": model.train_run_id, "variant": variant, **row,
-                              "prediction": p.prediction, "latency_ms": latency} for p, row in zip(preds, rows, strict=True)])
-            if challenger and self.challenge["mode"] == "shadow":
-                asyncio.get_running_loop().create_task(self._shadow(challenger, rows, preds))
-            return request_id, preds
-
-        async def _shadow(self, challenger, rows, preds):
-            """The challenger's predictions for the same requests: logged (variant shadow), never returned."""
-            began = time.perf_counter()
-            try:
-                scored = await asyncio.to_thread(score_isolated, challenger.bundle.predict_rows, rows)
-            except Exception as exc:
-                log.error("shadow model version %s failed: %s", challenger.version, exc)
-                return
-            latency, now = (time.perf_counter() - began) * 1000, dt.datetime.now(dt.timezone.utc)
-            self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": challenger.version,
-                              "train_run_id": challenger.train_run_id, "variant": "shadow", **row,
-                              "prediction": float(np.ravel(s)[0]), "latency_ms": latency}
-                             for p, row, s in zip(preds, rows, scored.scores, strict=True) if s is not None])
+            return self.score_requests(requests)
 
         @api.post("/predict", response_model=Prediction)
         async def predict(self, row: Row) -> Prediction:
-            _, preds = await self._predict([row.model_dump()])
+            _, preds = await self.predict_rows([row.model_dump()], self.score)
             return preds[0]
 
         @api.post("/predict/batch", response_model=BatchPrediction)
         async def predict_batch(self, body: Batch) -> BatchPrediction:
-            request_id, preds = await self._predict([r.model_dump() for r in body.rows], batch=True)
+            request_id, preds = await self.predict_rows([r.model_dump() for r in body.rows], self.score, batch=True)
             return BatchPrediction(request_id=request_id, model_version=preds[0].model_version, predictions=preds)
 
         @api.get("/healthz")
         async def healthz(self) -> dict:
-            self._ensure_watcher()
-            logger = self.logger
-            pending = await asyncio.to_thread(logger.dead_letter.pending_rows)
-            return {"status": "ok", "model_version": self.model.version, "logged": logger.written,
-                    "log_dropped": logger.dropped, "log_dead_lettered": logger.dead_lettered,
-                    "log_replayed": logger.replayed, "log_dead_letter_pending": pending}
+            return await self.health()
 
-        def __del__(self):
-            if getattr(self, "logger", None):
-                self.logger.close()
-
-    return Predictor.bind()
+    return Predictor.bind(spec, conf, Lakehouse.for_pipeline(settings, spec),
+                          loader or RegistryLoader(settings, spec.name))
 
 
 def _unscorable(model, scored, batch: bool):

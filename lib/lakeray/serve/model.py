@@ -38,6 +38,52 @@ def load_champion(settings, pipeline: str) -> ServedModel:
     return model
 
 
+class RegistryLoader:
+    """Where the deployment gets its models (the default): MLflow's registry, by alias.
+
+    A loader is passed into the Serve deployment (as Ray's own e2e example does "to make it easier
+    to mock during testing"): `load(alias)` -> a verified ServedModel or None, and `version(alias)`
+    -> the version holding the alias now (cheap; the hot-swap watcher polls it), or None."""
+
+    def __init__(self, settings, pipeline: str):
+        self.settings, self.pipeline, self._tracking = settings, pipeline, None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_tracking": None}     # a replica opens its own MLflow client
+
+    def load(self, alias: str) -> ServedModel | None:
+        return load_alias(self.settings, self.pipeline, alias)
+
+    def version(self, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        if self._tracking is None:
+            self._tracking = configure_tracking(self.settings, self.pipeline)
+        tracking = self._tracking
+        try:
+            return str(tracking.client.get_model_version_by_alias(tracking.model_name, alias).version)
+        except MlflowException:
+            return None
+
+
+class BundleLoader:
+    """A model bundle folder served as the champion (no registry): tests, or a model shipped with
+    the image. The bundle's checksums are verified when it is loaded; other aliases hold nothing."""
+
+    def __init__(self, bundle_dir, version: str = "bundle", train_run_id: str = "none"):
+        self.bundle_dir, self._version, self.train_run_id = str(bundle_dir), str(version), train_run_id
+
+    def load(self, alias: str) -> ServedModel | None:
+        from lakeray.models.bundle import load_bundle
+
+        if alias != "champion":
+            return None
+        return ServedModel(load_bundle(self.bundle_dir), self._version, self.train_run_id)
+
+    def version(self, alias: str) -> str | None:
+        return self._version if alias == "champion" else None
+
+
 @dataclasses.dataclass
 class Scored:
     scores: list                 # one entry per row; None where the row failed

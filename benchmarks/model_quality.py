@@ -143,7 +143,8 @@ STAGE_ENDS = (
     ("ray", "lakeray.raysession", "local Ray"),
     ("tune", "lakeray.tune.job", "tune run"),
     ("train", "lakeray.train.job", "train run"),
-    ("evaluate", "lakeray.monitor.retrain", ""),
+    ("evaluate", "lakeray.lifecycle", "lifecycle "),
+    ("evaluate", "lakeray.lifecycle", "retrained model not promoted"),
 )
 GOLD_LINE = re.compile(r"gold table\s+(\S+) @ version (\d+)")
 

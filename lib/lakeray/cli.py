@@ -288,21 +288,31 @@ def _summarise(spec, stage: str, data: dict, ml: dict) -> None:
 
 
 def cmd_drift(args) -> int:
+    from lakeray.console import summary
+    from lakeray.lifecycle import retrain_after_drift
     from lakeray.monitor.job import run_drift_job
     from lakeray.spark import build_spark
     from lakeray.spec import load_spec
+    from lakeray.summary import verdict_row
 
     spec = load_spec(args.pipeline)
     settings = _load(args)
-    outcome = run_drift_job(build_spark(settings, app_name=f"lakeray-drift-{spec.name}"), spec, settings, window=args.window)
-    sys.stdout.write(f"drift {spec.name}: {outcome.rows} row(s) in [{outcome.start}, {outcome.end}); "
-                     f"drifted: {', '.join(outcome.drifted) or 'none'}; report {outcome.report}\n")
+    spark = build_spark(settings, app_name=f"lakeray-drift-{spec.name}")
+    outcome = run_drift_job(spark, spec, settings, window=args.window)
+    rows = [("window", f"[{outcome.start}, {outcome.end}): {outcome.rows:,} row(s)"),
+            ("drifted", ", ".join(outcome.drifted) or "none"), ("alerted", "yes" if outcome.alerted else "no"),
+            ("report", str(outcome.report))]
+    retrained = retrain_after_drift(spark, spec, settings, outcome)    # this command's decision, not the job's
+    if retrained is not None:
+        rows += [("retrained", f"gold v{retrained['gold_version']}"),
+                 verdict_row(retrained["promoted_version"], retrained["failed_checks"])]
+    sys.stdout.write(summary(f"lakeray drift {spec.name}", rows))
     return 0
 
 
 def cmd_run(args) -> int:
     from lakeray.console import summary
-    from lakeray.monitor.retrain import run_lifecycle
+    from lakeray.lifecycle import run_lifecycle
     from lakeray.spark import build_spark
     from lakeray.spec import load_spec
     from lakeray.summary import data_rows, ml_rows, verdict_row

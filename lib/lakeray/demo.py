@@ -10,10 +10,8 @@ import shutil
 from lakeray.config import load_settings
 from lakeray.datagen.bundles import bundled_data
 from lakeray.errors import GateError, LakerayError
-from lakeray.ingest import run_ingest
 from lakeray.lakehouse import Lakehouse
-from lakeray.lifecycle import run_ml_stages
-from lakeray.prepare import run_prepare
+from lakeray.lifecycle import run_data_stages, run_ml_stages
 from lakeray.raysession import ray_session
 from lakeray.spark import build_spark
 from lakeray.spec import load_spec
@@ -74,10 +72,7 @@ def run_demo(pipelines: list[str], settings=None, smoke: bool = False, loop: boo
         _forget_registered(settings, spec)
         log.info("=== %s: %s", spec.name, spec.description.strip())
         with bundled_data(spec, lake, size="smoke" if smoke else "default") as info:
-            run_ingest(spark, spec, settings)
-            result = run_prepare(spark, spec, settings)
-        for acct in result.accounting.values():
-            log.info("accounting  %s", acct.line())
+            result = run_data_stages(spark, spec, settings, ("ingest", "prepare"))["prepare"]
         if "truth" in info:
             check_against_truth(result, info["truth"])
             log.info("accounting matches the generator's ground truth exactly")

@@ -25,6 +25,7 @@ from lakeray.datagen.churn import CONTRACT_SPELLINGS, WORLDS
 from lakeray.errors import LakerayError
 from lakeray.features import load_splits
 from lakeray.lakehouse import Lakehouse
+from lakeray.lifecycle import run_lifecycle
 from lakeray.monitor.inference_log import merge_labels
 from lakeray.monitor.job import run_drift_job
 from lakeray.monitor.profile import PREDICTION
@@ -153,11 +154,11 @@ def run_closed_loop(spark, spec: PipelineSpec, pipeline_path: str, settings, gol
         moved = shift_traffic(test.sample(n=rows, replace=True, random_state=2).reset_index(drop=True))
         log.info("shift     the world moves: %s", "; ".join(f"{k}: {v}" for k, v in SHIFTED.items()))
         start, end, preds = serve_window(url, log_path, request_rows(moved, features))
-        retraining = copy.deepcopy(settings)
-        retraining["drift"]["retrain"] = {"enabled": True, "smoke": smoke}
         with Trickle(url, request_rows(moved.head(1), features)[0]) as trickle:
             with bundled_data(spec, lake, size="smoke" if smoke else "default", rows=customers, seed=seed, world="shifted"):
-                drifted = run_drift_job(spark, spec, retraining, window=window_text(start, end), now=end)
+                drifted = run_drift_job(spark, spec, settings, window=window_text(start, end), now=end)
+                # the demo's decision, as `lakeray drift` with drift.retrain.enabled: retrain on fresh data
+                retrain = run_lifecycle(spark, spec, settings, smoke=smoke) if drifted.any_drift else {}
             features_drifted = sorted(c for c in drifted.drifted if c != PREDICTION)
             if features_drifted != sorted(SHIFTED):
                 raise LakerayError(f"demo: shifted {sorted(SHIFTED)} but drift was found on {features_drifted} "
@@ -165,7 +166,6 @@ def run_closed_loop(spark, spec: PipelineSpec, pipeline_path: str, settings, gol
             log.info("drift     found on exactly the shifted features: %s%s; alert raised; report %s",
                      ", ".join(features_drifted), " (and the prediction)" if PREDICTION in drifted.drifted else "",
                      drifted.report)
-            retrain = drifted.retrain or {}
             promoted = retrain.get("promoted_version")
             if promoted is None:
                 message = f"demo: the retrained model was not promoted ({', '.join(retrain.get('failed_checks') or ['no retrain'])})"

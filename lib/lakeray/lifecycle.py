@@ -1,7 +1,13 @@
-"""Stages in order, for the CLI's smoke tests, the demo and (later) `lakeray run`.
+"""The one place the order of lakeray's stages lives: every command, the demo and a retrain
+after drift run their stages through these functions.
 
     ingest -> prepare            Spark + Delta (a Spark session is built only for these)
     tune -> train -> evaluate    Ray + MLflow (one Ray session for all three)
+
+run_lifecycle runs all five once (`lakeray run`; `lakeray drift` after drift, when
+drift.retrain.enabled); the serving replicas follow the `champion` alias (serve.reload_s), so a
+promotion is the hot swap. A candidate the gate refuses is reported, not raised: the current
+champion keeps serving.
 """
 
 from __future__ import annotations
@@ -61,3 +67,28 @@ def run_ml_stages(spec: PipelineSpec, settings, stages, *, gold_version=None, sm
                 exc.stages = {**out, **({"evaluate": exc.result} if exc.result else {})}
                 raise
     return out
+
+
+def run_lifecycle(spark, spec: PipelineSpec, settings, *, smoke: bool = False) -> dict:
+    data = run_data_stages(spark, spec, settings, ("ingest", "prepare"))
+    gold = data["prepare"].gold.version
+    try:
+        ml = run_ml_stages(spec, settings, ("tune", "train", "evaluate"), gold_version=gold, smoke=smoke)
+    except GateError as exc:
+        log.warning("retrained model not promoted; the current champion keeps serving: %s", exc)
+        return {"gold_version": gold, "promoted_version": None, "failed_checks": exc.failed, "data": data,
+                "ml": exc.stages}
+    promoted = ml["evaluate"]["promoted_version"]
+    log.info("lifecycle %s: gold v%d -> champion version %s", spec.name, gold, promoted)
+    return {"gold_version": gold, "promoted_version": promoted, "failed_checks": [], "runs": {
+        stage: out["run_id"] for stage, out in ml.items()}, "data": data, "ml": ml}
+
+
+def retrain_after_drift(spark, spec: PipelineSpec, settings, outcome) -> dict | None:
+    """What `lakeray drift` does after the drift job, the caller's decision: the whole lifecycle on
+    fresh data when something drifted and drift.retrain.enabled; None otherwise."""
+    conf = (settings["drift"].get("retrain") or {})
+    if not conf.get("enabled") or not outcome.any_drift:
+        return None
+    log.warning("drift %s: retraining on fresh data (drift.retrain.enabled)", spec.name)
+    return run_lifecycle(spark, spec, settings, smoke=bool(conf.get("smoke")))

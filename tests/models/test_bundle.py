@@ -61,7 +61,7 @@ def test_serving_rows_score_exactly_as_the_frame_at_training_and_evaluation(bund
 def test_max_f1_threshold_is_the_validation_cut_with_the_best_f1():
     from sklearn.metrics import f1_score
 
-    from lakeray.models.families import decision_threshold
+    from lakeray.evaluate.metrics import decision_threshold
 
     rng = np.random.default_rng(1)
     y = (rng.random(500) < 0.2).astype(int)

@@ -19,12 +19,18 @@ from pathlib import Path
 
 from lakeray.errors import GateError
 from lakeray.evaluate.baseline import fit_baseline
-from lakeray.evaluate.metrics import MIN_GROUP_SIZE, audited_groups, calibration, fairness_audit, group_labels
+from lakeray.evaluate.metrics import (
+    MIN_GROUP_SIZE,
+    all_metrics,
+    audited_groups,
+    calibration,
+    fairness_audit,
+    group_labels,
+)
 from lakeray.evaluate.report import evaluation_images, fairness_tables, render_report, write_report
 from lakeray.evaluate.scoring import score_files, scores_of, split_files
 from lakeray.features.handoff import load_splits
 from lakeray.models.bundle import load_bundle
-from lakeray.models.families import all_metrics
 from lakeray.raysession import ray_session
 from lakeray.registry.gate import CHAMPION, gate_checks, promote
 from lakeray.registry.loading import load_registered

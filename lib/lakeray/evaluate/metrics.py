@@ -113,3 +113,40 @@ def fairness_audit(y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, th
         }
     return audited_groups(per_group, min_group, ("demographic_parity_difference", "selection_rate"),
                           ("equal_opportunity_difference", "true_positive_rate"))
+
+
+# The metric dispatch (also what Tune and training score with: lakeray.models has no metrics of its own).
+
+def all_metrics(task: str, y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict:
+    if task == "binary":
+        return binary_metrics(y_true, scores, threshold)
+    if task == "multiclass":
+        return multiclass_metrics(y_true, scores)
+    return regression_metrics(y_true, scores)
+
+
+def _one_binary(metric: str, y_true: np.ndarray, scores: np.ndarray) -> float:
+    y_true = np.asarray(y_true).astype(int)
+    proba = np.clip(np.asarray(scores, dtype=float), 1e-7, 1 - 1e-7)    # as binary_metrics clips
+    if metric == "roc_auc":
+        return float(skm.roc_auc_score(y_true, proba))
+    return float(skm.average_precision_score(y_true, proba))
+
+
+def score(task: str, metric: str, y_true: np.ndarray, scores: np.ndarray) -> float:
+    """The spec's primary metric of one prediction set (the ranking metrics alone, without the
+    rest of all_metrics: Tune scores every report with this)."""
+    if task == "binary" and metric in ("roc_auc", "pr_auc") and len(np.unique(np.asarray(y_true))) > 1:
+        return _one_binary(metric, y_true, scores)
+    return float(all_metrics(task, y_true, scores)[metric])
+
+
+def decision_threshold(setting, y_valid: np.ndarray, p_valid: np.ndarray) -> float:
+    """The spec's fixed threshold, or ("max_f1") the validation score cut that maximises F1."""
+    if setting != "max_f1":
+        return float(setting)
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, cuts = precision_recall_curve(np.asarray(y_valid).astype(int), p_valid)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)[:-1]
+    return float(cuts[int(np.argmax(f1))]) if len(cuts) else 0.5

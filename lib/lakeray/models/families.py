@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from lakeray.errors import ConfigError
-from lakeray.evaluate.metrics import binary_metrics, multiclass_metrics, regression_metrics
 
 FAMILIES = ("xgboost", "random_forest", "logistic")
 OBJECTIVES = {
@@ -64,40 +63,3 @@ def is_linear(booster) -> bool:
         linear = json.loads(booster.save_config())["learner"]["gradient_booster"]["name"] == "gblinear"
         booster._lakeray_linear = linear
     return linear
-
-
-def all_metrics(task: str, y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict:
-    if task == "binary":
-        return binary_metrics(y_true, scores, threshold)
-    if task == "multiclass":
-        return multiclass_metrics(y_true, scores)
-    return regression_metrics(y_true, scores)
-
-
-def _one_binary(metric: str, y_true: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn import metrics as skm
-
-    y_true = np.asarray(y_true).astype(int)
-    proba = np.clip(np.asarray(scores, dtype=float), 1e-7, 1 - 1e-7)    # as binary_metrics clips
-    if metric == "roc_auc":
-        return float(skm.roc_auc_score(y_true, proba))
-    return float(skm.average_precision_score(y_true, proba))
-
-
-def score(task: str, metric: str, y_true: np.ndarray, scores: np.ndarray) -> float:
-    """The spec's primary metric of one prediction set (the ranking metrics alone, without the
-    rest of all_metrics: Tune scores every report with this)."""
-    if task == "binary" and metric in ("roc_auc", "pr_auc") and len(np.unique(np.asarray(y_true))) > 1:
-        return _one_binary(metric, y_true, scores)
-    return float(all_metrics(task, y_true, scores)[metric])
-
-
-def decision_threshold(setting, y_valid: np.ndarray, p_valid: np.ndarray) -> float:
-    """The spec's fixed threshold, or ("max_f1") the validation score cut that maximises F1."""
-    if setting != "max_f1":
-        return float(setting)
-    from sklearn.metrics import precision_recall_curve
-
-    precision, recall, cuts = precision_recall_curve(np.asarray(y_valid).astype(int), p_valid)
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)[:-1]
-    return float(cuts[int(np.argmax(f1))]) if len(cuts) else 0.5

@@ -20,10 +20,10 @@ from pathlib import Path
 import pandas as pd
 
 from lakeray.errors import ConfigError, LakerayError
+from lakeray.evaluate.metrics import all_metrics
 from lakeray.evaluate.plots import distribution_png
 from lakeray.evaluate.report import render_report, write_report
 from lakeray.lakehouse import Lakehouse
-from lakeray.models.families import all_metrics
 from lakeray.monitor.drift import ColumnDrift, aligned_counts, category_keys, compute_drift, window_counts
 from lakeray.monitor.inference_log import PREDICTION_COLUMN
 from lakeray.monitor.profile import PREDICTION, read_profile
@@ -45,11 +45,15 @@ class DriftOutcome:
     performance: dict | None
     alerted: bool
     report: Path | None
-    retrain: dict | None = None
 
     @property
     def drifted(self) -> list[str]:
         return [c.column for c in self.columns if c.drifted]
+
+    @property
+    def any_drift(self) -> bool:
+        """A column drifted, or the realised performance did (what alerts, and may retrain)."""
+        return bool(self.drifted or (self.performance or {}).get("drifted"))
 
 
 def parse_window(text: str) -> dt.timedelta:
@@ -169,10 +173,4 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
                                     "window": [start.isoformat(), end.isoformat()], "rows": rows, "drifted": drifted,
                                     "performance": performance, "report": str(report)})
     log.info("drift %s over %d row(s): drifted %s; report %s", spec.name, rows, drifted or "none", report)
-    outcome = DriftOutcome(run_id, start, end, rows, results, performance, alerted, report)
-    if (drifted or (performance or {}).get("drifted")) and (conf.get("retrain") or {}).get("enabled"):
-        from lakeray.monitor.retrain import run_lifecycle
-
-        log.warning("drift %s: retraining on fresh data (drift.retrain.enabled)", spec.name)
-        outcome.retrain = run_lifecycle(spark, spec, settings, smoke=bool(conf["retrain"].get("smoke")))
-    return outcome
+    return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report)

@@ -16,12 +16,13 @@ import time
 import uuid
 from pathlib import Path
 
+from lakeray.evaluate.metrics import decision_threshold, score
 from lakeray.features.handoff import load_splits
 from lakeray.features.matrices import family_matrices
 from lakeray.lakehouse import Lakehouse
 from lakeray.lineage import code_version
 from lakeray.models.bundle import MODEL_FILE, ModelBundle
-from lakeray.models.families import booster_params, decision_threshold, predict, score
+from lakeray.models.families import booster_params, predict
 from lakeray.monitor.profile import build_profile, write_profile
 from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags
 from lakeray.spec import PipelineSpec, spec_hash

@@ -80,7 +80,8 @@ def trial(config: dict, data: dict) -> None:
     import ray.tune
     import xgboost
 
-    from lakeray.models.families import booster_params, is_linear, predict, score
+    from lakeray.evaluate.metrics import score
+    from lakeray.models.families import booster_params, is_linear, predict
     from lakeray.train.resources import xgboost_device
 
     family, hyper = split_config(config)

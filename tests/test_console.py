@@ -135,3 +135,16 @@ def test_a_log_folder_that_cannot_hold_the_log_is_a_config_error_naming_the_sett
     blocker.write_text("")
     with pytest.raises(ConfigError, match="paths.logs: cannot write the run's log in .*a-file.*LAKERAY_LOGS"):
         open_run_log(blocker / "logs", "run", "churn")
+
+
+def test_the_demo_ends_with_a_line_per_pipeline_and_one_for_the_loop():
+    from lakeray.cli import demo_rows
+
+    prepared = PrepareResult("p", {}, {}, {}, TableVersion("/g", 0), None)
+    results = {"churn": {"prepare": prepared, "evaluate": {"promoted_version": "1", "report": "/r1.html"},
+                         "loop": {"drifted": ["contract", "monthly_charges"], "promoted": "2", "swap_s": 1.5}},
+               "telco": {"prepare": prepared}}      # a rerun whose champion stayed: no evaluate output
+    assert demo_rows(results) == [
+        ("churn", "gold v0; champion version 1; report /r1.html"),
+        ("churn loop", "drift on contract, monthly_charges -> retrained, champion version 2, hot swap 1.5 s"),
+        ("telco", "gold v0")]

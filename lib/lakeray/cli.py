@@ -352,10 +352,31 @@ def cmd_serve(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from lakeray.console import summary
     from lakeray.demo import run_demo
 
-    run_demo(args.specs or DEFAULT_PIPELINES, settings=_load(args), smoke=args.smoke_test, loop=not args.no_loop)
+    results = run_demo(args.specs or DEFAULT_PIPELINES, settings=_load(args), smoke=args.smoke_test,
+                       loop=not args.no_loop)
+    sys.stdout.write(summary("lakeray demo", demo_rows(results)))
     return 0
+
+
+def demo_rows(results: dict) -> list[tuple[str, str]]:
+    """A line per pipeline (gold version, champion, test metric, report) and one for churn's loop."""
+    rows = []
+    for name, out in results.items():
+        gold = out["prepare"].gold
+        evaluated = out.get("evaluate")
+        line = f"gold v{gold.version}"
+        if evaluated:
+            line += f"; champion version {evaluated['promoted_version']}; report {evaluated['report']}"
+        rows.append((name, line))
+        loop = out.get("loop")
+        if loop:
+            rows.append((f"{name} loop", f"drift on {', '.join(loop['drifted'])} -> retrained, champion version "
+                                         f"{loop['promoted']}, hot swap {loop.get('swap_s', 0):.1f} s"
+                         if loop.get("promoted") else f"drift on {', '.join(loop['drifted'])}; not promoted"))
+    return rows
 
 
 def cmd_reset(args) -> int:

@@ -253,8 +253,11 @@ def deploy(pipeline: str, settings, *, name: str | None = None, blocking: bool =
 
     from ray import serve
 
+    from lakeray.console import route_to_root
+
     conf = settings["serve"]
     serve.start(http_options={"host": conf["host"], "port": int(conf["port"])})
+    route_to_root("ray.serve")       # Serve's driver-side lines ("Application ... is ready") into the run's log
     name = name or Path(pipeline).stem
     serve.run(build_app(pipeline, settings=settings), name=name, route_prefix="/", blocking=blocking)
     return f"http://{'127.0.0.1' if conf['host'] in ('0.0.0.0', '::') else conf['host']}:{int(conf['port'])}"

@@ -44,12 +44,14 @@ def test_lower_is_better_primary_metric(churn_spec):
 def test_promote_moves_champion_and_keeps_the_previous_one(tmp_path):
     import mlflow
 
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     tracking = configure_tracking(settings_in(tmp_path), "gatetest")
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before      # nothing process-wide
     assert tracking.tracking_uri == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     runs = []
     for _ in range(2):
         with tracking.start_run("train", {}) as run:
-            mlflow.log_text("{}", "bundle/manifest.json")
+            run.log_text("{}", "bundle/manifest.json")
             runs.append(run.info.run_id)
     assert current_champion(tracking.client, tracking.model_name) is None
     first = promote(tracking.client, tracking.model_name, runs[0], {"model_sha256": "a" * 64})
@@ -64,15 +66,25 @@ def test_promote_moves_champion_and_keeps_the_previous_one(tmp_path):
 
 
 def test_a_champion_downloads_from_its_own_registry_after_another_pipeline_moved_mlflow(tmp_path):
-    """MLflow resolves models:/ URIs through its process-global registry URI, which configuring
-    another pipeline's (or a test's) store moves: lakeray resolves through the pipeline's own client."""
+    """MLflow resolves models:/ URIs through its process-global registry URI, which another library
+    (or a test) may move: lakeray resolves through the pipeline's own client, and sets none itself."""
     import mlflow
+
+    saved = mlflow.get_registry_uri()
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")     # someone else's process-wide choice
+    try:
+        _download_from_own_registry(tmp_path)
+    finally:
+        mlflow.set_registry_uri(saved)
+
+
+def _download_from_own_registry(tmp_path):
 
     tracking = configure_tracking(settings_in(tmp_path / "a"), "ownregistry")
     with tracking.start_run("train", {}) as run:
-        mlflow.log_text('{"which": "a"}', "bundle/manifest.json")
+        run.log_text('{"which": "a"}', "bundle/manifest.json")
     version = promote(tracking.client, tracking.model_name, run.info.run_id, {"model_sha256": "a" * 64})
-    configure_tracking(settings_in(tmp_path / "b"), "elsewhere")     # the global URIs now point at b
+    configure_tracking(settings_in(tmp_path / "b"), "elsewhere")     # another store in the same process
     for uri in (f"models:/{tracking.model_name}@{CHAMPION}", f"models:/{tracking.model_name}/{version}"):
         folder = tracking.download(uri, tmp_path / "download" / uri.replace("/", "_").replace(":", "_").replace("@", "_"))
         assert (folder / "manifest.json").read_text() == '{"which": "a"}'

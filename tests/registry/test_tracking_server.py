@@ -44,14 +44,13 @@ def mlflow_server(tmp_path_factory):
 
 
 def test_runs_artifacts_and_the_champion_alias_go_to_the_server(mlflow_server, tmp_path):
-    import mlflow
 
     settings = settings_in(tmp_path)
     settings["mlflow"]["tracking_uri"] = mlflow_server["url"]
     tracking = configure_tracking(settings, "served")
     assert tracking.tracking_uri == mlflow_server["url"]
     with tracking.start_run("train", {"lakeray.gold_version": "7"}) as run:
-        mlflow.log_text(json.dumps({"format": "x"}), "bundle/manifest.json")
+        run.log_text(json.dumps({"format": "x"}), "bundle/manifest.json")
     version = promote(tracking.client, tracking.model_name, run.info.run_id, {"model_sha256": "c" * 64})
     assert str(current_champion(tracking.client, tracking.model_name).version) == version
     path = tracking.download(f"models:/{tracking.model_name}@champion", tmp_path / "download")

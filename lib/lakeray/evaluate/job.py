@@ -34,7 +34,7 @@ from lakeray.models.bundle import load_bundle
 from lakeray.raysession import ray_session
 from lakeray.registry.gate import CHAMPION, gate_checks, promote
 from lakeray.registry.loading import load_registered
-from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags, log_json
+from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags
 from lakeray.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -76,17 +76,15 @@ def _scalars(metrics: dict) -> dict:
 
 
 def log_evaluate_run(tracking, tags: dict, metrics: dict, checks: list, artifacts: dict, report: Path) -> str:
-    import mlflow
-
     with tracking.start_run("evaluate", tags) as run:
         for model, values in metrics.items():
-            mlflow.log_metrics({f"{model}_{k}": v for k, v in _scalars(values).items()})
-        mlflow.set_tags({f"{TAG}gate": "passed" if all(c.passed for c in checks) else "failed",
-                         **{f"{TAG}gate.{c.check.replace(' ', '_')}": "pass" if c.passed else "FAIL" for c in checks}})
+            run.log_metrics({f"{model}_{k}": v for k, v in _scalars(values).items()})
+        run.set_tags({f"{TAG}gate": "passed" if all(c.passed for c in checks) else "failed",
+                      **{f"{TAG}gate.{c.check.replace(' ', '_')}": "pass" if c.passed else "FAIL" for c in checks}})
         for name, obj in artifacts.items():
-            log_json(obj, f"{name}.json")
-        mlflow.log_artifact(str(report))
-        return run.info.run_id
+            run.log_json(obj, f"{name}.json")
+        run.log_artifact(str(report))
+        return run.run_id
 
 
 def run_evaluate_job(spec: PipelineSpec, settings, *, train_run_id: str | None = None, smoke: bool = False) -> dict:

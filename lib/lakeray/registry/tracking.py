@@ -7,6 +7,7 @@ the lineage tags: pipeline, stage, spec hash, code version, gold table path and 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -22,6 +23,48 @@ for _noisy in ("alembic", "mlflow.store.db.utils"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
+class RunLog:
+    """One MLflow run, logged through its pipeline's client by run id: no active run and no
+    process-wide tracking URI (two pipelines, or a test and a job, in one process never mix)."""
+
+    def __init__(self, client, run):
+        self.client, self.run, self.info = client, run, run.info
+        self.run_id = run.info.run_id
+
+    def log_params(self, params: dict) -> None:
+        from mlflow.entities import Param
+
+        self.client.log_batch(self.run_id, params=[Param(str(k), str(v)) for k, v in params.items()])
+
+    def log_metrics(self, metrics: dict) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(str(k), float(v), now, 0) for k, v in metrics.items()])
+
+    def set_tags(self, tags: dict) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
+
+    def set_tag(self, key: str, value) -> None:
+        self.client.set_tag(self.run_id, key, str(value))
+
+    def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, path, artifact_path)
+
+    def log_artifacts(self, folder: str, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, folder, artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_json(self, obj, artifact_file: str) -> None:
+        self.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), artifact_file)
+
+
 @dataclasses.dataclass
 class Tracking:
     client: object                 # mlflow.MlflowClient
@@ -30,14 +73,19 @@ class Tracking:
     model_name: str
     tracking_uri: str
 
+    @contextlib.contextmanager
     def start_run(self, stage: str, tags: dict, run_name: str | None = None, parent_run_id: str | None = None):
-        import mlflow
-
+        """A RunLog for the block; the run ends FINISHED, or FAILED where the block raised."""
         all_tags = {f"{TAG}pipeline": self.pipeline, f"{TAG}stage": stage, **{k: str(v) for k, v in tags.items()}}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        return mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name or stage, tags=all_tags,
-                                nested=parent_run_id is not None)
+        run = self.client.create_run(self.experiment_id, run_name=run_name or stage, tags=all_tags)
+        try:
+            yield RunLog(self.client, run)
+        except BaseException:
+            self.client.set_terminated(run.info.run_id, "FAILED")
+            raise
+        self.client.set_terminated(run.info.run_id, "FINISHED")
 
     def latest_run(self, stage: str, run_id: str | None = None):
         """The given run, or the newest finished run of `stage` for this pipeline."""
@@ -114,9 +162,7 @@ def configure_tracking(settings, pipeline: str) -> Tracking:
     _no_telemetry()
     uri, artifacts = _tracking_uri(settings)
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)     # no process-wide URI is set
     conf = settings.get("mlflow") or {}
     name = f"{conf.get('experiment_prefix', 'lakeray-')}{pipeline}"
     try:
@@ -135,7 +181,3 @@ def lineage_tags(spec_digest: str, gold_path: str, gold_version: int) -> dict:
             f"{TAG}gold_path": gold_path, f"{TAG}gold_version": str(gold_version)}
 
 
-def log_json(obj, artifact_file: str) -> None:
-    import mlflow
-
-    mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), artifact_file)

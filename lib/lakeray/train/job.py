@@ -39,25 +39,22 @@ def train_settings(settings, smoke: bool) -> dict:
 
 
 def log_train_run(tracking, tags: dict, bundle_dir: Path, manifest: dict, metrics: dict) -> str:
-    import mlflow
-
     with tracking.start_run("train", tags) as run:
-        mlflow.log_params({"family": manifest["family"], "rounds": manifest["rounds"],
-                           "workers": manifest["train"]["num_workers"], **manifest["params"]})
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifacts(str(bundle_dir), "bundle")
-        mlflow.set_tag(f"{TAG}model_sha256", manifest["sha256"][MODEL_FILE])
-        return run.info.run_id
+        run.log_params({"family": manifest["family"], "rounds": manifest["rounds"],
+                        "workers": manifest["train"]["num_workers"], **manifest["params"]})
+        run.log_metrics(metrics)
+        run.log_artifacts(str(bundle_dir), "bundle")
+        run.set_tag(f"{TAG}model_sha256", manifest["sha256"][MODEL_FILE])
+        return run.run_id
 
 
-def record_baseline_profile(spec: PipelineSpec, settings, run_id: str, train_frame, train_pred, model_sha256: str) -> int:
+def record_baseline_profile(spec: PipelineSpec, settings, tracking, run_id: str, train_frame, train_pred,
+                            model_sha256: str) -> int:
     """The training-time profile drift is measured against: Delta (keyed by train run) + MLflow."""
-    import mlflow
-
     profile = build_profile(train_frame, dict(spec.features), train_pred)
     version = write_profile(Lakehouse.for_pipeline(settings, spec).monitor("baseline_profiles"), profile,
                             train_run_id=run_id, model_sha256=model_sha256, pipeline=spec.name)
-    mlflow.log_text(json.dumps(profile, sort_keys=True), "profile.json", run_id=run_id)
+    tracking.client.log_text(run_id, json.dumps(profile, sort_keys=True), "profile.json")
     return version
 
 
@@ -106,7 +103,7 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
     run_id = log_train_run(tracking, tags, bundle_dir, bundle.manifest,
                            {f"validation_{spec.metric.primary}": valid_score, "train_seconds": seconds,
                             "rounds": trained.rounds})
-    record_baseline_profile(spec, settings, run_id, snapshot.frames["train"],
+    record_baseline_profile(spec, settings, tracking, run_id, snapshot.frames["train"],
                             predict(trained.booster, mats.splits["train"][0], spec.task), bundle.manifest["sha256"][MODEL_FILE])
     log.info("train run %s: %s, %d rounds on %d worker(s), validation %s=%.4f, bundle %s", run_id, best["family"],
              trained.rounds, trained.sizing.num_workers, spec.metric.primary, valid_score, bundle_dir)

@@ -7,7 +7,7 @@ import logging
 from lakeray.errors import LakerayError
 from lakeray.features.handoff import latest_gold_version, load_splits
 from lakeray.lakehouse import Lakehouse
-from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags, log_json
+from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags
 from lakeray.spec import PipelineSpec, spec_hash
 from lakeray.tune.search import TuneOutcome, run_tune
 
@@ -30,24 +30,22 @@ def resolve_gold_version(gold_path: str, requested: str | int | None) -> int:
 
 def log_tune_run(tracking, spec: PipelineSpec, outcome: TuneOutcome, tags: dict, smoke: bool) -> str:
     """One MLflow run for the search (leaderboard artifact) and a child run per trial."""
-    import mlflow
-
     with tracking.start_run("tune", tags) as parent:
-        mlflow.log_params({"trials": len(outcome.leaderboard), "smoke_test": smoke,
+        parent.log_params({"trials": len(outcome.leaderboard), "smoke_test": smoke,
                            "experiments": ",".join(outcome.experiment_paths.values()), "best_family": outcome.best["family"]})
-        mlflow.log_metrics({f"best_{spec.metric.primary}": outcome.best["score"],
+        parent.log_metrics({f"best_{spec.metric.primary}": outcome.best["score"],
                             "wall_seconds": outcome.wall_seconds,
                             "trial_seconds_sum": sum(r["seconds"] for r in outcome.leaderboard),
                             "degenerate_trials": sum(bool(r.get("degenerate")) for r in outcome.leaderboard)})
-        log_json(outcome.leaderboard, "leaderboard.json")
+        parent.log_json(outcome.leaderboard, "leaderboard.json")
         for rank, row in enumerate(outcome.leaderboard, 1):
             with tracking.start_run("tune-trial", {**tags, f"{TAG}family": row["family"]},
-                                    run_name=f"{rank:02d}-{row['family']}", parent_run_id=parent.info.run_id):
-                mlflow.log_params({"family": row["family"], **row["params"]})
-                mlflow.log_metrics({spec.metric.primary: row["score"], "rounds": row["rounds"],
-                                    "seconds": row["seconds"], "rank": rank, "degenerate": int(bool(row.get("degenerate")))})
-                mlflow.set_tag(f"{TAG}stopped", row.get("stopped", ""))
-        return parent.info.run_id
+                                    run_name=f"{rank:02d}-{row['family']}", parent_run_id=parent.run_id) as child:
+                child.log_params({"family": row["family"], **row["params"]})
+                child.log_metrics({spec.metric.primary: row["score"], "rounds": row["rounds"],
+                                   "seconds": row["seconds"], "rank": rank, "degenerate": int(bool(row.get("degenerate")))})
+                child.set_tag(f"{TAG}stopped", row.get("stopped", ""))
+        return parent.run_id
 
 
 def run_tune_job(spec: PipelineSpec, settings, gold_version, *, smoke: bool = False, fresh: bool = False) -> dict:

@@ -20,11 +20,12 @@ import shutil
 import time
 from pathlib import Path
 
+from lakeray_examples.datagen import churn
+from lakeray_examples.datagen.bundles import connection_env
+from lakeray_examples.devtools.postgres import LocalPostgres
+
 from lakeray.cli import setup_logging
 from lakeray.config import load_settings
-from lakeray.datagen import churn
-from lakeray.datagen.bundles import connection_env
-from lakeray.devtools.postgres import LocalPostgres
 from lakeray.ingest import run_ingest
 from lakeray.lakehouse import Lakehouse
 from lakeray.prepare import run_prepare

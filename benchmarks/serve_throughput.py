@@ -41,8 +41,9 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 def build_champion(folder: Path) -> dict:
     """A registered churn champion (and its bundle) in `folder`, made by lakeray's own stages."""
+    from lakeray_examples.datagen.bundles import bundled_data
+
     from lakeray.config import load_settings
-    from lakeray.datagen.bundles import bundled_data
     from lakeray.lakehouse import Lakehouse
     from lakeray.lifecycle import SCRATCH_PATHS, run_data_stages, run_ml_stages
     from lakeray.registry.gate import promote

@@ -48,7 +48,7 @@ def spark():
 
 @pytest.fixture(scope="session")
 def postgres():
-    from lakeray.devtools.postgres import LocalPostgres
+    from lakeray_examples.devtools.postgres import LocalPostgres
 
     with LocalPostgres() as pg:
         yield pg

@@ -67,3 +67,15 @@ def test_lakeray_packages_have_no_import_cycle():
     assert edges["lifecycle"] >= {"ingest", "prepare", "tune", "train", "evaluate"}     # it sees real imports
     assert cycle(edges) is None, " -> ".join(cycle(edges))
     assert "lifecycle" not in edges["monitor"] and "evaluate" not in edges["models"]
+
+
+def test_the_library_names_no_example_pipeline_and_imports_the_examples_only_from_its_cli():
+    importers, names = [], []
+    for path in LIB.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lakeray_examples"):
+                importers.append(path.name)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in ("churn", "telco"):
+                names.append(f"{path.relative_to(LIB)}:{node.lineno}")
+    assert set(importers) == {"cli.py"} and names == []     # the demo, `generate` and --smoke-test's bundled data

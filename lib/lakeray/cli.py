@@ -37,7 +37,6 @@ from lakeray.config import Settings, load_settings
 from lakeray.errors import ConfigError, LakerayError
 
 log = logging.getLogger("lakeray")
-DEFAULT_PIPELINES = ["pipelines/churn.yaml", "pipelines/telco.yaml"]
 
 
 def _not_a_py4j_retry(record: logging.LogRecord) -> bool:
@@ -187,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the champion model with Ray Serve (blocks until interrupted)")
     _common(p)
     p = sub.add_parser("demo", help="run the bundled pipelines end to end on their default data")
-    p.add_argument("specs", nargs="*", help=f"pipeline specs (default: {' '.join(DEFAULT_PIPELINES)})")
+    p.add_argument("specs", nargs="*", help="pipeline specs (default: the bundled examples, churn and telco)")
     _common(p, pipeline=False)
     p.add_argument("--no-loop", action="store_true", help="stop at the champions (skip churn's serve/drift/retrain loop)")
     p.add_argument("--pipeline", action="append", default=[], help="a spec, as an option (repeatable)")
@@ -228,7 +227,8 @@ def cmd_validate(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from lakeray.datagen.bundles import bundled_data
+    from lakeray_examples.datagen.bundles import bundled_data
+
     from lakeray.lakehouse import Lakehouse
     from lakeray.spec import load_spec
 
@@ -256,7 +256,7 @@ def _run_stage(args, stage: str) -> int:
             from lakeray.spark import build_spark
 
             if args.smoke_test:
-                from lakeray.datagen.bundles import bundled_data
+                from lakeray_examples.datagen.bundles import bundled_data
 
                 stack.enter_context(bundled_data(spec, Lakehouse.for_pipeline(settings, spec), size="smoke"))
             spark = build_spark(settings, app_name=f"lakeray-{stage}-{spec.name}")
@@ -352,8 +352,10 @@ def cmd_serve(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from lakeray_examples import DEFAULT_PIPELINES
+    from lakeray_examples.demo import run_demo
+
     from lakeray.console import summary
-    from lakeray.demo import run_demo
 
     results = run_demo(args.specs or DEFAULT_PIPELINES, settings=_load(args), smoke=args.smoke_test,
                        loop=not args.no_loop)

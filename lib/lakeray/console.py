@@ -18,7 +18,7 @@ from pathlib import Path
 
 STORY = frozenset({
     "lakeray", "lakeray.spark.session", "lakeray.lifecycle", "lakeray.tune.search", "lakeray.tune.job", "lakeray.train.job",
-    "lakeray.evaluate.job", "lakeray.monitor.job", "lakeray.demo", "lakeray.demoloop",
+    "lakeray.evaluate.job", "lakeray.monitor.job", "lakeray_examples.demo", "lakeray_examples.demoloop",
 })
 # Engine progress output, off by default (each the engine's own switch; read when the engine runs).
 QUIET_ENGINES = {

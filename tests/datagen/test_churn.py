@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
-from lakeray.datagen import churn, telco
+from lakeray_examples.datagen import churn, telco
 
 pytestmark = pytest.mark.fast
 
@@ -59,8 +58,8 @@ def test_the_shifted_world_is_the_same_customers_later_with_moved_billing():
 
 def test_only_churn_has_a_shifted_world(telco_spec, tmp_path):
     import pytest
+    from lakeray_examples.datagen.bundles import bundled_data
 
-    from lakeray.datagen.bundles import bundled_data
     from lakeray.errors import LakerayError
     from lakeray.lakehouse import Lakehouse
     from tests.support import settings_in

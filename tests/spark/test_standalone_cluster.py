@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from lakeray.devtools.postgres import free_port
+from lakeray_examples.devtools.postgres import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -12,10 +12,10 @@ import logging
 import os
 from pathlib import Path
 
-from lakeray.devtools.postgres import LocalPostgres
 from lakeray.errors import LakerayError
 from lakeray.lakehouse import Lakehouse
 from lakeray.spec.models import PipelineSpec
+from lakeray_examples.devtools.postgres import LocalPostgres
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def bundled_data(spec: PipelineSpec, lake: Lakehouse, size: str = "default", see
     if world != "base" and spec.name != "churn":
         raise LakerayError(f"pipeline '{spec.name}' has no '{world}' world (only churn's bundled data can shift)")
     if spec.name == "churn":
-        from lakeray.datagen import churn
+        from lakeray_examples.datagen import churn
 
         gen = churn.generate(n_customers=n, seed=seed, world=world)
         if world == "base":
@@ -65,7 +65,7 @@ def bundled_data(spec: PipelineSpec, lake: Lakehouse, size: str = "default", see
                     else:
                         os.environ[k] = v
     elif spec.name == "telco":
-        from lakeray.datagen import telco
+        from lakeray_examples.datagen import telco
 
         yield {"summary": telco.write_landing(landing, limit=n)}
     else:

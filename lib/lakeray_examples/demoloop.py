@@ -20,8 +20,6 @@ import time
 import numpy as np
 import pandas as pd
 
-from lakeray.datagen.bundles import bundled_data
-from lakeray.datagen.churn import CONTRACT_SPELLINGS, WORLDS
 from lakeray.errors import LakerayError
 from lakeray.features import load_splits
 from lakeray.lakehouse import Lakehouse
@@ -31,6 +29,8 @@ from lakeray.monitor.job import run_drift_job
 from lakeray.monitor.profile import PREDICTION
 from lakeray.serve.client import call, request_rows, send_rows
 from lakeray.spec import PipelineSpec
+from lakeray_examples.datagen.bundles import bundled_data
+from lakeray_examples.datagen.churn import CONTRACT_SPELLINGS, WORLDS
 
 log = logging.getLogger(__name__)
 SHIFTED = {"monthly_charges": "prices up 30%", "contract": "85% of customers on month-to-month"}

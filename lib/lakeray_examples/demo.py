@@ -1,6 +1,6 @@
 """`lakeray demo`: the bundled pipelines end to end on their default data, checked as it goes:
 ingest -> prepare (Spark + Delta), then tune -> train -> evaluate (Ray + MLflow) to a champion,
-then churn's closed loop (lakeray.demoloop): serve, traffic, shift, drift, retrain, hot swap."""
+then churn's closed loop (lakeray_examples.demoloop): serve, traffic, shift, drift, retrain, hot swap."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import logging
 import shutil
 
 from lakeray.config import load_settings
-from lakeray.datagen.bundles import bundled_data
 from lakeray.errors import GateError, LakerayError
 from lakeray.lakehouse import Lakehouse
 from lakeray.lifecycle import run_data_stages, run_ml_stages
@@ -16,6 +15,7 @@ from lakeray.raysession import ray_session
 from lakeray.spark import build_spark
 from lakeray.spec import load_spec
 from lakeray.tune.search import format_leaderboard
+from lakeray_examples.datagen.bundles import bundled_data
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def run_demo(pipelines: list[str], settings=None, smoke: bool = False, loop: boo
 
 
 def _closed_loop(spec, path: str, settings, gold, smoke: bool) -> dict:
-    from lakeray.demoloop import run_closed_loop
+    from lakeray_examples.demoloop import run_closed_loop
 
     log.info("=== %s: closed loop: serve -> traffic -> shift -> drift -> retrain -> hot swap", spec.name)
     spark = build_spark(settings, app_name="lakeray-demo-loop")

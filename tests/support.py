@@ -20,6 +20,12 @@ def fast_violations(items) -> list[str]:
             for item in items if item.get_closest_marker("fast") and HEAVY_FIXTURES & set(item.fixturenames)]
 
 
+def said(text: str, phrase: str) -> bool:
+    """Whether a command's output contains `phrase`, whatever the column padding (tests check what
+    was said, not how the console lines it up)."""
+    return " ".join(phrase.split()) in " ".join(text.split())
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now (for servers the tests start)."""
     import socket

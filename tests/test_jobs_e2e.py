@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import said
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
@@ -32,9 +34,9 @@ def test_spark_submit_prepare_smoke_test():
                 env_extra={"SPARK_CONF_DIR": str(defaults.parent)})
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout   # spark-submit's PythonRunner merges the driver's stderr into its stdout
-    assert "ingested    usage (parquet)" in out
-    assert "lakeray prepare churn" in out and "wrote      gold " in out            # the closing summary
-    assert "accounting  dataset: in " in out and "[reconciled]" in out
+    assert said(out, "ingested usage (parquet)")
+    assert "lakeray prepare churn" in out and said(out, "wrote gold ")              # the closing summary
+    assert said(out, "accounting dataset: in ") and "[reconciled]" in out
     assert "MISMATCH" not in out
 
 
@@ -57,7 +59,7 @@ def test_python_job_ingest_smoke_test_on_real_data():
     proc = _run([sys.executable, "jobs/ingest.py", "--pipeline", "pipelines/telco.yaml", "--smoke-test"])
     assert proc.returncode == 0, proc.stderr[-4000:]
     for source in ("customers (csv)", "services (json)", "billing (parquet)"):
-        assert f"ingested    {source}: 600 new row(s)" in proc.stderr
+        assert said(proc.stderr, f"ingested {source}: 600 new row(s)")
 
 
 def test_train_job_smoke_test_runs_every_stage_before_it():
@@ -65,7 +67,7 @@ def test_train_job_smoke_test_runs_every_stage_before_it():
     proc = _run([sys.executable, "jobs/train.py", "--pipeline", "pipelines/telco.yaml", "--smoke-test",
                  "--conf", "tune.smoke.num_samples=3"])
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "gold table  " in proc.stderr and "@ version 0" in proc.stderr
+    assert said(proc.stderr, "gold table ") and "@ version 0" in proc.stderr
     board = proc.stdout.split("leaderboard (telco, roc_auc on validation):\n", 1)[1].split("lakeray train telco", 1)[0]
     assert {line.split()[1] for line in board.strip().splitlines()[1:]} == {"xgboost", "random_forest", "logistic"}
     trained = next(line for line in proc.stdout.splitlines() if line.startswith("trained "))

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from lakeray_examples.devtools.postgres import free_port
 
+from tests.support import said
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
@@ -37,4 +39,4 @@ def test_prepare_job_runs_on_a_standalone_cluster(standalone, tmp_path):
     out = proc.stdout
     assert proc.returncode == 0, (out + proc.stderr)[-4000:]
     assert f"master {standalone}" in out
-    assert "accounting  dataset: in 600 = clean 600 + quarantined 0 + duplicates 0 [reconciled]" in out
+    assert said(out, "accounting dataset: in 600 = clean 600 + quarantined 0 + duplicates 0 [reconciled]")

@@ -148,3 +148,23 @@ def test_the_demo_ends_with_a_line_per_pipeline_and_one_for_the_loop():
         ("churn", "gold v0; champion version 1; report /r1.html"),
         ("churn loop", "drift on contract, monthly_charges -> retrained, champion version 2, hot swap 1.5 s"),
         ("telco", "gold v0")]
+
+
+def test_progress_bars_draw_on_a_terminal_only(monkeypatch):
+    import io
+
+    from lakeray.console import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    with progress(3, "ingest churn", "source") as bar:          # pytest's stderr is no terminal
+        bar.update(3)
+    assert bar.disable
+    screen = Terminal()
+    monkeypatch.setattr("sys.stderr", screen)
+    with progress(3, "ingest churn", "source") as bar:
+        bar.update(2)
+        bar.refresh()
+        assert "ingest churn" in screen.getvalue() and "2/3" in screen.getvalue()

@@ -125,6 +125,15 @@ def route_to_root(*names: str) -> None:
         logger.propagate = True
 
 
+def progress(total: int, desc: str, unit: str = "step"):
+    """A live tqdm bar on stderr where stderr is a terminal; a bar that draws nothing elsewhere (CI,
+    a log file: the step lines tell the story there). Use as a context manager; .update(n)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
+                disable=not sys.stderr.isatty())
+
+
 def summary(title: str, rows: list[tuple[str, str]]) -> str:
     """A two-column table under a title, for the end of a command."""
     width = max((len(k) for k, _ in rows), default=0)

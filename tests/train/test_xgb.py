@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from lakeray.models.families import dmatrix
 from lakeray.train.resources import Sizing
-from lakeray.train.task import CHECKPOINT
+from lakeray.train.task import CHECKPOINT, PROGRESS
 from lakeray.train.xgb import sha256_file, shard_bounds, train_xgboost
 
 PARAMS = {"objective": "binary:logistic", "eval_metric": "auc", "max_depth": 4, "eta": 0.3}
@@ -70,6 +70,8 @@ def test_one_worker_trains_in_a_ray_task_as_plain_xgboost_does(ray_local, tmp_pa
     assert model.checkpoint_path == str(tmp_path / "task" / CHECKPOINT)
     saved = xgboost.Booster(model_file=model.checkpoint_path)
     assert saved.num_boosted_rounds() == 23
+    told = json.loads((tmp_path / "task" / PROGRESS).read_text())       # what the driver's bar reads
+    assert told["total"] == 23 and 1 <= told["round"] <= 23
     plain = xgboost.train({**PARAMS, "nthread": 2}, xgboost.DMatrix(train[0], label=train[1]), num_boost_round=23,
                           evals=[(xgboost.DMatrix(valid[0], label=valid[1]), "validation")], verbose_eval=False)
     # one worker, the same threads and data: the same model, to the bit

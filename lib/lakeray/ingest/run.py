@@ -6,6 +6,7 @@ import dataclasses
 import logging
 
 from lakeray.config import Settings
+from lakeray.console import progress
 from lakeray.ingest.files import ingest_files
 from lakeray.ingest.jdbc import ingest_jdbc
 from lakeray.lakehouse import Lakehouse, latest_version
@@ -24,25 +25,33 @@ class IngestResult:
     detail: dict
 
 
+def _ingest_one(spark, spec: PipelineSpec, name: str, lake, run_id: str, fetchsize: int) -> IngestResult:
+    source = spec.sources[name]
+    bronze = lake.bronze(name)
+    if source.is_file:
+        stats = ingest_files(spark, name, source, lake.landing(source.path, name), bronze, lake.checkpoint(name),
+                             run_id, rejected_path=lake.rejected_files, pipeline=spec.name)
+        added, detail = stats.rows, dataclasses.asdict(stats)
+    else:
+        added = ingest_jdbc(spark, name, source, bronze, run_id, fetchsize)
+        detail = {"table": source.table}
+    result = IngestResult(name, source.format, added, latest_version(spark, bronze), detail)
+    log.info("ingest %s (%s): %d new row(s) -> %s @ v%s", name, source.format, added, bronze, result.bronze_version)
+    return result
+
+
 def run_ingest(spark, spec: PipelineSpec, settings: Settings, sources: list[str] | None = None,
                run_id: str | None = None) -> dict[str, IngestResult]:
     lake = Lakehouse.for_pipeline(settings, spec)
     run_id = run_id or new_run_id("ingest")
     fetchsize = int(settings.get("ingest", {}).get("jdbc_fetchsize", 10000))
     results: dict[str, IngestResult] = {}
-    for name in spec.selected_sources(sources, "--sources"):
-        source = spec.sources[name]
-        bronze = lake.bronze(name)
-        if source.is_file:
-            stats = ingest_files(spark, name, source, lake.landing(source.path, name), bronze, lake.checkpoint(name),
-                                 run_id, rejected_path=lake.rejected_files, pipeline=spec.name)
-            added, detail = stats.rows, dataclasses.asdict(stats)
-        else:
-            added = ingest_jdbc(spark, name, source, bronze, run_id, fetchsize)
-            detail = {"table": source.table}
-        results[name] = IngestResult(name, source.format, added, latest_version(spark, bronze), detail)
-        log.info("ingest %s (%s): %d new row(s) -> %s @ v%s", name, source.format, added, bronze,
-                 results[name].bronze_version)
+    selected = spec.selected_sources(sources, "--sources")
+    with progress(len(selected), f"ingest {spec.name}", "source") as bar:
+        for name in selected:
+            bar.set_postfix_str(name)
+            results[name] = _ingest_one(spark, spec, name, lake, run_id, fetchsize)
+            bar.update(1)
     append_run_metrics(spark, lake.run_metrics, [
         metric_row(run_id, "ingest", f"bronze/{r.source}", rows_in=r.rows_added, clean=r.rows_added,
                    details={**r.detail, "bronze_version": r.bronze_version})

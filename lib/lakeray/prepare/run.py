@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakeray.config import Settings
+from lakeray.console import progress
 from lakeray.errors import DataQualityError, SourceError
 from lakeray.lakehouse import Lakehouse, TableVersion, latest_version, read_version, write_table
 from lakeray.lineage import lineage
@@ -167,12 +168,15 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
         bronze_versions[name] = version
 
     workers = int(settings.get("prepare", {}).get("parallel_sources", 1))
+    # a live bar on a terminal: each source staged, each silver written, gold + quarantine
+    bar = progress(2 * len(spec.sources) + 1, f"prepare {spec.name}")
 
     def stage(name: str, source: Source) -> tuple[DataFrame, Accounting]:
         bronze = read_version(spark, lake.bronze(name), bronze_versions[name])
         frame = stage_source(bronze, source).persist(StorageLevel.MEMORY_AND_DISK)
         acct = _account(name, bronze.count(), frame)
         log.info("prepare %s", acct.line())
+        bar.update(1)
         return frame, acct
 
     outcomes = _each_source(spec, stage, workers)
@@ -188,8 +192,10 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
         if not failures:
             def write_silver(name: str, source: Source) -> TableVersion:
                 clean = staged[name].where(F.col(STATUS) == "clean").select(*_silver_columns(source))
-                return write_table(clean, lake.silver(name), overwrite_schema=True,
-                                   lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
+                written = write_table(clean, lake.silver(name), overwrite_schema=True,
+                                      lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
+                bar.update(1)
+                return written
 
             silver = _each_source(spec, write_silver, workers)
             joined = build_dataset({n: read_version(spark, t.path, t.version) for n, t in silver.items()}, spec)
@@ -220,7 +226,9 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
                                 "output_version": (silver[n].version if n in silver else gold.version if n == GOLD and gold else None)})
             for n, a in accounting.items()
         ])
+        bar.update(1)
     finally:
+        bar.close()
         for frame in staged.values():
             frame.unpersist()
     if failures:

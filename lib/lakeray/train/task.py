@@ -17,6 +17,8 @@ import time
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.ubj"
+PROGRESS = "progress.json"          # {"round": n, "total": N}, about once a second: the driver's bar
+PROGRESS_EVERY_S = 1.0
 
 
 def _write_atomic(fs, path: str, data: bytes) -> None:
@@ -36,18 +38,25 @@ def _read(fs, path: str) -> bytes | None:
         return stream.read()
 
 
-def _callback(fs, checkpoint_path: str, checkpoint_every: int, offset: int, kill_at: dict | None):
+def _callback(fs, checkpoint_path: str, checkpoint_every: int, offset: int, kill_at: dict | None,
+              progress_path: str | None = None, total: int = 0):
+    import json
+
     import xgboost
 
     class Checkpoints(xgboost.callback.TrainingCallback):
-        """A checkpoint every K rounds (the last one at the end is the returned model itself)."""
+        """A checkpoint every K rounds (the last one at the end is the returned model itself), and
+        the round reached about once a second for the driver's progress bar."""
 
         def __init__(self):
             super().__init__()
-            self.seconds, self.count, self.last = 0.0, 0, {}
+            self.seconds, self.count, self.last, self.told = 0.0, 0, {}, 0.0
 
         def after_iteration(self, model, epoch, evals_log):
             done = offset + epoch + 1
+            if progress_path and time.monotonic() - self.told >= PROGRESS_EVERY_S:
+                self.told = time.monotonic()
+                _write_atomic(fs, progress_path, json.dumps({"round": done, "total": total}).encode())
             self.last = {f"{data}-{name}": float(values[-1]) for data, metrics in evals_log.items()
                          for name, values in metrics.items()}
             if checkpoint_every and done % checkpoint_every == 0:
@@ -99,7 +108,8 @@ def train_task(shard: dict, config: dict, run_folder: str) -> dict:
     if config.get("use_gpu"):
         params["device"] = xgboost_device(ray.get_gpu_ids())
         extra["gpus"] = len(ray.get_gpu_ids())
-    callback = _callback(fs, checkpoint_path, config["checkpoint_every"], offset, config.get("kill_worker_at"))
+    callback = _callback(fs, checkpoint_path, config["checkpoint_every"], offset, config.get("kill_worker_at"),
+                         f"{root}/{PROGRESS}", config["num_boost_round"])
     booster = xgboost.train(params, dtrain, num_boost_round=max(config["num_boost_round"] - offset, 0),
                             evals=[(dvalid, "validation")], xgb_model=start, verbose_eval=False,
                             callbacks=[callback])
@@ -115,9 +125,24 @@ def train_task(shard: dict, config: dict, run_folder: str) -> dict:
 
 
 def run_train_task(shard_ref, config: dict, *, run_folder: str, cpus: float, gpus: float, max_failures: int) -> dict:
-    """Submit train_task with the sizing's resources and Ray's retries on a dead process; wait for it."""
+    """Submit train_task with the sizing's resources and Ray's retries on a dead process; wait for
+    it, with a live bar of the rounds done on a terminal."""
+    import json
+
     import ray
+
+    from lakeray.console import progress
+    from lakeray.lakehouse.fs import arrow_filesystem
 
     remote = ray.remote(train_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=max_failures,
                                             retry_exceptions=False, name="lakeray-train")
-    return ray.get(remote.remote(shard_ref, config, run_folder))
+    ref = remote.remote(shard_ref, config, run_folder)
+    fs, root = arrow_filesystem(run_folder)
+    with progress(int(config["num_boost_round"]), "train", "round") as bar:
+        while not ray.wait([ref], timeout=PROGRESS_EVERY_S)[0]:
+            if bar.disable:
+                continue
+            told = _read(fs, f"{root}/{PROGRESS}")
+            if told:
+                bar.update(max(0, json.loads(told)["round"] - bar.n))
+    return ray.get(ref)

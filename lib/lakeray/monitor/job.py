@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lakeray.console import progress
 from lakeray.errors import ConfigError, LakerayError
 from lakeray.evaluate.metrics import all_metrics
 from lakeray.evaluate.plots import distribution_png
@@ -131,46 +132,53 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
     if champion is None:
         raise LakerayError(f"no '{tracking.model_name}@champion' in MLflow: train and evaluate a model first")
     profiles = read_profile(lake.monitor("baseline_profiles"), champion.run_id)
-    end = now or dt.datetime.now(dt.timezone.utc)
-    start = end - span
-    try:
-        log_table = spark.read.format("delta").load(lake.monitor("inference_log"))
-    except Exception as exc:
-        raise LakerayError(f"no inference log at {lake.monitor('inference_log')}: serve the model first ({str(exc)[:200]})") from None
-    frame = log_table.where((F.col("ts") >= F.lit(start)) & (F.col("ts") < F.lit(end))
-                            & (F.col("train_run_id") == champion.run_id)).cache()
-    rows = frame.count()
-    run_id = f"drift-{end:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-    if rows < int(conf.get("min_rows", 200)):
-        log.warning("drift %s: only %d row(s) served by version %s in [%s, %s); need %s", spec.name, rows,
-                    champion.version, start, end, conf.get("min_rows", 200))
+    # a live bar on a terminal: the window read, its counts, the statistics, the metrics table, the report
+    with progress(5, f"drift {spec.name}") as bar:
+        end = now or dt.datetime.now(dt.timezone.utc)
+        start = end - span
+        try:
+            log_table = spark.read.format("delta").load(lake.monitor("inference_log"))
+        except Exception as exc:
+            raise LakerayError(f"no inference log at {lake.monitor('inference_log')}: serve the model first ({str(exc)[:200]})") from None
+        frame = log_table.where((F.col("ts") >= F.lit(start)) & (F.col("ts") < F.lit(end))
+                                & (F.col("train_run_id") == champion.run_id)).cache()
+        rows = frame.count()
+        bar.update(1)
+        run_id = f"drift-{end:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        if rows < int(conf.get("min_rows", 200)):
+            log.warning("drift %s: only %d row(s) served by version %s in [%s, %s); need %s", spec.name, rows,
+                        champion.version, start, end, conf.get("min_rows", 200))
+            frame.unpersist()
+            return DriftOutcome(run_id, start, end, rows, [], None, False, None)
+        columns = {PREDICTION: PREDICTION_COLUMN}
+        counts = window_counts(frame, profiles, columns)          # one pass: used by the statistics and the plots
+        bar.update(1)
+        results = compute_drift(frame, profiles, conf, columns, counts, rows)
+        bar.update(1)
+        labelled = frame.where(F.col("label").isNotNull()).select("label", PREDICTION_COLUMN).toPandas()
         frame.unpersist()
-        return DriftOutcome(run_id, start, end, rows, [], None, False, None)
-    columns = {PREDICTION: PREDICTION_COLUMN}
-    counts = window_counts(frame, profiles, columns)          # one pass: used by the statistics and the plots
-    results = compute_drift(frame, profiles, conf, columns, counts, rows)
-    labelled = frame.where(F.col("label").isNotNull()).select("label", PREDICTION_COLUMN).toPandas()
-    frame.unpersist()
-    reference = champion.tags.get(spec.metric.primary)
-    performance = realised_performance(spec, labelled, float(reference) if reference else None, conf)
-    write_drift_metrics(spark, lake.monitor("drift_metrics"), run_id, start, end, str(champion.version), results)
-    gate = [{"check": f"{c.column} ({c.kind})", "passed": not c.drifted,
-             "detail": ", ".join(f"{k}={v:.4g}" + (f" (> {c.thresholds[k]:g})" if k in c.drifted_by else "")
-                                 for k, v in c.statistics.items())} for c in results]
-    if performance and "drifted" in performance:
-        gate.append({"check": "realised performance", "passed": not performance["drifted"],
-                     "detail": f"{performance['metric']} {performance['value']:.4f} vs {performance['reference']:.4f} at evaluation"})
-    html = render_report(title=f"lakeray drift: {spec.name}", summary={"window": f"[{start}, {end})", "rows": rows,
-                         "model version": champion.version, "drifted": ", ".join(c.column for c in results if c.drifted) or "none"},
-                         metrics={c.column: c.statistics for c in results}, gate=gate,
-                         lineage={"drift run": run_id, "train_run_id": champion.run_id, "inference log": lake.monitor("inference_log")},
-                         images=_images(profiles, counts, results))
-    report = write_report(html, Path(settings.path("models")) / spec.name / "reports" / f"{run_id}.html")
-    drifted = [c.column for c in results if c.drifted]
-    alerted = False
-    if drifted or (performance or {}).get("drifted"):
-        alerted = send_alert(conf, {"pipeline": spec.name, "run_id": run_id, "model_version": champion.version,
-                                    "window": [start.isoformat(), end.isoformat()], "rows": rows, "drifted": drifted,
-                                    "performance": performance, "report": str(report)})
-    log.info("drift %s over %d row(s): drifted %s; report %s", spec.name, rows, drifted or "none", report)
-    return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report)
+        reference = champion.tags.get(spec.metric.primary)
+        performance = realised_performance(spec, labelled, float(reference) if reference else None, conf)
+        write_drift_metrics(spark, lake.monitor("drift_metrics"), run_id, start, end, str(champion.version), results)
+        bar.update(1)
+        gate = [{"check": f"{c.column} ({c.kind})", "passed": not c.drifted,
+                 "detail": ", ".join(f"{k}={v:.4g}" + (f" (> {c.thresholds[k]:g})" if k in c.drifted_by else "")
+                                     for k, v in c.statistics.items())} for c in results]
+        if performance and "drifted" in performance:
+            gate.append({"check": "realised performance", "passed": not performance["drifted"],
+                         "detail": f"{performance['metric']} {performance['value']:.4f} vs {performance['reference']:.4f} at evaluation"})
+        html = render_report(title=f"lakeray drift: {spec.name}", summary={"window": f"[{start}, {end})", "rows": rows,
+                             "model version": champion.version, "drifted": ", ".join(c.column for c in results if c.drifted) or "none"},
+                             metrics={c.column: c.statistics for c in results}, gate=gate,
+                             lineage={"drift run": run_id, "train_run_id": champion.run_id, "inference log": lake.monitor("inference_log")},
+                             images=_images(profiles, counts, results))
+        report = write_report(html, Path(settings.path("models")) / spec.name / "reports" / f"{run_id}.html")
+        bar.update(1)
+        drifted = [c.column for c in results if c.drifted]
+        alerted = False
+        if drifted or (performance or {}).get("drifted"):
+            alerted = send_alert(conf, {"pipeline": spec.name, "run_id": run_id, "model_version": champion.version,
+                                        "window": [start.isoformat(), end.isoformat()], "rows": rows, "drifted": drifted,
+                                        "performance": performance, "report": str(report)})
+        log.info("drift %s over %d row(s): drifted %s; report %s", spec.name, rows, drifted or "none", report)
+        return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report)

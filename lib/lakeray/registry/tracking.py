@@ -159,7 +159,10 @@ def configure_tracking(settings, pipeline: str) -> Tracking:
     """Point MLflow at the configured store and make sure the pipeline's experiment exists."""
     import mlflow
 
+    from lakeray.console import route_to_root
+
     _no_telemetry()
+    route_to_root("mlflow")      # MLflow's own handler (it sets one at import) replaced by lakeray's: the log file
     uri, artifacts = _tracking_uri(settings)
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)     # no process-wide URI is set

@@ -20,10 +20,6 @@ import shutil
 import time
 from pathlib import Path
 
-from lakeray_examples.datagen import churn
-from lakeray_examples.datagen.bundles import connection_env
-from lakeray_examples.devtools.postgres import LocalPostgres
-
 from lakeray.cli import setup_logging
 from lakeray.config import load_settings
 from lakeray.ingest import run_ingest
@@ -31,6 +27,9 @@ from lakeray.lakehouse import Lakehouse
 from lakeray.prepare import run_prepare
 from lakeray.spark import build_spark
 from lakeray.spec import load_spec
+from lakeray_examples.datagen import churn
+from lakeray_examples.datagen.bundles import connection_env
+from lakeray_examples.devtools.postgres import LocalPostgres
 
 log = logging.getLogger("benchmark")
 ROOT = Path(__file__).resolve().parents[1]

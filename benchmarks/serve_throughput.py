@@ -41,8 +41,6 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 def build_champion(folder: Path) -> dict:
     """A registered churn champion (and its bundle) in `folder`, made by lakeray's own stages."""
-    from lakeray_examples.datagen.bundles import bundled_data
-
     from lakeray.config import load_settings
     from lakeray.lakehouse import Lakehouse
     from lakeray.lifecycle import SCRATCH_PATHS, run_data_stages, run_ml_stages
@@ -50,6 +48,7 @@ def build_champion(folder: Path) -> dict:
     from lakeray.registry.tracking import TAG, configure_tracking
     from lakeray.spark import build_spark
     from lakeray.spec import load_spec
+    from lakeray_examples.datagen.bundles import bundled_data
 
     paths = {k: str(folder / k) for k in SCRATCH_PATHS}
     settings = load_settings(overrides={"paths": paths})

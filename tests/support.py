@@ -57,10 +57,9 @@ CHURN_ROWS, CHURN_SEED = 400, 11
 def stage_churn(folder: Path, postgres, spec):
     """Generate the churn silos (always the same for CHURN_ROWS/CHURN_SEED) under `folder`,
     seed PostgreSQL, and export the connection variables. Returns (settings, truth)."""
+    from lakeray.lakehouse import Lakehouse
     from lakeray_examples.datagen import churn
     from lakeray_examples.datagen.bundles import connection_env
-
-    from lakeray.lakehouse import Lakehouse
 
     settings = settings_in(folder)
     gen = churn.generate(n_customers=CHURN_ROWS, seed=CHURN_SEED)

@@ -223,9 +223,9 @@ def test_closed_loop_serve_shift_drift_retrain_hot_swap(ml, easy_spec, spark, tm
     ingest -> prepare -> tune -> train -> evaluate -> gate -> alias; the replica swaps to the new
     champion while a client keeps sending."""
     from deltalake import DeltaTable
-    from lakeray_examples.demoloop import SHIFTED, run_closed_loop
 
     from lakeray.lakehouse import Lakehouse
+    from lakeray_examples.demoloop import SHIFTED, run_closed_loop
     from tests.support import CHURN_ROWS, CHURN_SEED, free_port, write_spec
 
     settings = ml["settings"]

@@ -227,10 +227,9 @@ def cmd_validate(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from lakeray_examples.datagen.bundles import bundled_data
-
     from lakeray.lakehouse import Lakehouse
     from lakeray.spec import load_spec
+    from lakeray_examples.datagen.bundles import bundled_data
 
     spec = load_spec(args.pipeline)
     if any(s.format == "jdbc" for s in spec.sources.values()):
@@ -352,10 +351,9 @@ def cmd_serve(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from lakeray.console import summary
     from lakeray_examples import DEFAULT_PIPELINES
     from lakeray_examples.demo import run_demo
-
-    from lakeray.console import summary
 
     results = run_demo(args.specs or DEFAULT_PIPELINES, settings=_load(args), smoke=args.smoke_test,
                        loop=not args.no_loop)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from lakeray_examples.datagen import churn, telco
 
 pytestmark = pytest.mark.fast
@@ -58,10 +59,10 @@ def test_the_shifted_world_is_the_same_customers_later_with_moved_billing():
 
 def test_only_churn_has_a_shifted_world(telco_spec, tmp_path):
     import pytest
-    from lakeray_examples.datagen.bundles import bundled_data
 
     from lakeray.errors import LakerayError
     from lakeray.lakehouse import Lakehouse
+    from lakeray_examples.datagen.bundles import bundled_data
     from tests.support import settings_in
 
     lake = Lakehouse.for_pipeline(settings_in(tmp_path), telco_spec)

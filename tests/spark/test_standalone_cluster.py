@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from lakeray_examples.devtools.postgres import free_port
 
+from lakeray_examples.devtools.postgres import free_port
 from tests.support import said
 
 ROOT = Path(__file__).resolve().parents[2]

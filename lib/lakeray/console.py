@@ -105,10 +105,6 @@ def open_run_log(folder: str | Path, command: str, pipeline: str | None, level: 
     return path
 
 
-def close_run_log() -> None:
-    _replace_handler("file", None)
-
-
 def reset_console() -> None:
     """Remove both handlers this module added (a process that ran a command in-process, e.g. a test)."""
     _replace_handler("file", None)
@@ -125,13 +121,13 @@ def route_to_root(*names: str) -> None:
         logger.propagate = True
 
 
-def progress(total: int, desc: str, unit: str = "step"):
+def progress(total: int, desc: str, unit: str = "step", initial: int = 0):
     """A live tqdm bar on stderr where stderr is a terminal; a bar that draws nothing elsewhere (CI,
     a log file: the step lines tell the story there). Use as a context manager; .update(n)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
-                disable=not sys.stderr.isatty())
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=sys.stderr, leave=False,
+                dynamic_ncols=True, disable=not sys.stderr.isatty())
 
 
 def summary(title: str, rows: list[tuple[str, str]]) -> str:

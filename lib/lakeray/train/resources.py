@@ -88,6 +88,23 @@ def check_worker_resources(cluster: dict, num_workers: int, cpus_per_worker: flo
             f"{max(cpus_by_node):g}; lower cpus_per_worker or set it to auto")
 
 
+def worker_params(config: dict) -> tuple[dict, int, dict]:
+    """In a training worker (a Ray Train worker or the training task): the booster params with
+    nthread (never more threads than the cores this process may run on: logical Ray CPUs can exceed
+    them) and, with use_gpu, the device; the thread count; and {"gpus": n} for the metrics."""
+    import os
+
+    import ray
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    nthread = max(1, min(config["nthread"], cores or 1))
+    params, extra = {**config["params"], "nthread": nthread}, {}
+    if config.get("use_gpu"):
+        params["device"] = xgboost_device(ray.get_gpu_ids())
+        extra["gpus"] = len(ray.get_gpu_ids())
+    return params, nthread, extra
+
+
 def xgboost_device(assigned_gpu_ids: list) -> str:
     """'cuda' only where Ray assigned this task a GPU and a real device is visible; else 'cpu'
     (logical GPUs, as in the tests, keep XGBoost on the CPU)."""

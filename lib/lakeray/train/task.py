@@ -81,16 +81,14 @@ def _evaluate(booster, dvalid) -> dict:
 def train_task(shard: dict, config: dict, run_folder: str) -> dict:
     """The body of the task: train on shard["train"] with shard["validation"] as the eval set,
     resuming from run_folder's checkpoint where one exists; returns the model as UBJSON bytes and metrics."""
-    import ray
     import xgboost
 
     from lakeray.lakehouse.fs import arrow_filesystem
     from lakeray.models.families import dmatrix
-    from lakeray.train.resources import xgboost_device
+    from lakeray.train.resources import worker_params
 
     began = time.perf_counter()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    nthread = max(1, min(config["nthread"], cores or 1))
+    params, nthread, extra = worker_params(config)
     dtrain, dvalid = (dmatrix(*shard[k], config["feature_types"], nthread) for k in ("train", "validation"))
     data_seconds = time.perf_counter() - began
     began = time.perf_counter()
@@ -103,11 +101,6 @@ def train_task(shard: dict, config: dict, run_folder: str) -> dict:
         start = xgboost.Booster()
         start.load_model(bytearray(saved))
         offset = start.num_boosted_rounds()
-    params = {**config["params"], "nthread": nthread}
-    extra = {}
-    if config.get("use_gpu"):
-        params["device"] = xgboost_device(ray.get_gpu_ids())
-        extra["gpus"] = len(ray.get_gpu_ids())
     callback = _callback(fs, checkpoint_path, config["checkpoint_every"], offset, config.get("kill_worker_at"),
                          f"{root}/{PROGRESS}", config["num_boost_round"])
     booster = xgboost.train(params, dtrain, num_boost_round=max(config["num_boost_round"] - offset, 0),

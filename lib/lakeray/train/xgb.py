@@ -30,7 +30,7 @@ import numpy as np
 from lakeray.models.bundle import MODEL_FILE, sha256_file
 from lakeray.models.families import dmatrix
 from lakeray.raysession import scoped_env
-from lakeray.train.resources import AUTO, Sizing, xgboost_device
+from lakeray.train.resources import AUTO, Sizing, worker_params
 
 log = logging.getLogger(__name__)
 HEALTH_CHECK_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"   # read by Ray Train V2's controller (Ray 2.60)
@@ -97,23 +97,17 @@ def train_loop(config: dict) -> None:
     began = time.perf_counter()
     rank = ray.train.get_context().get_world_rank()
     shard = ray.get(config["shards"][rank])
-    # never more threads than the cores this process may run on (logical Ray CPUs can exceed them)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    nthread = max(1, min(config["nthread"], cores or 1))
+    params, nthread, extra = worker_params(config)
     dtrain, dvalid = (dmatrix(*shard[k], config["feature_types"], nthread) for k in ("train", "validation"))
     del shard
     start, rounds = None, config["num_boost_round"]
     checkpoint = ray.train.get_checkpoint()
     callback = _report_callback(config["checkpoint_every"], config.get("kill_worker_at"))
-    callback.timings = {"data_seconds": time.perf_counter() - began, "nthread": nthread}   # shard get + DMatrix, this worker
+    callback.timings = {"data_seconds": time.perf_counter() - began, "nthread": nthread, **extra}   # shard get + DMatrix, this worker
     if checkpoint is not None:  # a replaced worker group resumes from the last checkpoint
         start = RayTrainReportCallback.get_model(checkpoint, filename=MODEL_FILE)
         callback.offset = start.num_boosted_rounds()
         rounds -= callback.offset
-    params = {**config["params"], "nthread": nthread}
-    if config.get("use_gpu"):
-        params["device"] = xgboost_device(ray.get_gpu_ids())
-        callback.timings["gpus"] = len(ray.get_gpu_ids())
     xgboost.train(params, dtrain, num_boost_round=max(rounds, 0), evals=[(dvalid, "validation")],
                   xgb_model=start, verbose_eval=False, callbacks=[callback])
 

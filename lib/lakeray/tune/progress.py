@@ -7,10 +7,11 @@ made on first use and left out of the pickle."""
 from __future__ import annotations
 
 import logging
-import sys
 import time
 
 import ray.tune
+
+from lakeray.console import progress
 
 log = logging.getLogger("lakeray.tune.search")
 
@@ -27,10 +28,7 @@ class TrialProgress(ray.tune.Callback):
 
     def _progress_bar(self):
         if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=self.total, initial=self.done, desc=f"tune {self.family}", unit="trial",
-                             file=sys.stderr, leave=False, disable=not sys.stderr.isatty(), dynamic_ncols=True)
+            self._bar = progress(self.total, f"tune {self.family}", "trial", initial=self.done)
         return self._bar
 
     def _finished(self, trial) -> None:

@@ -166,3 +166,31 @@ def test_joins_must_not_multiply_rows():
     data["sources"]["customers"]["keys"] = ["email"]
     assert any(p.startswith("sources.customers.keys: the base source must have one row per entity")
                for p in problems_of(data))
+
+
+def _usage_join(data):
+    return next(j for j in data["dataset"]["joins"] if j["source"] == "usage")
+
+
+def test_as_of_join_loads_and_names_its_columns_and_types():
+    data = raw_spec()
+    _usage_join(data)["as_of"] = {"event_time": "event_date", "cutoff": "updated_at", "lookback_days": 90}
+    spec = parse_spec(copy.deepcopy(data))
+    as_of = spec.dataset.joins[2].as_of
+    assert (as_of.event_time, as_of.cutoff, as_of.inclusive, as_of.lookback_days) == ("event_date", "updated_at", False, 90)
+
+    _usage_join(data)["as_of"] = {"event_time": "minutes", "cutoff": "last_seen"}
+    problems = problems_of(data)
+    assert any(p.startswith("dataset.joins[2].as_of.event_time:") and "'minutes' of source 'usage' is double" in p
+               for p in problems)
+    assert any(p.startswith("dataset.joins[2].as_of.cutoff: unknown column 'last_seen'; base source 'customers' has:")
+               for p in problems)
+    _usage_join(data)["as_of"] = {"event_time": "event_date", "cutoff": "updated_at", "lookback_days": 0}
+    assert any(p.startswith("dataset.joins[2].as_of.lookback_days") for p in problems_of(data))
+
+
+def test_as_of_needs_an_aggregate_join():
+    data = raw_spec()
+    data["dataset"]["joins"][0]["as_of"] = {"event_time": "updated_at", "cutoff": "updated_at"}
+    problems = problems_of(data)
+    assert any(p.startswith("dataset.joins[0]") and "'as_of' needs 'aggregate'" in p for p in problems)

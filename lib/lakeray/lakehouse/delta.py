@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
+
+from lakeray.lakehouse import fs
 
 log = logging.getLogger(__name__)
 
@@ -18,23 +21,37 @@ class TableVersion:
         return {"path": self.path, "version": self.version}
 
 
-def _delta_table(spark, path: str):
-    from delta.tables import DeltaTable
-
-    return DeltaTable.forPath(spark, path) if DeltaTable.isDeltaTable(spark, path) else None
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 
 
 def latest_version(spark, path: str) -> int | None:
-    table = _delta_table(spark, path)
-    if table is None:
-        return None
-    return int(table.history(1).select("version").first()[0])
+    """The newest committed version, from the commit files' names in _delta_log (a listing, no
+    Spark job: a prepare run asks this a dozen times); None when there is no table."""
+    names = fs.listdir(fs.join(path, "_delta_log"), spark)
+    versions = [int(m.group(1)) for m in map(_COMMIT_FILE.match, names) if m]
+    return max(versions) if versions else None
+
+
+def _commit_file_info(spark, path: str, version: int) -> dict | None:
+    """The commitInfo action of one commit file (None once log cleanup removed it)."""
+    text = fs.read_text(fs.join(path, "_delta_log", f"{int(version):020d}.json"), spark)
+    for line in (text or "").splitlines():
+        action = json.loads(line) if line.strip() else {}
+        if "commitInfo" in action:
+            return action["commitInfo"]
+    return None
 
 
 def commit_info(spark, path: str, version: int) -> dict:
     """operation, operationMetrics and userMetadata of one commit."""
     from delta.tables import DeltaTable
 
+    info = _commit_file_info(spark, path, version)
+    if info is not None:
+        meta = info.get("userMetadata")
+        return {"version": int(version), "operation": info.get("operation"),
+                "metrics": {k: str(v) for k, v in (info.get("operationMetrics") or {}).items()},
+                "user_metadata": json.loads(meta) if meta else None}
     row = (
         DeltaTable.forPath(spark, path).history()
         .where(f"version = {int(version)}")
@@ -53,12 +70,10 @@ def commit_info(spark, path: str, version: int) -> dict:
 
 def commit_metrics_since(spark, path: str, before: int | None) -> dict | None:
     """operationMetrics of the newest commit if the table moved past `before`, else None (no-op)."""
-    from delta.tables import DeltaTable
-
-    row = DeltaTable.forPath(spark, path).history(1).select("version", "operationMetrics").first()
-    if before is not None and int(row["version"]) == before:
+    version = latest_version(spark, path)
+    if version is None or (before is not None and version == before):
         return None
-    return dict(row["operationMetrics"] or {})
+    return commit_info(spark, path, version)["metrics"]
 
 
 def read_version(spark, path: str, version: int):

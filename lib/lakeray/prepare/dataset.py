@@ -7,6 +7,8 @@ from pyspark.sql import functions as F
 
 from lakeray.spec.models import Aggregate, Join, PipelineSpec
 
+CUTOFF = "_as_of_cutoff"
+
 
 def _aggregate(name: str, agg: Aggregate) -> Column:
     cond = None
@@ -29,6 +31,21 @@ def matched_column(join: Join) -> str:
     return f"_matched_{join.source}"
 
 
+def _as_of_joinable(base: DataFrame, frame: DataFrame, join: Join) -> DataFrame:
+    """Per (key, cutoff) of the base: the aggregates over the joined rows known before the cutoff.
+    Joined back on the keys and the cutoff, so a base row without a cutoff matches nothing."""
+    as_of = join.as_of
+    cutoff, event = F.col(CUTOFF), F.col(as_of.event_time)
+    entities = base.select(*join.on, F.col(as_of.cutoff).alias(CUTOFF)).where(cutoff.isNotNull()).distinct()
+    known = (event <= cutoff) if as_of.inclusive else (event < cutoff)
+    if as_of.lookback_days:
+        known = known & (event >= cutoff - F.make_dt_interval(F.lit(as_of.lookback_days)))
+    events = frame.join(entities, on=join.on, how="inner").where(event.isNotNull() & known)
+    aggs = [_aggregate(n, a) for n, a in join.aggregate.items()]
+    grouped = events.groupBy(*join.on, CUTOFF).agg(*aggs, F.lit(True).alias(matched_column(join)))
+    return grouped.withColumnRenamed(CUTOFF, as_of.cutoff)
+
+
 def _joinable(frame: DataFrame, join: Join) -> DataFrame:
     if join.aggregate is not None:
         aggs = [_aggregate(n, a) for n, a in join.aggregate.items()]
@@ -42,11 +59,16 @@ def build_dataset(silver: dict[str, DataFrame], spec: PipelineSpec) -> DataFrame
 
     Joins are left joins that keep a `_matched_<source>` flag: rows an inner join would
     drop are quarantined by the caller (rule no_match:<source>), never lost silently.
+    An `as_of` join aggregates only the rows whose event time is before the base row's cutoff
+    (point in time: tomorrow's events never reach today's label).
     """
     base_cols = list(spec.sources[spec.dataset.base].columns)
     out = silver[spec.dataset.base].select(*base_cols)
     for join in spec.dataset.joins:
-        out = out.join(_joinable(silver[join.source], join), on=join.on, how="left")
+        if join.as_of is not None:
+            out = out.join(_as_of_joinable(out, silver[join.source], join), on=[*join.on, join.as_of.cutoff], how="left")
+        else:
+            out = out.join(_joinable(silver[join.source], join), on=join.on, how="left")
         if join.aggregate:
             fills = {n: a.fill for n, a in join.aggregate.items() if a.fill is not None}
             if fills:

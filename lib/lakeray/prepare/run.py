@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakeray.config import Settings
@@ -21,12 +22,13 @@ from lakeray.prepare.dataset import build_dataset, matched_column, output_column
 from lakeray.prepare.dedupe import STATUS, classify
 from lakeray.prepare.quarantine import quarantine_rows
 from lakeray.prepare.split import (
+    PARTS,
     SPLIT,
     assign_split,
     column_type,
     hash_column_problems,
     size_problems,
-    split_counts,
+    split_column,
     unlisted_problem,
     unlisted_rows,
 )
@@ -76,37 +78,49 @@ def stage_source(bronze: DataFrame, source: Source) -> DataFrame:
     return classify(validate_rows(bronze, source), source)
 
 
-def _account(table: str, rows_in: int, staged: DataFrame) -> Accounting:
+def _account(table: str, rows_in: int, staged: DataFrame, by: Column | None = None) -> tuple[Accounting, dict]:
+    """Rows per status and first rule (one Spark job); with `by`, also the clean rows per value of `by`."""
     rule = F.when(F.col(STATUS) == "quarantined", F.col(VIOLATIONS)[0]["rule"])
-    counts = staged.groupBy(F.col(STATUS).alias("status"), rule.alias("rule")).agg(F.count(F.lit(1)).alias("n")).collect()
+    extra = F.when(F.col(STATUS) == "clean", by) if by is not None else F.lit(None)
+    counts = (staged.groupBy(F.col(STATUS).alias("status"), rule.alias("rule"), extra.alias("by"))
+              .agg(F.count(F.lit(1)).alias("n")).collect())
     by_status: dict[str, int] = {}
+    by_rule: dict[str, int] = {}
+    by_value: dict = {}
     for r in counts:
         by_status[r["status"]] = by_status.get(r["status"], 0) + r["n"]
+        if r["rule"] is not None:
+            by_rule[r["rule"]] = by_rule.get(r["rule"], 0) + r["n"]
+        if r["status"] == "clean":
+            by_value[r["by"]] = by_value.get(r["by"], 0) + r["n"]
     acct = Accounting(table, rows_in, by_status.get("clean", 0), by_status.get("quarantined", 0),
-                      by_status.get("duplicate", 0), {r["rule"]: r["n"] for r in counts if r["rule"] is not None})
+                      by_status.get("duplicate", 0), by_rule)
     if not acct.reconciled:
         raise RuntimeError(f"accounting does not reconcile for {table}: {acct.line()}")
-    return acct
+    return acct, by_value
 
 
 def _silver_columns(source: Source) -> list[str]:
     return [*source.columns, "_file", "_batch_id", "_ingested_at"]
 
 
-def _split_failures(clean: DataFrame, gold_rows: DataFrame, gold_staged: DataFrame, spec: PipelineSpec,
-                    settings: Settings) -> tuple[list[str], dict]:
+def _clean(staged: DataFrame, source: Source) -> DataFrame:
+    return staged.where(F.col(STATUS) == "clean").select(*_silver_columns(source))
+
+
+def _split_failures(counts: dict, gold_staged: DataFrame, spec: PipelineSpec, settings: Settings) -> list[str]:
     """Checked before gold is written: every part big enough (on the assigned rows), a hash column with
     enough distinct values (on the rows before assignment, whose own `split` column it may replace),
     and (split.unlisted: refuse) no row a column split cannot place."""
     min_rows = int(settings.get("prepare", {}).get("min_split_rows", DEFAULT_MIN_SPLIT_ROWS))
-    counts = split_counts(gold_rows)
     log.info("prepare gold rows per split: %s", counts)
+    clean = gold_staged.where(F.col(STATUS) == "clean")
     failures = [*size_problems(counts, min_rows), *hash_column_problems(clean, spec.split, spec.entity_key)]
     if spec.split.method == "column" and spec.split.unlisted == "refuse":
         problem = unlisted_problem(gold_staged, spec.split, column_type(gold_staged, spec.split))
         if problem:
             failures.append(f"{problem} (split.unlisted: refuse)")
-    return failures, counts
+    return failures
 
 
 def _gold_stage(joined: DataFrame, spec: PipelineSpec) -> DataFrame:
@@ -124,10 +138,11 @@ def _gold_stage(joined: DataFrame, spec: PipelineSpec) -> DataFrame:
         *cols,
         F.lit(None).cast("string").alias("_file"), F.lit(None).cast("string").alias("_batch_id"),
         F.current_timestamp().alias("_ingested_at"),
-        F.struct(*[F.col(c) for c in cols]).alias(RAW),
         F.filter(F.array(*checks), lambda v: v.isNotNull()).alias(VIOLATIONS),
     )
-    return staged.withColumn(STATUS, F.when(F.size(VIOLATIONS) > 0, "quarantined").otherwise("clean"))
+    rejected = F.size(VIOLATIONS) > 0          # the record is kept for the quarantined rows only
+    return staged.select("*", F.when(rejected, F.struct(*[F.col(c) for c in cols])).alias(RAW),
+                         F.when(rejected, "quarantined").otherwise("clean").alias(STATUS))
 
 
 def _check_limits(spec: PipelineSpec, settings: Settings, accounting: dict[str, Accounting], lake: Lakehouse) -> list[str]:
@@ -171,15 +186,21 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
     # a live bar on a terminal: each source staged, each silver written, gold + quarantine
     bar = progress(2 * len(spec.sources) + 1, f"prepare {spec.name}")
 
+    started = time.perf_counter()
+
+    def phase(label: str) -> None:      # where the time goes, in the log file
+        log.info("prepare timing: %s done at %.2fs", label, time.perf_counter() - started)
+
     def stage(name: str, source: Source) -> tuple[DataFrame, Accounting]:
         bronze = read_version(spark, lake.bronze(name), bronze_versions[name])
         frame = stage_source(bronze, source).persist(StorageLevel.MEMORY_AND_DISK)
-        acct = _account(name, bronze.count(), frame)
+        acct, _ = _account(name, bronze.count(), frame)
         log.info("prepare %s", acct.line())
         bar.update(1)
         return frame, acct
 
     outcomes = _each_source(spec, stage, workers)
+    phase("stage + account sources")
     staged: dict[str, DataFrame] = {n: o[0] for n, o in outcomes.items()}
     accounting: dict[str, Accounting] = {n: o[1] for n, o in outcomes.items()}
 
@@ -191,32 +212,39 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
     try:
         if not failures:
             def write_silver(name: str, source: Source) -> TableVersion:
-                clean = staged[name].where(F.col(STATUS) == "clean").select(*_silver_columns(source))
-                written = write_table(clean, lake.silver(name), overwrite_schema=True,
+                written = write_table(_clean(staged[name], source), lake.silver(name), overwrite_schema=True,
                                       lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
                 bar.update(1)
                 return written
 
             silver = _each_source(spec, write_silver, workers)
-            joined = build_dataset({n: read_version(spark, t.path, t.version) for n, t in silver.items()}, spec)
+            phase("silver written")
+            # gold from the cached staged rows (the rows just written to silver), not a re-read of silver
+            joined = build_dataset({n: _clean(staged[n], spec.sources[n]) for n in spec.sources}, spec)
             gold_staged = _gold_stage(joined, spec).persist(StorageLevel.MEMORY_AND_DISK)
             staged[GOLD] = gold_staged
-            accounting[GOLD] = _account(GOLD, accounting[spec.dataset.base].clean, gold_staged)
+            split_of = split_column(spec.split, spec.entity_key, column_type(gold_staged, spec.split))
+            accounting[GOLD], by_split = _account(GOLD, accounting[spec.dataset.base].clean, gold_staged, split_of)
+            split_rows = {part: by_split.get(part, 0) for part in PARTS}
             log.info("prepare %s", accounting[GOLD].line())
+            phase("gold joined + accounted")
             quarantined.append(quarantine_rows(gold_staged.where(F.col(STATUS) == "quarantined"), GOLD, run_id))
             failures = _check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
         if not failures:
+            failures = _split_failures(split_rows, gold_staged, spec, settings)
+            phase("split checked")
+        if not failures:
             clean = gold_staged.where(F.col(STATUS) == "clean").select(*output_columns(joined))
             gold_rows = assign_split(clean, spec.split, spec.entity_key)
-            failures, split_rows = _split_failures(clean, gold_rows, gold_staged, spec, settings)
-        if not failures:
             gold = write_table(gold_rows, lake.gold, partition_by=[SPLIT], overwrite_schema=True,
                                lineage=lineage(run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
+            phase("gold written")
         rejected = quarantined[0]
         for extra in quarantined[1:]:
             rejected = rejected.unionByName(extra)
         qversion = write_table(rejected, lake.quarantine, partition_by=["source"], overwrite_schema=True,
                                lineage=lineage(run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
+        phase("quarantine written")
         status = "failed" if failures else "ok"
         append_run_metrics(spark, lake.run_metrics, [
             metric_row(run_id, "prepare", a.table, rows_in=a.rows_in, clean=a.clean, quarantined=a.quarantined,
@@ -226,6 +254,7 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
                                 "output_version": (silver[n].version if n in silver else gold.version if n == GOLD and gold else None)})
             for n, a in accounting.items()
         ])
+        phase("run metrics written")
         bar.update(1)
     finally:
         bar.close()

@@ -71,12 +71,6 @@ def assign_split(df: DataFrame, split: Split, entity_key: str) -> DataFrame:
 
 # -- checks on the assigned rows, before gold is written (each returns problem lines)
 
-def split_counts(df: DataFrame) -> dict[str, int]:
-    """Rows per part (0 for a part with none), one Spark job."""
-    counts = {r[SPLIT]: int(r["count"]) for r in df.groupBy(SPLIT).count().collect()}
-    return {part: counts.get(part, 0) for part in PARTS}
-
-
 def size_problems(counts: dict[str, int], min_rows: int) -> list[str]:
     shown = ", ".join(f"{p}={counts.get(p, 0)}" for p in PARTS)
     problems = []

@@ -109,6 +109,8 @@ def _dataset_problems(spec: PipelineSpec) -> Iterator[Problem]:
                     if col not in src.columns:
                         yield _unknown(f"{where}.aggregate.{name}.where.{col}", col, src.columns, f"source '{join.source}'")
                 new_cols.append(name)
+            if join.as_of is not None:
+                yield from _as_of_problems(f"{where}.as_of", join.as_of, src, join.source, base_cols, spec.dataset.base)
         else:
             if sorted(join.on) != sorted(src.keys):
                 yield f"{where}.on", (
@@ -125,6 +127,18 @@ def _dataset_problems(spec: PipelineSpec) -> Iterator[Problem]:
                     "list the columns to bring with 'select'"
                 )
             seen[col] = True
+
+
+TIME_TYPES = ("date", "timestamp")
+
+
+def _as_of_problems(where: str, as_of, src, name: str, base_cols: dict, base: str) -> Iterator[Problem]:
+    for field, column, cols, owner in (("event_time", as_of.event_time, src.columns, f"source '{name}'"),
+                                       ("cutoff", as_of.cutoff, base_cols, f"base source '{base}'")):
+        if column not in cols:
+            yield _unknown(f"{where}.{field}", column, cols, owner)
+        elif cols[column] not in TIME_TYPES:
+            yield f"{where}.{field}", f"an as-of join needs a date or timestamp column; '{column}' of {owner} is {cols[column]}"
 
 
 def _problem_definition(spec: PipelineSpec) -> Iterator[Problem]:

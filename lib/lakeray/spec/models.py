@@ -147,12 +147,24 @@ class Aggregate(_Strict):
         return self
 
 
+class AsOf(_Strict):
+    """A point-in-time join: a joined row counts for a base row only when its `event_time` is before
+    the base row's `cutoff` (or equal, with inclusive: true), and no older than `lookback_days`.
+    Rows with no event time, and base rows with no cutoff, match nothing (nothing leaks)."""
+
+    event_time: str
+    cutoff: str
+    inclusive: bool = False
+    lookback_days: int | None = Field(default=None, gt=0)
+
+
 class Join(_Strict):
     source: str
     on: list[str] = Field(min_length=1)
     how: Literal["left", "inner"] = "left"
     select: list[str] | None = None
     aggregate: dict[str, Aggregate] | None = None
+    as_of: AsOf | None = None
 
     @field_validator("on", mode="before")
     @classmethod
@@ -163,6 +175,9 @@ class Join(_Strict):
     def _shape(self):
         if self.select is not None and self.aggregate is not None:
             raise ValueError("a join takes either 'select' (one row per key) or 'aggregate' (many rows), not both")
+        if self.as_of is not None and self.aggregate is None:
+            raise ValueError("'as_of' needs 'aggregate': silver keeps the latest row per key, so a one-row-per-key "
+                             "join has no history to read as of a cutoff")
         return self
 
 

@@ -1,0 +1,35 @@
+"""Delta helpers: the latest version and a commit's metrics read from _delta_log agree with Delta's history."""
+
+from __future__ import annotations
+
+import os
+
+from delta.tables import DeltaTable
+
+from lakeray.lakehouse import commit_info, commit_metrics_since, latest_version, write_table
+
+
+def test_latest_version_and_commit_info_match_delta_history(spark, tmp_path):
+    path = str(tmp_path / "t")
+    assert latest_version(spark, path) is None                     # no folder
+    os.makedirs(tmp_path / "plain")
+    (tmp_path / "plain" / "part.parquet").write_bytes(b"")
+    assert latest_version(spark, str(tmp_path / "plain")) is None  # a folder that is not a Delta table
+
+    first = write_table(spark.range(5), path, lineage={"run_id": "r1"})
+    assert first.version == 0 and commit_metrics_since(spark, path, 0) is None
+    second = write_table(spark.range(7), path, mode="append", lineage={"run_id": "r2"})
+    assert second.version == latest_version(spark, path) == 1
+    history = {r["version"]: r for r in DeltaTable.forPath(spark, path).history().collect()}
+    assert max(history) == 1
+    info = commit_info(spark, path, 1)
+    assert info["operation"] == history[1]["operation"] == "WRITE"
+    assert info["metrics"] == dict(history[1]["operationMetrics"])
+    assert info["metrics"]["numOutputRows"] == "7"
+    assert info["user_metadata"] == {"run_id": "r2"}
+    assert commit_metrics_since(spark, path, 0) == info["metrics"]
+    assert commit_metrics_since(spark, path, None)["numOutputRows"] == "7"
+
+    # log cleanup removes old commit files: the latest version still comes from the newest one
+    os.remove(tmp_path / "t" / "_delta_log" / f"{0:020d}.json")
+    assert latest_version(spark, path) == 1

@@ -1,0 +1,85 @@
+"""Gold's joins: point-in-time (as-of) aggregates use only the events known before each entity's cutoff."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import functions as F
+
+from lakeray.prepare.dataset import build_dataset
+from lakeray.spec.loader import parse_spec
+
+D = dt.date
+
+
+def _spec(as_of: dict | None):
+    join = {"source": "events", "on": "user_id",
+            "aggregate": {"n_events": {"fn": "count", "fill": 0}, "spend": {"fn": "sum", "column": "amount", "fill": 0},
+                          "last_event": {"fn": "max", "column": "at"}}}
+    if as_of is not None:
+        join["as_of"] = as_of
+    return parse_spec({
+        "name": "asof", "task": "binary", "entity_key": "user_id", "target": "label",
+        "sources": {
+            "users": {"format": "csv", "path": "users", "keys": ["user_id"],
+                      "columns": {"user_id": "string", "label_date": "date", "label": "boolean"}},
+            "events": {"format": "parquet", "path": "events", "keys": ["event_id"],
+                       "columns": {"event_id": "string", "user_id": "string", "at": "timestamp", "amount": "double",
+                                   "label_date": "date"}},
+        },
+        "dataset": {"base": "users", "joins": [join]},
+        "features": {"n_events": "numeric", "spend": "numeric"},
+        "metric": {"primary": "roc_auc"},
+        "baseline": {"model": "logistic"},
+    }, "inline.yaml")
+
+
+@pytest.fixture(scope="module")
+def silver(spark):
+    users = spark.createDataFrame(
+        [("u1", D(2024, 3, 1), True), ("u2", D(2024, 1, 1), False), ("u3", None, False), ("u4", D(2024, 3, 1), True)],
+        "user_id string, label_date date, label boolean")
+    ts = dt.datetime
+    events = spark.createDataFrame([
+        # u1: two events known before its label date, two after it (the leak), one on the day itself
+        ("e1", "u1", ts(2024, 1, 10), 10.0), ("e2", "u1", ts(2024, 2, 28, 23, 59), 5.0),
+        ("e3", "u1", ts(2024, 3, 1, 0, 0), 100.0), ("e4", "u1", ts(2024, 3, 2), 1000.0), ("e5", "u1", ts(2025, 1, 1), 1e6),
+        # u2: every event is after the cutoff -> no match, filled
+        ("e6", "u2", ts(2024, 6, 1), 7.0),
+        # u3: no cutoff -> nothing is known to precede it
+        ("e7", "u3", ts(2020, 1, 1), 3.0),
+        # u4: an event without a time cannot be placed before the cutoff; one long ago
+        ("e8", "u4", None, 50.0), ("e9", "u4", ts(2023, 1, 1), 2.0),
+    ], "event_id string, user_id string, at timestamp, amount double").withColumn("label_date", F.lit(D(1999, 1, 1)))
+    return {"users": users, "events": events}
+
+
+def _rows(frame):
+    return {r["user_id"]: (r["n_events"], r["spend"], r["last_event"]) for r in frame.collect()}
+
+
+def test_without_as_of_future_events_leak_into_the_aggregate(silver):
+    rows = _rows(build_dataset(silver, _spec(None)))
+    assert rows["u1"][:2] == (5, 1_001_115.0)       # the leak the as-of join exists to stop
+
+
+def test_as_of_aggregates_only_events_before_the_cutoff(silver):
+    gold = build_dataset(silver, _spec({"event_time": "at", "cutoff": "label_date"}))
+    rows = _rows(gold)
+    assert rows["u1"] == (2, 15.0, dt.datetime(2024, 2, 28, 23, 59))
+    assert rows["u2"] == (0, 0.0, None)               # only future events: fill, and no match
+    assert rows["u3"] == (0, 0.0, None)               # no cutoff: nothing counts
+    assert rows["u4"] == (1, 2.0, dt.datetime(2023, 1, 1))   # the untimed event is left out
+    assert gold.count() == 4                           # one row per entity, none lost
+    # the base's own label_date is kept (the source's same-named column never reaches gold)
+    assert {r["user_id"]: r["label_date"] for r in gold.collect()}["u1"] == D(2024, 3, 1)
+    assert {r["user_id"]: r["_matched_events"] for r in gold.collect()} == {"u1": True, "u2": None, "u3": None, "u4": True}
+
+
+def test_as_of_inclusive_and_lookback(silver):
+    rows = _rows(build_dataset(silver, _spec({"event_time": "at", "cutoff": "label_date", "inclusive": True})))
+    assert rows["u1"][:2] == (3, 115.0)               # the event at the cutoff itself now counts
+    rows = _rows(build_dataset(silver, _spec({"event_time": "at", "cutoff": "label_date", "lookback_days": 30})))
+    assert rows["u1"][:2] == (1, 5.0)                 # 2024-01-10 is more than 30 days before 2024-03-01
+    assert rows["u4"][:2] == (0, 0.0)

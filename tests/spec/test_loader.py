@@ -194,3 +194,13 @@ def test_as_of_needs_an_aggregate_join():
     data["dataset"]["joins"][0]["as_of"] = {"event_time": "updated_at", "cutoff": "updated_at"}
     problems = problems_of(data)
     assert any(p.startswith("dataset.joins[0]") and "'as_of' needs 'aggregate'" in p for p in problems)
+
+
+def test_deletes_marker_column_must_be_declared_and_a_flag_or_time():
+    data = raw_spec()
+    data["sources"]["subscriptions"]["deletes"] = {"column": "is_deleted"}
+    assert any(p.startswith("sources.subscriptions.deletes.column: unknown column 'is_deleted'") for p in problems_of(data))
+    data["sources"]["subscriptions"]["deletes"] = {"column": "contract"}
+    assert any(p.startswith("sources.subscriptions.deletes.column:") and "'contract' is string" in p for p in problems_of(data))
+    data["sources"]["subscriptions"]["deletes"] = {"column": "updated_at"}
+    assert parse_spec(copy.deepcopy(data)).sources["subscriptions"].deletes.column == "updated_at"

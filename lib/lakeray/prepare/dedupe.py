@@ -1,8 +1,9 @@
 """Set-level cleaning: latest-record-wins dedupe on keys, then uniqueness expectations.
 
-Output column `_status`: clean | quarantined | duplicate. Only valid rows compete in the
-dedupe, so the latest *valid* version of an entity wins; rows that break a rule are
-quarantined, never counted as duplicates.
+Output column `_status`: clean | quarantined | duplicate | deleted. Only valid rows compete in
+the dedupe, so the latest *valid* version of an entity wins; rows that break a rule are
+quarantined, never counted as duplicates. When the winner is a delete marker (sources.<name>.deletes)
+the key is deleted: the marker is `deleted`, its older versions `duplicate`, and nothing reaches silver.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakeray.prepare.validate import RAW, VIOLATIONS, violation
+from lakeray.prepare.validate import RAW, VIOLATIONS, is_delete_marker, violation
 from lakeray.spec.models import Source
 
 STATUS = "_status"
@@ -25,7 +26,8 @@ def dedupe_latest(df: DataFrame, source: Source) -> DataFrame:
     order += [F.col("_ingested_at").desc(), F.col("_file").desc(), F.xxhash64(F.col(RAW)).desc()]
     window = Window.partitionBy(valid.alias("_valid"), *[F.col(k) for k in source.keys]).orderBy(*order)
     ranked = df.withColumn("_rank", F.row_number().over(window))
-    status = F.when(~valid, "quarantined").when(F.col("_rank") > 1, "duplicate").otherwise("clean")
+    status = (F.when(~valid, "quarantined").when(F.col("_rank") > 1, "duplicate")
+              .when(is_delete_marker(source), "deleted").otherwise("clean"))
     return ranked.withColumn(STATUS, status).drop("_rank")
 
 

@@ -49,18 +49,20 @@ class Accounting:
     quarantined: int
     duplicates: int
     quarantine_by_rule: dict
+    deleted: int = 0            # keys whose latest version is a delete marker (sources.<name>.deletes)
 
     @property
     def reconciled(self) -> bool:
-        return self.rows_in == self.clean + self.quarantined + self.duplicates
+        return self.rows_in == self.clean + self.quarantined + self.duplicates + self.deleted
 
     @property
     def quarantine_rate(self) -> float:
         return self.quarantined / self.rows_in if self.rows_in else 0.0
 
     def line(self) -> str:
+        deleted = f" + deleted {self.deleted}" if self.deleted else ""
         return (f"{self.table}: in {self.rows_in} = clean {self.clean} + quarantined {self.quarantined} "
-                f"+ duplicates {self.duplicates} [{'reconciled' if self.reconciled else 'MISMATCH'}]")
+                f"+ duplicates {self.duplicates}{deleted} [{'reconciled' if self.reconciled else 'MISMATCH'}]")
 
 
 @dataclasses.dataclass
@@ -94,7 +96,7 @@ def _account(table: str, rows_in: int, staged: DataFrame, by: Column | None = No
         if r["status"] == "clean":
             by_value[r["by"]] = by_value.get(r["by"], 0) + r["n"]
     acct = Accounting(table, rows_in, by_status.get("clean", 0), by_status.get("quarantined", 0),
-                      by_status.get("duplicate", 0), by_rule)
+                      by_status.get("duplicate", 0), by_rule, by_status.get("deleted", 0))
     if not acct.reconciled:
         raise RuntimeError(f"accounting does not reconcile for {table}: {acct.line()}")
     return acct, by_value
@@ -248,7 +250,7 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
         status = "failed" if failures else "ok"
         append_run_metrics(spark, lake.run_metrics, [
             metric_row(run_id, "prepare", a.table, rows_in=a.rows_in, clean=a.clean, quarantined=a.quarantined,
-                       duplicates=a.duplicates, status=status,
+                       duplicates=a.duplicates, deleted=a.deleted, status=status,
                        details={"quarantine_by_rule": a.quarantine_by_rule, "bronze_version": bronze_versions.get(n),
                                 **({"split_rows": split_rows} if n == GOLD and split_rows else {}),
                                 "output_version": (silver[n].version if n in silver else gold.version if n == GOLD and gold else None)})

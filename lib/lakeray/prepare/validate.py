@@ -128,10 +128,30 @@ def _add_violations(df: DataFrame, checks: list[Column]) -> DataFrame:
     return df.withColumn(VIOLATIONS, F.concat(F.col(VIOLATIONS), F.array(*checks)))
 
 
+def is_delete_marker(source: Source) -> Column:
+    """True where the row marks its key deleted (sources.<name>.deletes); never null."""
+    if source.deletes is None:
+        return F.lit(False)
+    flag = F.col(source.deletes.column)
+    return F.coalesce(flag, F.lit(False)) if source.columns[source.deletes.column] == "boolean" else flag.isNotNull()
+
+
+def _marker_rules(source: Source) -> list[str]:
+    """The rules that still apply to a delete marker: those on its key and on the marker column."""
+    own = [*source.keys, source.deletes.column]
+    exps = key_expectations(source) + list(source.expectations)
+    return ["malformed_record", *[f"type:{c}" for c in own], *[e.label for e in exps if e.column in own]]
+
+
 def validate_rows(df: DataFrame, source: Source) -> DataFrame:
-    """bronze -> typed, normalised rows with every row-level violation collected (nulls dropped)."""
+    """bronze -> typed, normalised rows with every row-level violation collected (nulls dropped).
+    A delete marker is not data: only the rules on its key (and the marker itself) apply to it."""
     out = coerce_types(df, source)
     out = normalize_categories(out, source)
     out = apply_missing_policy(out, source)
     out = check_expectations(out, source)
-    return out.withColumn(VIOLATIONS, F.filter(F.col(VIOLATIONS), lambda v: v.isNotNull()))
+    present = F.filter(F.col(VIOLATIONS), lambda v: v.isNotNull())
+    if source.deletes is not None:
+        rules = _marker_rules(source)
+        present = F.when(is_delete_marker(source), F.filter(present, lambda v: v["rule"].isin(rules))).otherwise(present)
+    return out.withColumn(VIOLATIONS, present)

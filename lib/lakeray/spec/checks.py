@@ -49,6 +49,15 @@ def _source_problems(spec: PipelineSpec) -> Iterator[Problem]:
                 yield _unknown(f"{where}.keys[{i}]", key, cols, owner)
         if src.latest_by and src.latest_by not in cols:
             yield _unknown(f"{where}.latest_by", src.latest_by, cols, owner)
+        if src.deletes is not None:
+            flag = src.deletes.column
+            if flag not in cols:
+                yield _unknown(f"{where}.deletes.column", flag, cols, owner)
+            elif cols[flag] not in ("boolean", "date", "timestamp"):
+                yield f"{where}.deletes.column", (f"a delete marker is a boolean (true = deleted) or a date/timestamp "
+                                                  f"(set = deleted); '{flag}' is {cols[flag]}")
+            elif flag in src.keys:
+                yield f"{where}.deletes.column", f"'{flag}' is a key of {owner}; a delete marker cannot be a key"
         for col in src.normalize:
             if col not in cols:
                 yield _unknown(f"{where}.normalize.{col}", col, cols, owner)

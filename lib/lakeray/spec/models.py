@@ -95,6 +95,14 @@ class MissingPolicy(_Strict):
         return self
 
 
+class Deletes(_Strict):
+    """Deletions in the silo that must reach silver and gold (bronze keeps every version): a row whose
+    `column` is true (boolean) or set (a date/timestamp such as deleted_at) marks its key deleted when it
+    is the key's latest version; a later live version brings the key back."""
+
+    column: str
+
+
 class Source(_Strict):
     format: Literal["csv", "json", "parquet", "jdbc"]
     path: str | None = None
@@ -109,6 +117,7 @@ class Source(_Strict):
     missing: dict[str, MissingPolicy] = Field(default_factory=dict)
     expectations: list[Expectation] = Field(default_factory=list)
     max_quarantine_rate: float | None = Field(default=None, ge=0, le=1)
+    deletes: Deletes | None = None
 
     @model_validator(mode="after")
     def _location(self):

@@ -1,0 +1,87 @@
+"""Deletes in a silo reach silver (sources.<name>.deletes): a real PostgreSQL table with a soft-delete flag,
+ingested into bronze (every version kept) and staged; accounting reconciles with the deleted keys."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from pyspark.sql import functions as F
+
+from lakeray.ingest.jdbc import ingest_jdbc
+from lakeray.prepare.dedupe import STATUS
+from lakeray.prepare.run import _account, _clean, stage_source
+from lakeray.spec.models import Source
+
+SOURCE = Source.model_validate({
+    "format": "jdbc", "table": "crm.members", "keys": ["id"], "latest_by": "updated_at",
+    "connection": {"url_env": "T_PG_URL", "user_env": "T_PG_USER", "password_env": "T_PG_PASSWORD"},
+    "columns": {"id": "string", "plan": "string", "spend": "double", "deleted": "boolean", "updated_at": "timestamp"},
+    "expectations": [{"rule": "allowed_values", "column": "plan", "values": ["basic", "pro"]},
+                     {"rule": "range", "column": "spend", "min": 0}],
+    "deletes": {"column": "deleted"},
+})
+
+
+@pytest.fixture
+def members(postgres, monkeypatch):
+    monkeypatch.setenv("T_PG_URL", postgres.jdbc_url)
+    monkeypatch.setenv("T_PG_USER", postgres.user)
+    monkeypatch.setenv("T_PG_PASSWORD", postgres.password)
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.members;"
+                     "CREATE TABLE crm.members (id text, plan text, spend double precision, deleted boolean, updated_at timestamp)")
+        conn.execute("INSERT INTO crm.members VALUES ('m1', 'basic', 1, false, '2025-01-01'), "
+                     "('m2', 'pro', 2, NULL, '2025-01-01'), ('m3', 'pro', 3, false, '2025-01-01')")
+    return postgres
+
+
+def _sql(postgres, statement: str) -> None:
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def _stage(spark, bronze: str):
+    rows_in = spark.read.format("delta").load(bronze).count()
+    staged = stage_source(spark.read.format("delta").load(bronze), SOURCE).cache()
+    acct, _ = _account("members", rows_in, staged)
+    statuses = sorted((r["id"], str(r["updated_at"])[:10], r[STATUS]) for r in staged.collect())
+    silver = sorted(r["id"] for r in _clean(staged, SOURCE).collect())
+    return acct, statuses, silver
+
+
+def test_soft_deleted_keys_leave_silver_and_come_back(spark, tmp_path, members):
+    bronze = str(tmp_path / "bronze")
+    ingest_jdbc(spark, "members", SOURCE, bronze, "run-1", fetchsize=100)
+    acct, _, silver = _stage(spark, bronze)
+    assert silver == ["m1", "m2", "m3"] and acct.deleted == 0 and acct.reconciled    # a NULL flag is live
+
+    # m2 soft-deleted; m3 soft-deleted by a row whose data breaks two rules (a marker is not data)
+    _sql(members, "UPDATE crm.members SET deleted = true, updated_at = '2025-02-01' WHERE id = 'm2';"
+                  "UPDATE crm.members SET deleted = true, plan = 'gone', spend = -1, updated_at = '2025-02-01' WHERE id = 'm3'")
+    assert ingest_jdbc(spark, "members", SOURCE, bronze, "run-2", fetchsize=100) == 2
+    acct, statuses, silver = _stage(spark, bronze)
+    assert silver == ["m1"]
+    assert statuses == [("m1", "2025-01-01", "clean"),
+                        ("m2", "2025-01-01", "duplicate"), ("m2", "2025-02-01", "deleted"),
+                        ("m3", "2025-01-01", "duplicate"), ("m3", "2025-02-01", "deleted")]
+    assert (acct.rows_in, acct.clean, acct.quarantined, acct.duplicates, acct.deleted) == (5, 1, 0, 2, 2)
+    assert acct.reconciled and "+ deleted 2 [reconciled]" in acct.line()
+
+    # m2 comes back (a newer live version); a late re-delivery of m3's old version does not revive m3
+    _sql(members, "UPDATE crm.members SET deleted = false, updated_at = '2025-03-01' WHERE id = 'm2';"
+                  "INSERT INTO crm.members VALUES ('m3', 'pro', 3, false, '2024-12-31')")
+    ingest_jdbc(spark, "members", SOURCE, bronze, "run-3", fetchsize=100)
+    acct, statuses, silver = _stage(spark, bronze)
+    assert silver == ["m1", "m2"]
+    assert ("m2", "2025-02-01", "duplicate") in statuses and ("m2", "2025-03-01", "clean") in statuses
+    assert ("m3", "2025-02-01", "deleted") in statuses and ("m3", "2024-12-31", "duplicate") in statuses
+    assert acct.reconciled and acct.deleted == 1
+
+
+def test_a_marker_without_a_key_is_quarantined_not_deleted(spark, tmp_path, members):
+    _sql(members, "INSERT INTO crm.members VALUES (NULL, 'pro', 1, true, '2025-02-01')")
+    bronze = str(tmp_path / "bronze")
+    ingest_jdbc(spark, "members", SOURCE, bronze, "run-1", fetchsize=100)
+    staged = stage_source(spark.read.format("delta").load(bronze), SOURCE)
+    bad = staged.where(F.col("id").isNull()).collect()
+    assert [(r[STATUS], r["_violations"][0]["rule"]) for r in bad] == [("quarantined", "not_null:id")]

@@ -101,3 +101,19 @@ def synthetic_snapshot(spec, rows: int = 1500, seed: int = 0, version: int = 3):
     which = rng.random(rows)
     splits = {"train": which < 0.6, "validation": (which >= 0.6) & (which < 0.8), "test": which >= 0.8}
     return GoldSnapshot("/nowhere/gold", version, {k: frame[m].reset_index(drop=True) for k, m in splits.items()})
+
+
+PG_CONNECTION = {"url_env": "T_PG_URL", "user_env": "T_PG_USER", "password_env": "T_PG_PASSWORD"}
+
+
+def pg_table(postgres, monkeypatch, *statements: str):
+    """Point the T_PG_* variables (PG_CONNECTION) at the test PostgreSQL and run `statements` there."""
+    import psycopg
+
+    monkeypatch.setenv("T_PG_URL", postgres.jdbc_url)
+    monkeypatch.setenv("T_PG_USER", postgres.user)
+    monkeypatch.setenv("T_PG_PASSWORD", postgres.password)
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+    return postgres

@@ -10,25 +10,22 @@ import pytest
 from lakeray.errors import SourceError
 from lakeray.ingest.jdbc import ingest_jdbc, redact
 from lakeray.spec.models import Source
+from tests.support import PG_CONNECTION, pg_table
 
 SOURCE = Source.model_validate({
     "format": "jdbc", "table": "crm.accounts", "keys": ["id"], "latest_by": "updated_at",
-    "connection": {"url_env": "T_PG_URL", "user_env": "T_PG_USER", "password_env": "T_PG_PASSWORD"},
+    "connection": PG_CONNECTION,
     "columns": {"id": "string", "balance": "double", "active": "boolean", "updated_at": "timestamp"},
 })
 
 
 @pytest.fixture
 def accounts(postgres, monkeypatch):
-    monkeypatch.setenv("T_PG_URL", postgres.jdbc_url)
-    monkeypatch.setenv("T_PG_USER", postgres.user)
-    monkeypatch.setenv("T_PG_PASSWORD", postgres.password)
-    with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.accounts;"
-                     "CREATE TABLE crm.accounts (id text, balance double precision, active boolean, updated_at timestamp)")
-        conn.execute("INSERT INTO crm.accounts VALUES ('a', 10.5, true, '2025-01-01'), ('b', NULL, false, '2025-01-02'),"
-                     "('b', NULL, false, '2025-01-02')")   # an exact duplicate, as silos have
-    return postgres
+    return pg_table(postgres, monkeypatch,
+                    "CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.accounts;"
+                    "CREATE TABLE crm.accounts (id text, balance double precision, active boolean, updated_at timestamp)",
+                    "INSERT INTO crm.accounts VALUES ('a', 10.5, true, '2025-01-01'), ('b', NULL, false, '2025-01-02'),"
+                    "('b', NULL, false, '2025-01-02')")   # an exact duplicate, as silos have
 
 
 def _run(spark, tmp_path):

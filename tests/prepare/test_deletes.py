@@ -11,10 +11,11 @@ from lakeray.ingest.jdbc import ingest_jdbc
 from lakeray.prepare.dedupe import STATUS
 from lakeray.prepare.run import _account, _clean, stage_source
 from lakeray.spec.models import Source
+from tests.support import PG_CONNECTION, pg_table
 
 SOURCE = Source.model_validate({
     "format": "jdbc", "table": "crm.members", "keys": ["id"], "latest_by": "updated_at",
-    "connection": {"url_env": "T_PG_URL", "user_env": "T_PG_USER", "password_env": "T_PG_PASSWORD"},
+    "connection": PG_CONNECTION,
     "columns": {"id": "string", "plan": "string", "spend": "double", "deleted": "boolean", "updated_at": "timestamp"},
     "expectations": [{"rule": "allowed_values", "column": "plan", "values": ["basic", "pro"]},
                      {"rule": "range", "column": "spend", "min": 0}],
@@ -24,15 +25,11 @@ SOURCE = Source.model_validate({
 
 @pytest.fixture
 def members(postgres, monkeypatch):
-    monkeypatch.setenv("T_PG_URL", postgres.jdbc_url)
-    monkeypatch.setenv("T_PG_USER", postgres.user)
-    monkeypatch.setenv("T_PG_PASSWORD", postgres.password)
-    with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.members;"
-                     "CREATE TABLE crm.members (id text, plan text, spend double precision, deleted boolean, updated_at timestamp)")
-        conn.execute("INSERT INTO crm.members VALUES ('m1', 'basic', 1, false, '2025-01-01'), "
-                     "('m2', 'pro', 2, NULL, '2025-01-01'), ('m3', 'pro', 3, false, '2025-01-01')")
-    return postgres
+    return pg_table(postgres, monkeypatch,
+                    "CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.members;"
+                    "CREATE TABLE crm.members (id text, plan text, spend double precision, deleted boolean, updated_at timestamp)",
+                    "INSERT INTO crm.members VALUES ('m1', 'basic', 1, false, '2025-01-01'), "
+                    "('m2', 'pro', 2, NULL, '2025-01-01'), ('m3', 'pro', 3, false, '2025-01-01')")
 
 
 def _sql(postgres, statement: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from delta.tables import DeltaTable
@@ -33,3 +34,15 @@ def test_latest_version_and_commit_info_match_delta_history(spark, tmp_path):
     # log cleanup removes old commit files: the latest version still comes from the newest one
     os.remove(tmp_path / "t" / "_delta_log" / f"{0:020d}.json")
     assert latest_version(spark, path) == 1
+
+
+def test_stats_columns_limit_the_statistics_not_the_row_count(spark, tmp_path):
+    path = str(tmp_path / "s")
+    frame = spark.createDataFrame([("k1", "long text " * 20, 1.0), ("k2", None, 2.0)], "the_key string, note string, x double")
+    write_table(frame, path, stats_columns=["the_key"])
+    adds = [json.loads(line)["add"] for line in (tmp_path / "s" / "_delta_log" / f"{0:020d}.json").read_text().splitlines()
+            if '"add"' in line]
+    stats = [json.loads(a["stats"]) for a in adds]
+    assert sum(s["numRecords"] for s in stats) == 2
+    assert all(set(s["minValues"]) <= {"the_key"} for s in stats) and any(s["minValues"] for s in stats)
+    assert spark.read.format("delta").load(path).count() == 2

@@ -82,9 +82,14 @@ def read_version(spark, path: str, version: int):
 
 
 def write_table(df, path: str, *, mode: str = "overwrite", lineage: dict | None = None,
-                partition_by: list[str] | None = None, overwrite_schema: bool = False) -> TableVersion:
-    """Write `df` as a Delta table, recording `lineage` as the commit's userMetadata."""
+                partition_by: list[str] | None = None, overwrite_schema: bool = False,
+                stats_columns: list[str] | None = None) -> TableVersion:
+    """Write `df` as a Delta table, recording `lineage` as the commit's userMetadata. `stats_columns`:
+    the only columns Delta keeps min/max statistics of (delta.dataSkippingStatsColumns; the row count
+    is always kept): the keys a reader filters on, not every wide text column (a quarter of the write)."""
     writer = df.write.format("delta").mode(mode)
+    if stats_columns:
+        writer = writer.option("delta.dataSkippingStatsColumns", ",".join(f"`{c}`" for c in stats_columns))
     if lineage is not None:
         writer = writer.option("userMetadata", json.dumps(lineage, sort_keys=True, default=str))
     if partition_by:

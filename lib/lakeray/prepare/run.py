@@ -215,6 +215,7 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
         if not failures:
             def write_silver(name: str, source: Source) -> TableVersion:
                 written = write_table(_clean(staged[name], source), lake.silver(name), overwrite_schema=True,
+                                      stats_columns=[*source.keys, *([source.latest_by] if source.latest_by else [])],
                                       lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
                 bar.update(1)
                 return written
@@ -238,13 +239,14 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
         if not failures:
             clean = gold_staged.where(F.col(STATUS) == "clean").select(*output_columns(joined))
             gold_rows = assign_split(clean, spec.split, spec.entity_key)
-            gold = write_table(gold_rows, lake.gold, partition_by=[SPLIT], overwrite_schema=True,
+            gold = write_table(gold_rows, lake.gold, partition_by=[SPLIT], overwrite_schema=True, stats_columns=[spec.entity_key],
                                lineage=lineage(run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
             phase("gold written")
         rejected = quarantined[0]
         for extra in quarantined[1:]:
             rejected = rejected.unionByName(extra)
         qversion = write_table(rejected, lake.quarantine, partition_by=["source"], overwrite_schema=True,
+                               stats_columns=["run_id", "rule"],
                                lineage=lineage(run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
         phase("quarantine written")
         status = "failed" if failures else "ok"

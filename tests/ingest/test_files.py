@@ -43,6 +43,8 @@ def test_csv_keeps_malformed_lines_and_raw_text(spark, tmp_path):
     assert rows["a"]["_corrupt_record"] is None
     assert rows["a"]["_source"] == "crm" and rows["a"]["_file"].endswith("/crm/export.csv")
     assert rows["a"]["_batch_id"] == "run-1" and rows["a"]["_ingested_at"] is not None
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{tmp_path / 'bronze' / 'crm'}`").first()
+    assert detail["properties"]["delta.dataSkippingStatsColumns"] == "`id`,`_ingested_at`,`_batch_id`"
 
 
 def test_json_keeps_malformed_records(spark, tmp_path):

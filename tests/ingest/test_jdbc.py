@@ -37,6 +37,8 @@ def test_snapshot_lands_with_types_and_metadata(spark, tmp_path, accounts):
     rows = spark.read.format("delta").load(str(tmp_path / "bronze")).orderBy("id").collect()
     assert [(r["id"], r["balance"], r["active"]) for r in rows] == [("a", 10.5, True), ("b", None, False), ("b", None, False)]
     assert rows[0]["_source"] == "accounts" and rows[0]["_file"] == "jdbc:crm.accounts" and rows[0]["_batch_id"] == "run-x"
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{tmp_path / 'bronze'}`").first()
+    assert detail["properties"]["delta.dataSkippingStatsColumns"] == "`id`,`_row_hash`,`_ingested_at`,`_batch_id`"
 
 
 def test_rerun_adds_nothing_and_changes_are_added_once(spark, tmp_path, accounts):

@@ -14,3 +14,9 @@ def with_ingest_metadata(df: DataFrame, source: str, file_col: Column, batch_id:
         F.current_timestamp().alias("_ingested_at"),
         F.lit(batch_id).alias("_batch_id"),
     )
+
+
+def bronze_stats_columns(source_keys: list[str], *extra: str) -> list[str]:
+    """The bronze columns Delta keeps min/max statistics of: the keys and when/which batch landed them
+    (every raw text column would cost a quarter of the write and serves no reader)."""
+    return [*source_keys, *extra, "_ingested_at", "_batch_id"]

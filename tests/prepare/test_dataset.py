@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from lakeray.prepare.dataset import build_dataset
@@ -83,3 +85,42 @@ def test_as_of_inclusive_and_lookback(silver):
     rows = _rows(build_dataset(silver, _spec({"event_time": "at", "cutoff": "label_date", "lookback_days": 30})))
     assert rows["u1"][:2] == (1, 5.0)                 # 2024-01-10 is more than 30 days before 2024-03-01
     assert rows["u4"][:2] == (0, 0.0)
+
+
+_DAY = dt.datetime(2024, 1, 1)
+_events = st.lists(st.tuples(st.sampled_from(["u1", "u2", "u3"]),
+                             st.one_of(st.none(), st.integers(0, 60).map(lambda h: _DAY + dt.timedelta(hours=12 * h))),
+                             st.floats(-1e6, 1e6, allow_nan=False)), max_size=25)
+_cutoffs = st.fixed_dictionaries({u: st.one_of(st.none(), st.integers(0, 30).map(lambda d: (_DAY + dt.timedelta(days=d)).date()))
+                                  for u in ("u1", "u2", "u3")})
+
+
+def _reference(events, cutoffs, inclusive, lookback):
+    out = {}
+    for user, cutoff in cutoffs.items():
+        known = []
+        for u, at, amount in events:
+            if u != user or at is None or cutoff is None:
+                continue
+            cut = dt.datetime.combine(cutoff, dt.time())
+            if (at <= cut if inclusive else at < cut) and (lookback is None or at >= cut - dt.timedelta(days=lookback)):
+                known.append((at, amount))
+        out[user] = (len(known), sum(a for _, a in known), max((t for t, _ in known), default=None))
+    return out
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=_events, cutoffs=_cutoffs, inclusive=st.booleans(), lookback=st.one_of(st.none(), st.integers(1, 20)))
+def test_as_of_matches_a_plain_python_reference(spark, events, cutoffs, inclusive, lookback):
+    users = spark.createDataFrame([(u, c, True) for u, c in cutoffs.items()], "user_id string, label_date date, label boolean")
+    frame = spark.createDataFrame([(f"e{i}", u, at, amount) for i, (u, at, amount) in enumerate(events)],
+                                  "event_id string, user_id string, at timestamp, amount double")
+    as_of = {"event_time": "at", "cutoff": "label_date", "inclusive": inclusive,
+             **({"lookback_days": lookback} if lookback else {})}
+    got = _rows(build_dataset({"users": users, "events": frame.withColumn("label_date", F.lit(None).cast("date"))},
+                              _spec(as_of)))
+    want = _reference(events, cutoffs, inclusive, lookback)
+    assert got.keys() == want.keys()
+    for user, (n, spend, last) in want.items():
+        assert got[user][0] == n and got[user][2] == last
+        assert got[user][1] == pytest.approx(spend, rel=1e-9, abs=1e-6)

@@ -108,11 +108,16 @@ PG_CONNECTION = {"url_env": "T_PG_URL", "user_env": "T_PG_USER", "password_env":
 
 def pg_table(postgres, monkeypatch, *statements: str):
     """Point the T_PG_* variables (PG_CONNECTION) at the test PostgreSQL and run `statements` there."""
-    import psycopg
-
     monkeypatch.setenv("T_PG_URL", postgres.jdbc_url)
     monkeypatch.setenv("T_PG_USER", postgres.user)
     monkeypatch.setenv("T_PG_PASSWORD", postgres.password)
+    return pg_sql(postgres, *statements)
+
+
+def pg_sql(postgres, *statements: str):
+    """Run `statements` on the test PostgreSQL (autocommit)."""
+    import psycopg
+
     with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)

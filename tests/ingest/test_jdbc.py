@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 
-import psycopg
 import pytest
 
 from lakeray.errors import SourceError
 from lakeray.ingest.jdbc import ingest_jdbc, redact
 from lakeray.spec.models import Source
-from tests.support import PG_CONNECTION, pg_table
+from tests.support import PG_CONNECTION, pg_sql, pg_table
 
 SOURCE = Source.model_validate({
     "format": "jdbc", "table": "crm.accounts", "keys": ["id"], "latest_by": "updated_at",
@@ -44,9 +43,8 @@ def test_snapshot_lands_with_types_and_metadata(spark, tmp_path, accounts):
 def test_rerun_adds_nothing_and_changes_are_added_once(spark, tmp_path, accounts):
     assert _run(spark, tmp_path) == 3
     assert _run(spark, tmp_path) == 0
-    with psycopg.connect(accounts.conninfo(), autocommit=True) as conn:
-        conn.execute("UPDATE crm.accounts SET balance = 99, updated_at = '2025-02-01' WHERE id = 'a'")
-        conn.execute("INSERT INTO crm.accounts VALUES ('c', 1, true, '2025-02-01')")
+    pg_sql(accounts, "UPDATE crm.accounts SET balance = 99, updated_at = '2025-02-01' WHERE id = 'a'",
+           "INSERT INTO crm.accounts VALUES ('c', 1, true, '2025-02-01')")
     assert _run(spark, tmp_path) == 2        # the new version of 'a', and 'c'
     assert _run(spark, tmp_path) == 0
     bronze = spark.read.format("delta").load(str(tmp_path / "bronze"))
@@ -69,12 +67,10 @@ def test_wrong_password_is_reported_without_leaking_it(spark, tmp_path, accounts
 
 
 def test_missing_table_and_column(spark, tmp_path, accounts):
-    with psycopg.connect(accounts.conninfo(), autocommit=True) as conn:
-        conn.execute("ALTER TABLE crm.accounts DROP COLUMN active")
+    pg_sql(accounts, "ALTER TABLE crm.accounts DROP COLUMN active")
     with pytest.raises(SourceError, match=r"table crm.accounts has no column\(s\) active"):
         _run(spark, tmp_path)
-    with psycopg.connect(accounts.conninfo(), autocommit=True) as conn:
-        conn.execute("DROP TABLE crm.accounts")
+    pg_sql(accounts, "DROP TABLE crm.accounts")
     with pytest.raises(SourceError, match=r"cannot read table crm.accounts .*does not exist"):
         _run(spark, tmp_path)
 

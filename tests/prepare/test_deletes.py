@@ -3,7 +3,6 @@ ingested into bronze (every version kept) and staged; accounting reconciles with
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from pyspark.sql import functions as F
 
@@ -11,7 +10,7 @@ from lakeray.ingest.jdbc import ingest_jdbc
 from lakeray.prepare.dedupe import STATUS
 from lakeray.prepare.run import _account, _clean, stage_source
 from lakeray.spec.models import Source
-from tests.support import PG_CONNECTION, pg_table
+from tests.support import PG_CONNECTION, pg_sql, pg_table
 
 SOURCE = Source.model_validate({
     "format": "jdbc", "table": "crm.members", "keys": ["id"], "latest_by": "updated_at",
@@ -32,11 +31,6 @@ def members(postgres, monkeypatch):
                     "('m2', 'pro', 2, NULL, '2025-01-01'), ('m3', 'pro', 3, false, '2025-01-01')")
 
 
-def _sql(postgres, statement: str) -> None:
-    with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
-        conn.execute(statement)
-
-
 def _stage(spark, bronze: str):
     rows_in = spark.read.format("delta").load(bronze).count()
     staged = stage_source(spark.read.format("delta").load(bronze), SOURCE).cache()
@@ -53,8 +47,8 @@ def test_soft_deleted_keys_leave_silver_and_come_back(spark, tmp_path, members):
     assert silver == ["m1", "m2", "m3"] and acct.deleted == 0 and acct.reconciled    # a NULL flag is live
 
     # m2 soft-deleted; m3 soft-deleted by a row whose data breaks two rules (a marker is not data)
-    _sql(members, "UPDATE crm.members SET deleted = true, updated_at = '2025-02-01' WHERE id = 'm2';"
-                  "UPDATE crm.members SET deleted = true, plan = 'gone', spend = -1, updated_at = '2025-02-01' WHERE id = 'm3'")
+    pg_sql(members, "UPDATE crm.members SET deleted = true, updated_at = '2025-02-01' WHERE id = 'm2';"
+                    "UPDATE crm.members SET deleted = true, plan = 'gone', spend = -1, updated_at = '2025-02-01' WHERE id = 'm3'")
     assert ingest_jdbc(spark, "members", SOURCE, bronze, "run-2", fetchsize=100) == 2
     acct, statuses, silver = _stage(spark, bronze)
     assert silver == ["m1"]
@@ -65,8 +59,8 @@ def test_soft_deleted_keys_leave_silver_and_come_back(spark, tmp_path, members):
     assert acct.reconciled and "+ deleted 2 [reconciled]" in acct.line()
 
     # m2 comes back (a newer live version); a late re-delivery of m3's old version does not revive m3
-    _sql(members, "UPDATE crm.members SET deleted = false, updated_at = '2025-03-01' WHERE id = 'm2';"
-                  "INSERT INTO crm.members VALUES ('m3', 'pro', 3, false, '2024-12-31')")
+    pg_sql(members, "UPDATE crm.members SET deleted = false, updated_at = '2025-03-01' WHERE id = 'm2';"
+                    "INSERT INTO crm.members VALUES ('m3', 'pro', 3, false, '2024-12-31')")
     ingest_jdbc(spark, "members", SOURCE, bronze, "run-3", fetchsize=100)
     acct, statuses, silver = _stage(spark, bronze)
     assert silver == ["m1", "m2"]
@@ -76,7 +70,7 @@ def test_soft_deleted_keys_leave_silver_and_come_back(spark, tmp_path, members):
 
 
 def test_a_marker_without_a_key_is_quarantined_not_deleted(spark, tmp_path, members):
-    _sql(members, "INSERT INTO crm.members VALUES (NULL, 'pro', 1, true, '2025-02-01')")
+    pg_sql(members, "INSERT INTO crm.members VALUES (NULL, 'pro', 1, true, '2025-02-01')")
     bronze = str(tmp_path / "bronze")
     ingest_jdbc(spark, "members", SOURCE, bronze, "run-1", fetchsize=100)
     staged = stage_source(spark.read.format("delta").load(bronze), SOURCE)

@@ -27,7 +27,7 @@ from lakeray.ingest.schema import CORRUPT, bronze_read_schema, bronze_table_sche
 from lakeray.ingest.screen import Rejection, failed_read, has_header, screen_csv, screen_parquet
 from lakeray.ingest.state import app_id as checkpoint_app_id
 from lakeray.ingest.state import check_source_state, moved_landing_error, record_landing, reset_hint
-from lakeray.lakehouse import STATS_COLUMNS, commit_metrics_since, fs, latest_version, stats_columns_value
+from lakeray.lakehouse import commit_metrics_since, fs, latest_version, stats_property
 from lakeray.spec.models import Source
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def ingest_files(spark, name: str, source: Source, landing_path: str, bronze_pat
                 break
             try:
                 (frame.write.format("delta").mode("append")
-                 .option(STATS_COLUMNS, stats_columns_value(bronze_stats_columns(source.keys)))   # on creation
+                 .option(*stats_property(bronze_stats_columns(source.keys)))   # applied when the table is created
                  .option("txnAppId", app_id).option("txnVersion", batch_id)
                  .option("userMetadata", f'{{"run_id": "{run_id}", "stream_batch": {batch_id}}}')
                  .save(bronze_path))

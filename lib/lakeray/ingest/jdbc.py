@@ -18,7 +18,7 @@ from lakeray.errors import SourceError
 from lakeray.faults import crash_point
 from lakeray.ingest.metadata import bronze_stats_columns, with_ingest_metadata
 from lakeray.ingest.schema import bronze_read_schema
-from lakeray.lakehouse import STATS_COLUMNS, commit_metrics_since, latest_version, stats_columns_value
+from lakeray.lakehouse import commit_metrics_since, latest_version, stats_property
 from lakeray.spark.session import root_cause
 from lakeray.spec.models import Source
 
@@ -84,7 +84,7 @@ def ingest_jdbc(spark, name: str, source: Source, bronze_path: str, run_id: str,
     staged = with_ingest_metadata(snapshot, name, F.lit(f"jdbc:{source.table}"), run_id)
     staged = staged.withColumn(ROW_HASH, row_hash(list(source.columns)))
     (DeltaTable.createIfNotExists(spark).location(bronze_path).addColumns(staged.schema)
-     .property(STATS_COLUMNS, stats_columns_value(bronze_stats_columns(source.keys, ROW_HASH))).execute())
+     .property(*stats_property(bronze_stats_columns(source.keys, ROW_HASH))).execute())
     target = DeltaTable.forPath(spark, bronze_path)
     before = latest_version(spark, bronze_path)
     (target.alias("t")

@@ -21,13 +21,10 @@ class TableVersion:
         return {"path": self.path, "version": self.version}
 
 
-STATS_COLUMNS = "delta.dataSkippingStatsColumns"
-
-
-def stats_columns_value(columns: list[str]) -> str:
-    """The value of delta.dataSkippingStatsColumns (a writer option when a table is created, or a
-    table property): min/max statistics for these columns only; the row count is always kept."""
-    return ",".join(f"`{c}`" for c in dict.fromkeys(columns))
+def stats_property(columns: list[str]) -> tuple[str, str]:
+    """(delta.dataSkippingStatsColumns, value): a writer option when a table is created, or a table
+    property: min/max statistics for these columns only; the row count is always kept."""
+    return "delta.dataSkippingStatsColumns", ",".join(f"`{c}`" for c in dict.fromkeys(columns))
 
 
 _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
@@ -98,7 +95,7 @@ def write_table(df, path: str, *, mode: str = "overwrite", lineage: dict | None 
     is always kept): the keys a reader filters on, not every wide text column (a quarter of the write)."""
     writer = df.write.format("delta").mode(mode)
     if stats_columns:
-        writer = writer.option(STATS_COLUMNS, stats_columns_value(stats_columns))
+        writer = writer.option(*stats_property(stats_columns))
     if lineage is not None:
         writer = writer.option("userMetadata", json.dumps(lineage, sort_keys=True, default=str))
     if partition_by:

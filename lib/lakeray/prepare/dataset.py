@@ -31,6 +31,12 @@ def matched_column(join: Join) -> str:
     return f"_matched_{join.source}"
 
 
+def _aggregated(frame: DataFrame, by: list[str], join: Join) -> DataFrame:
+    """The join's aggregates per value of `by`, with the `_matched_<source>` flag."""
+    aggs = [_aggregate(n, a) for n, a in join.aggregate.items()]
+    return frame.groupBy(*by).agg(*aggs, F.lit(True).alias(matched_column(join)))
+
+
 def _as_of_joinable(base: DataFrame, frame: DataFrame, join: Join) -> DataFrame:
     """Per (key, cutoff) of the base: the aggregates over the joined rows known before the cutoff.
     Joined back on the keys and the cutoff, so a base row without a cutoff matches nothing."""
@@ -41,15 +47,12 @@ def _as_of_joinable(base: DataFrame, frame: DataFrame, join: Join) -> DataFrame:
     if as_of.lookback_days:
         known = known & (event >= cutoff - F.make_dt_interval(F.lit(as_of.lookback_days)))
     events = frame.join(entities, on=join.on, how="inner").where(event.isNotNull() & known)
-    aggs = [_aggregate(n, a) for n, a in join.aggregate.items()]
-    grouped = events.groupBy(*join.on, CUTOFF).agg(*aggs, F.lit(True).alias(matched_column(join)))
-    return grouped.withColumnRenamed(CUTOFF, as_of.cutoff)
+    return _aggregated(events, [*join.on, CUTOFF], join).withColumnRenamed(CUTOFF, as_of.cutoff)
 
 
 def _joinable(frame: DataFrame, join: Join) -> DataFrame:
     if join.aggregate is not None:
-        aggs = [_aggregate(n, a) for n, a in join.aggregate.items()]
-        return frame.groupBy(*join.on).agg(*aggs, F.lit(True).alias(matched_column(join)))
+        return _aggregated(frame, join.on, join)
     cols = join.select or [c for c in frame.columns if not c.startswith("_") and c not in join.on]
     return frame.select(*join.on, *[c for c in cols if c not in join.on], F.lit(True).alias(matched_column(join)))
 

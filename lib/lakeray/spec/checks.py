@@ -10,6 +10,7 @@ from lakeray.spec.models import BASELINES, METRICS, PipelineSpec
 
 Problem = tuple[str, str]
 NUMERIC = {"int", "bigint", "double"}
+TIME_TYPES = {"date", "timestamp"}
 
 
 def _unknown(where: str, column: str, known, owner: str) -> Problem:
@@ -53,7 +54,7 @@ def _source_problems(spec: PipelineSpec) -> Iterator[Problem]:
             flag = src.deletes.column
             if flag not in cols:
                 yield _unknown(f"{where}.deletes.column", flag, cols, owner)
-            elif cols[flag] not in ("boolean", "date", "timestamp"):
+            elif cols[flag] not in TIME_TYPES | {"boolean"}:
                 yield f"{where}.deletes.column", (f"a delete marker is a boolean (true = deleted) or a date/timestamp "
                                                   f"(set = deleted); '{flag}' is {cols[flag]}")
             elif flag in src.keys:
@@ -70,7 +71,7 @@ def _source_problems(spec: PipelineSpec) -> Iterator[Problem]:
             ewhere = f"{where}.expectations[{i}]"
             if exp.column not in cols:
                 yield _unknown(f"{ewhere}.column", exp.column, cols, owner)
-            elif exp.rule == "range" and cols[exp.column] not in NUMERIC | {"date", "timestamp"}:
+            elif exp.rule == "range" and cols[exp.column] not in NUMERIC | TIME_TYPES:
                 yield f"{ewhere}.rule", f"range needs a numeric or date column; '{exp.column}' is {cols[exp.column]}"
             elif exp.rule == "regex" and cols[exp.column] != "string":
                 yield f"{ewhere}.rule", f"regex needs a string column; '{exp.column}' is {cols[exp.column]}"
@@ -136,9 +137,6 @@ def _dataset_problems(spec: PipelineSpec) -> Iterator[Problem]:
                     "list the columns to bring with 'select'"
                 )
             seen[col] = True
-
-
-TIME_TYPES = ("date", "timestamp")
 
 
 def _as_of_problems(where: str, as_of, src, name: str, base_cols: dict, base: str) -> Iterator[Problem]:
@@ -217,13 +215,13 @@ def _split_problems(spec: PipelineSpec, cols: dict[str, str], owner: str) -> Ite
     ctype = cols[split.column]
     if split.method == "time":
         integral = isinstance(split.validation_start, int)
-        if ctype in ("date", "timestamp") and integral:
+        if ctype in TIME_TYPES and integral:
             yield "split.validation_start", (f"'{split.column}' is {ctype}: validation_start and test_start must be dates "
                                              f"(YYYY-MM-DD), not {split.validation_start!r}")
         elif ctype in ("int", "bigint") and not integral:
             yield "split.validation_start", (f"'{split.column}' is {ctype}: validation_start and test_start must be "
                                              f"integers (e.g. a year), not {split.validation_start!r}")
-        elif ctype not in ("date", "timestamp", "int", "bigint"):
+        elif ctype not in TIME_TYPES | {"int", "bigint"}:
             yield "split.column", f"a time split needs a date, timestamp or integer column; '{split.column}' is {ctype}"
     elif split.method == "column":
         if ctype == "timestamp":

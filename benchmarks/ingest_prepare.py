@@ -9,7 +9,10 @@ seed PostgreSQL, then time, in the same Spark session:
             (benchmarks/handwritten_churn.py: cast, normalise, quarantine, dedupe, joins, Delta)
   lakeray   run_ingest (exactly-once streams + JDBC MERGE into bronze Delta)
             + run_prepare (typing, rules, dedupe, quarantine, joins, split, accounting, lineage)
-and print rows/s and the ratio lakeray / baseline.
+and print rows/s and the ratio lakeray / baseline. Then `--change` (default 1%) of new and changed rows
+lands (land_change: newer versions of existing customers, tickets and subscriptions, new customers,
+late re-deliveries, rows that break rules, a usage drop, and UPDATE/INSERT on the PostgreSQL table),
+and ingest + prepare run again: the incremental rerun, timed against the full run.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import time
 from pathlib import Path
 
 import handwritten_churn  # noqa: E402  (benchmarks/, beside this file)
+import numpy as np
+import pandas as pd
 
 from lakeray.cli import setup_logging
 from lakeray.config import load_settings
@@ -55,9 +60,66 @@ def plain_copy(spark, spec, lake, out: Path) -> None:
         df.write.mode("overwrite").parquet(str(out / name))
 
 
-def run_size(spark, spec, rows: int, work: Path, pg: LocalPostgres) -> dict:
+def land_change(gen, landing: Path, conninfo: str, fraction: float, seed: int = 7) -> int:
+    """`fraction` of each silo's rows as a new drop: newer versions of existing keys (half), new keys (a
+    quarter), late re-deliveries of rows already landed, and rows that break a rule. Returns the rows landed."""
+    import psycopg
+
+    rng = np.random.default_rng(seed)
+
+    def pick(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.iloc[rng.choice(len(frame), size=max(4, int(len(frame) * fraction)), replace=False)].copy()
+
+    def later(values, days: int = 90):
+        return (pd.to_datetime(values) + pd.Timedelta(days=days)).dt.strftime("%Y-%m-%d %H:%M:%S")
+
+    customers = pick(gen.customers)
+    q = len(customers) // 4
+    customers["updated_at"] = later(customers["updated_at"])
+    customers.iloc[:q, 0] = [f"N{i:07d}" for i in range(q)]                               # new customers
+    customers.iloc[:q, 1] = [f"new{i}@example.com" for i in range(q)]
+    customers.iloc[q:q + max(1, q // 20), 2] = "x"                                       # breaks allowed_values
+    customers = pd.concat([customers, pick(gen.customers).iloc[:q]])                     # late re-deliveries
+    customers.to_csv(landing / "customers" / "crm_export_0002.csv", index=False, columns=churn.CUSTOMER_COLUMNS)
+
+    tickets = pick(gen.tickets)
+    tickets["updated_at"] = later(tickets["updated_at"], 1)
+    tickets.iloc[: len(tickets) // 4, 0] = [f"TN{i:08d}" for i in range(len(tickets) // 4)]
+    tickets.iloc[-1:, 5] = 9                                                             # breaks range
+    tickets.to_json(landing / "tickets" / "tickets_0002.json", orient="records", lines=True, date_format="iso")
+
+    usage = pd.concat(gen.usage_drops)
+    usage = pick(usage)
+    usage["event_id"] = [f"EN{i:09d}" for i in range(len(usage))]
+    usage.iloc[-1:, 3] = -1.0                                                            # breaks range
+    churn.write_usage_drop(usage, landing / "usage" / "usage_day_9999.parquet")
+
+    subs = pick(gen.subscriptions)
+    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+        cur.executemany("UPDATE billing.subscriptions SET monthly_charges = monthly_charges + 5, "
+                        "updated_at = updated_at + interval '30 days' WHERE customer_id = %s",
+                        [(c,) for c in subs["customer_id"][q:]])
+        cur.executemany("INSERT INTO billing.subscriptions (customer_id, contract, payment_method, monthly_charges, "
+                        "total_charges, tenure_months, churned, updated_at) VALUES (%s, 'one year', 'card', 50, 50, 1, "
+                        "false, '2025-06-01')", [(f"N{i:07d}",) for i in range(q)])
+    return len(customers) + len(tickets) + len(usage) + len(subs)
+
+
+def ingest_and_prepare(spark, spec, settings) -> tuple[float, float, object]:
+    t = time.perf_counter()
+    run_ingest(spark, spec, settings)
+    ingest = time.perf_counter() - t
+    t = time.perf_counter()
+    result = run_prepare(spark, spec, settings)
+    assert all(a.reconciled for a in result.accounting.values())
+    return ingest, time.perf_counter() - t, result
+
+
+def run_size(spark, spec, rows: int, work: Path, pg: LocalPostgres, change: float) -> dict:
     shutil.rmtree(work, ignore_errors=True)
-    settings = load_settings(root=ROOT, overrides={"paths": {k: str(work / k) for k in ("landing", "lakehouse", "checkpoints")}})
+    settings = load_settings(root=ROOT, overrides={"paths": {k: str(work / k) for k in ("landing", "lakehouse", "checkpoints")},
+                                                   # the rerun is incremental at every size: that is what is measured
+                                                   "prepare": {"incremental_min_bronze_mb": 0, "incremental_max_change": 1}})
     lake = Lakehouse.for_pipeline(settings, spec)
     t = time.perf_counter()
     gen = churn.generate(n_customers=int(rows / ROWS_PER_CUSTOMER), seed=1)
@@ -72,14 +134,15 @@ def run_size(spark, spec, rows: int, work: Path, pg: LocalPostgres) -> dict:
     t = time.perf_counter()
     handwritten_churn.run(spark, lake.landing_root, str(work / "handwritten"))
     handwritten = time.perf_counter() - t
-    t = time.perf_counter()
-    run_ingest(spark, spec, settings)
-    ingest = time.perf_counter() - t
-    t = time.perf_counter()
-    result = run_prepare(spark, spec, settings)
-    prepare = time.perf_counter() - t
-    assert all(a.reconciled for a in result.accounting.values())
-    return {"rows": total, "baseline_s": round(baseline, 1), "handwritten_s": round(handwritten, 1),
+    ingest, prepare, result = ingest_and_prepare(spark, spec, settings)
+    assert result.mode == "full"
+    changed = land_change(gen, Path(lake.landing_root), pg.conninfo(), change)
+    ingest_again, prepare_again, again = ingest_and_prepare(spark, spec, settings)
+    assert again.mode == "incremental"
+    rerun = ingest_again + prepare_again
+    return {"changed_rows": changed, "rerun_ingest_s": round(ingest_again, 1), "rerun_prepare_s": round(prepare_again, 1),
+            "rerun_vs_full": round(rerun / (ingest + prepare), 3),
+            "rows": total, "baseline_s": round(baseline, 1), "handwritten_s": round(handwritten, 1),
             "vs_handwritten": round((ingest + prepare) / handwritten, 2), "ingest_s": round(ingest, 1),
             "prepare_s": round(prepare, 1), "lakeray_s": round(ingest + prepare, 1),
             "baseline_rows_per_s": round(total / baseline), "lakeray_rows_per_s": round(total / (ingest + prepare)),
@@ -91,6 +154,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, action="append", help="generated rows across all silos (repeatable)")
     parser.add_argument("--work", default=str(ROOT / "benchmarks" / "out"))
     parser.add_argument("--driver-memory", default="8g")
+    parser.add_argument("--change", type=float, default=0.01, help="share of each silo's rows landed again, changed")
     args = parser.parse_args()
     setup_logging("WARNING")
     log.setLevel(logging.INFO)
@@ -101,7 +165,7 @@ def main() -> None:
     with LocalPostgres() as pg:
         os.environ.update(connection_env(spec, pg))
         for rows in [20_000] + (args.rows or [1_000_000]):   # the first size warms up the JVM
-            res = run_size(spark, spec, rows, Path(args.work) / str(rows), pg)
+            res = run_size(spark, spec, rows, Path(args.work) / str(rows), pg, args.change)
             if rows != 20_000 or not args.rows:
                 results.append(res)
             print(json.dumps(res), flush=True)      # every size, the 20k warm-up too
@@ -112,6 +176,10 @@ def main() -> None:
         print(f"| {r['rows']:,} | {r['baseline_s']} | {r['handwritten_s']} | {r['ingest_s']} | {r['prepare_s']} "
               f"| {r['lakeray_rows_per_s']:,} | {r['baseline_rows_per_s']:,} | {r['ratio']} | {r['vs_handwritten']} "
               f"| {r['ingest_ratio']} |")
+    print("| rows | changed rows | rerun ingest (s) | rerun prepare (s) | rerun / full ingest+prepare |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['rows']:,} | {r['changed_rows']:,} | {r['rerun_ingest_s']} | {r['rerun_prepare_s']} | {r['rerun_vs_full']} |")
 
 
 if __name__ == "__main__":

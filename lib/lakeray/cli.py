@@ -6,7 +6,7 @@ command takes --env, --log-level, --verbose and --conf KEY=VALUE.
   lakeray validate  SPEC...                         check specs (all problems at once)
   lakeray generate  SPEC [--rows N]                 write the bundled data into the landing area
   lakeray ingest    SPEC [--smoke-test]             silos -> bronze Delta
-  lakeray prepare   SPEC [--smoke-test]             bronze -> silver -> gold Delta
+  lakeray prepare   SPEC [--smoke-test] [--full-refresh]  bronze -> silver -> gold Delta (incremental)
   lakeray tune      SPEC [--gold-version N|latest]  Ray Tune model selection -> MLflow leaderboard
   lakeray train     SPEC [--tune-run-id ID]         the best configuration on Ray (Train or one task)
   lakeray evaluate  SPEC [--train-run-id ID]        test metrics, fairness, report, promotion gate
@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", default=None, help="comma-separated subset of the spec's sources")
     p = sub.add_parser("prepare", help="bronze -> silver -> gold Delta tables")
     _job(p)
+    p.add_argument("--full-refresh", action="store_true",
+                   help="recompute silver, gold and the quarantine from all of bronze (default: incremental "
+                        "after a run that finished ok)")
     p = sub.add_parser("tune", help="model selection with Ray Tune on a pinned gold version")
     _job(p)
     p.add_argument("--gold-version", default=None, help="gold Delta version to read, or 'latest' to pin the newest now")
@@ -260,7 +263,8 @@ def _run_stage(args, stage: str) -> int:
                 stack.enter_context(bundled_data(spec, Lakehouse.for_pipeline(settings, spec), size="smoke"))
             spark = build_spark(settings, app_name=f"lakeray-{stage}-{spec.name}")
             sources = args.sources.split(",") if getattr(args, "sources", None) else None
-            data = run_data_stages(spark, spec, settings, stages, sources=sources)
+            data = run_data_stages(spark, spec, settings, stages, sources=sources,
+                                   full_refresh=getattr(args, "full_refresh", False))
             spark.stop()   # the JVM is not needed by the Ray stages
         ml = [s for s in stages if s in ("tune", "train", "evaluate")]
         if ml:

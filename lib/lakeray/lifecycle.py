@@ -26,7 +26,7 @@ def stages_through(last: str) -> tuple[str, ...]:
     return STAGES[: STAGES.index(last) + 1]
 
 
-def run_data_stages(spark, spec: PipelineSpec, settings, stages, sources=None) -> dict:
+def run_data_stages(spark, spec: PipelineSpec, settings, stages, sources=None, full_refresh: bool = False) -> dict:
     from lakeray.ingest import run_ingest
     from lakeray.prepare import run_prepare
 
@@ -36,7 +36,7 @@ def run_data_stages(spark, spec: PipelineSpec, settings, stages, sources=None) -
         for r in out["ingest"].values():
             log.info("ingested    %s (%s): %d new row(s), bronze @ version %s", r.source, r.format, r.rows_added, r.bronze_version)
     if "prepare" in stages:
-        out["prepare"] = run_prepare(spark, spec, settings)
+        out["prepare"] = run_prepare(spark, spec, settings, full=full_refresh)
         for acct in out["prepare"].accounting.values():
             log.info("accounting  %s", acct.line())
         if out["prepare"].gold:

@@ -71,6 +71,10 @@ class Prepare(Section):
     max_quarantine_rate: Fraction = None
     parallel_sources: PositiveInt = None
     min_split_rows: PositiveInt = None
+    incremental: bool = None
+    incremental_min_bronze_mb: NonNegFloat = None
+    incremental_max_change: Fraction = None
+    deletion_vectors: bool = None
 
 
 class Mlflow(Section):

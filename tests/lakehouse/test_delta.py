@@ -7,7 +7,7 @@ import os
 
 from delta.tables import DeltaTable
 
-from lakeray.lakehouse import commit_info, commit_metrics_since, latest_version, write_table
+from lakeray.lakehouse import commit_info, commit_metrics_since, latest_version, table_bytes, table_id, write_table
 
 
 def test_latest_version_and_commit_info_match_delta_history(spark, tmp_path):
@@ -46,3 +46,20 @@ def test_stats_columns_limit_the_statistics_not_the_row_count(spark, tmp_path):
     assert sum(s["numRecords"] for s in stats) == 2
     assert all(set(s["minValues"]) <= {"the_key"} for s in stats) and any(s["minValues"] for s in stats)
     assert spark.read.format("delta").load(path).count() == 2
+
+
+def test_table_id_changes_when_a_table_is_made_again_and_size_matches_delta(spark, tmp_path):
+    """What the incremental prepare checks before it trusts a recorded bronze version."""
+    import shutil
+
+    path = str(tmp_path / "t")
+    assert table_id(spark, path) is None
+    write_table(spark.range(100).toDF("k"), path)
+    first = table_id(spark, path)
+    write_table(spark.range(5).toDF("k"), path, mode="append")
+    assert table_id(spark, path) == first and len(first) == 36
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
+    assert table_bytes(spark, path) == detail["sizeInBytes"] > 0
+    shutil.rmtree(path)
+    write_table(spark.range(100).toDF("k"), path)
+    assert table_id(spark, path) not in (None, first)

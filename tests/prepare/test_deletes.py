@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 
 from lakeray.ingest.jdbc import ingest_jdbc
 from lakeray.prepare.dedupe import STATUS
-from lakeray.prepare.run import _account, _clean, stage_source
+from lakeray.prepare.steps import account, clean_rows, stage_source
 from lakeray.spec.models import Source
 from tests.support import PG_CONNECTION, pg_sql, pg_table
 
@@ -34,9 +34,9 @@ def members(postgres, monkeypatch):
 def _stage(spark, bronze: str):
     rows_in = spark.read.format("delta").load(bronze).count()
     staged = stage_source(spark.read.format("delta").load(bronze), SOURCE).cache()
-    acct, _ = _account("members", rows_in, staged)
+    acct, _ = account("members", rows_in, staged)
     statuses = sorted((r["id"], str(r["updated_at"])[:10], r[STATUS]) for r in staged.collect())
-    silver = sorted(r["id"] for r in _clean(staged, SOURCE).collect())
+    silver = sorted(r["id"] for r in clean_rows(staged, SOURCE).collect())
     return acct, statuses, silver
 
 

@@ -7,9 +7,10 @@ import json
 
 import pytest
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaProtocolError
 
 from lakeray.errors import DataQualityError
-from lakeray.lakehouse import commit_info, latest_version
+from lakeray.lakehouse import commit_info, latest_version, read_version
 from lakeray.prepare import run_prepare
 
 
@@ -72,16 +73,23 @@ def test_lineage_pins_input_versions(spark, churn_world):
     assert gold_meta["inputs"] == {f"silver/{n}": t.version for n, t in result.silver.items()}
 
 
-def test_independent_reader_sees_recorded_versions(churn_world):
+def test_independent_reader_sees_recorded_versions(spark, churn_world):
+    """Gold (what training reads without a JVM) opens in delta-rs; silver and the quarantine have deletion
+    vectors (an incremental MERGE marks rows instead of rewriting files), which Spark reads at the
+    recorded versions and delta-rs refuses by name rather than misreading."""
     result = churn_world["prepared"]
     gold = DeltaTable(result.gold.path, version=result.gold.version)
     assert gold.to_pyarrow_dataset().count_rows() == result.accounting["dataset"].clean
     assert gold.metadata().partition_columns == ["split"]
+    assert "deletionVectors" not in (gold.protocol().reader_features or [])
     for name, table in result.silver.items():
-        rows = DeltaTable(table.path, version=table.version).to_pyarrow_dataset().count_rows()
+        rows = read_version(spark, table.path, table.version).count()
         assert rows == result.accounting[name].clean, name
-    q = DeltaTable(result.quarantine.path, version=result.quarantine.version).to_pyarrow_dataset().count_rows()
+        assert "deletionVectors" in DeltaTable(table.path).protocol().reader_features
+    q = read_version(spark, result.quarantine.path, result.quarantine.version).count()
     assert q == sum(a.quarantined for a in result.accounting.values())
+    with pytest.raises(DeltaProtocolError, match="deletionVectors"):
+        DeltaTable(result.quarantine.path).to_pyarrow_dataset()
 
 
 def test_gold_has_features_target_and_split(spark, churn_world):

@@ -6,7 +6,7 @@ import datetime as dt
 
 from pyspark.sql import functions as F
 
-from lakeray.prepare.run import stage_source
+from lakeray.prepare.steps import stage_source
 from lakeray.spec.models import Source
 
 TS = dt.datetime(2025, 1, 1)

@@ -21,13 +21,13 @@ from pyspark.sql import types as T
 
 from lakeray.errors import SourceError
 from lakeray.faults import crash_point
-from lakeray.ingest.metadata import bronze_stats_columns, with_ingest_metadata
+from lakeray.ingest.metadata import bronze_properties, create_bronze, with_ingest_metadata
 from lakeray.ingest.rejected import record_rejections
 from lakeray.ingest.schema import CORRUPT, bronze_read_schema, bronze_table_schema
 from lakeray.ingest.screen import Rejection, failed_read, has_header, screen_csv, screen_parquet
 from lakeray.ingest.state import app_id as checkpoint_app_id
 from lakeray.ingest.state import check_source_state, moved_landing_error, record_landing, reset_hint
-from lakeray.lakehouse import commit_metrics_since, fs, latest_version, stats_property
+from lakeray.lakehouse import commit_metrics_since, fs, latest_version
 from lakeray.spec.models import Source
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def ingest_files(spark, name: str, source: Source, landing_path: str, bronze_pat
                 break
             try:
                 (frame.write.format("delta").mode("append")
-                 .option(*stats_property(bronze_stats_columns(source.keys)))   # applied when the table is created
+                 .options(**bronze_properties(source.keys))   # applied when the table is created
                  .option("txnAppId", app_id).option("txnVersion", batch_id)
                  .option("userMetadata", f'{{"run_id": "{run_id}", "stream_batch": {batch_id}}}')
                  .save(bronze_path))
@@ -177,9 +177,7 @@ def ingest_files(spark, name: str, source: Source, landing_path: str, bronze_pat
         raise
     record_landing(spark, checkpoint, landing_path)
     if latest_version(spark, bronze_path) is None:   # nothing has arrived yet: an empty table, not none
-        from delta.tables import DeltaTable
-
-        DeltaTable.createIfNotExists(spark).location(bronze_path).addColumns(bronze_table_schema(source)).execute()
+        create_bronze(spark, bronze_path, bronze_table_schema(source), bronze_properties(source.keys))
         log.warning("source %s: no files in %s yet; bronze is an empty table", name, landing_path)
     if stats.rejected_files:
         log.warning("source %s: %d file(s) set aside, recorded in %s; fix each and land it under a new name "

@@ -16,9 +16,9 @@ from pyspark.sql import functions as F
 
 from lakeray.errors import SourceError
 from lakeray.faults import crash_point
-from lakeray.ingest.metadata import bronze_stats_columns, with_ingest_metadata
+from lakeray.ingest.metadata import bronze_properties, create_bronze, with_ingest_metadata
 from lakeray.ingest.schema import bronze_read_schema
-from lakeray.lakehouse import commit_metrics_since, latest_version, stats_property
+from lakeray.lakehouse import commit_metrics_since, latest_version
 from lakeray.spark.session import root_cause
 from lakeray.spec.models import Source
 
@@ -83,8 +83,7 @@ def ingest_jdbc(spark, name: str, source: Source, bronze_path: str, run_id: str,
     snapshot = read_jdbc(spark, name, source, fetchsize)
     staged = with_ingest_metadata(snapshot, name, F.lit(f"jdbc:{source.table}"), run_id)
     staged = staged.withColumn(ROW_HASH, row_hash(list(source.columns)))
-    (DeltaTable.createIfNotExists(spark).location(bronze_path).addColumns(staged.schema)
-     .property(*stats_property(bronze_stats_columns(source.keys, ROW_HASH))).execute())
+    create_bronze(spark, bronze_path, staged.schema, bronze_properties(source.keys, ROW_HASH))
     target = DeltaTable.forPath(spark, bronze_path)
     before = latest_version(spark, bronze_path)
     (target.alias("t")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from lakeray.lakehouse import stats_property
+
 
 def with_ingest_metadata(df: DataFrame, source: str, file_col: Column, batch_id: str) -> DataFrame:
     return df.select(
@@ -16,7 +18,20 @@ def with_ingest_metadata(df: DataFrame, source: str, file_col: Column, batch_id:
     )
 
 
-def bronze_stats_columns(source_keys: list[str], *extra: str) -> list[str]:
-    """The bronze columns Delta keeps min/max statistics of: the keys and when/which batch landed them
-    (every raw text column would cost a quarter of the write and serves no reader)."""
-    return [*source_keys, *extra, "_ingested_at", "_batch_id"]
+def bronze_properties(source_keys: list[str], *extra: str) -> dict[str, str]:
+    """Table properties of a bronze table, set when it is created: min/max statistics only for the keys
+    and when/which batch landed a row (every raw text column would cost a quarter of the write and
+    serves no reader), and the change data feed, which tells prepare the rows added since its last
+    run (lakeray.prepare.incremental; appends cost nothing extra: their files are the feed)."""
+    stats = stats_property([*source_keys, *extra, "_ingested_at", "_batch_id"])
+    return {stats[0]: stats[1], "delta.enableChangeDataFeed": "true"}
+
+
+def create_bronze(spark, path: str, schema, properties: dict[str, str]) -> None:
+    """An empty bronze table with its properties, unless one exists."""
+    from delta.tables import DeltaTable
+
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+    for key, value in properties.items():
+        builder = builder.property(key, value)
+    builder.execute()

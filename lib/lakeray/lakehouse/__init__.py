@@ -7,9 +7,11 @@ from lakeray.lakehouse.delta import (
     latest_version,
     read_version,
     stats_property,
+    table_bytes,
+    table_id,
     write_table,
 )
 from lakeray.lakehouse.layout import Lakehouse
 
 __all__ = ["Lakehouse", "TableVersion", "commit_info", "commit_metrics_since", "latest_version", "read_version",
-           "stats_property", "write_table"]
+           "stats_property", "table_bytes", "table_id", "write_table"]

@@ -38,6 +38,29 @@ def latest_version(spark, path: str) -> int | None:
     return max(versions) if versions else None
 
 
+def table_id(spark, path: str) -> str | None:
+    """The table's id (metaData.id of its first commit): a table removed and created again at the same
+    path has a new one. None when the first commit file is gone (log cleanup) or there is no table."""
+    text = fs.read_text(fs.join(path, "_delta_log", f"{0:020d}.json"), spark)
+    for line in (text or "").splitlines():
+        action = json.loads(line) if line.strip() else {}
+        if "metaData" in action:
+            return action["metaData"].get("id")
+    return None
+
+
+def table_bytes(spark, path: str) -> int:
+    """The size of a table's live files at its newest version: the commit's checksum file (tableSizeBytes)
+    when Delta wrote one, else DESCRIBE DETAIL."""
+    version = latest_version(spark, path)
+    text = fs.read_text(fs.join(path, "_delta_log", f"{int(version):020d}.crc"), spark) if version is not None else None
+    if text:
+        size = json.loads(text).get("tableSizeBytes")
+        if size is not None:
+            return int(size)
+    return int(spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["sizeInBytes"])
+
+
 def _commit_file_info(spark, path: str, version: int) -> dict | None:
     """The commitInfo action of one commit file (None once log cleanup removed it)."""
     text = fs.read_text(fs.join(path, "_delta_log", f"{int(version):020d}.json"), spark)
@@ -89,13 +112,17 @@ def read_version(spark, path: str, version: int):
 
 def write_table(df, path: str, *, mode: str = "overwrite", lineage: dict | None = None,
                 partition_by: list[str] | None = None, overwrite_schema: bool = False,
-                stats_columns: list[str] | None = None) -> TableVersion:
+                stats_columns: list[str] | None = None, deletion_vectors: bool = False) -> TableVersion:
     """Write `df` as a Delta table, recording `lineage` as the commit's userMetadata. `stats_columns`:
     the only columns Delta keeps min/max statistics of (delta.dataSkippingStatsColumns; the row count
-    is always kept): the keys a reader filters on, not every wide text column (a quarter of the write)."""
+    is always kept): the keys a reader filters on, not every wide text column (a quarter of the write).
+    `deletion_vectors`: a later MERGE marks the rows it removes instead of rewriting their files (Spark
+    reads such tables; delta-rs does not yet, so gold, which training reads with it, never has them)."""
     writer = df.write.format("delta").mode(mode)
     if stats_columns:
         writer = writer.option(*stats_property(stats_columns))
+    if deletion_vectors:
+        writer = writer.option("delta.enableDeletionVectors", "true")
     if lineage is not None:
         writer = writer.option("userMetadata", json.dumps(lineage, sort_keys=True, default=str))
     if partition_by:

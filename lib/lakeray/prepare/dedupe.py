@@ -31,20 +31,30 @@ def dedupe_latest(df: DataFrame, source: Source) -> DataFrame:
     return ranked.withColumn(STATUS, status).drop("_rank")
 
 
-def check_unique(df: DataFrame, source: Source) -> DataFrame:
-    """Among surviving rows, every row that shares a value of a `unique` column is quarantined."""
+def check_unique(df: DataFrame, source: Source, outside: DataFrame | None = None) -> DataFrame:
+    """Among surviving rows, every row that shares a value of a `unique` column is quarantined.
+    `outside`: surviving rows that are not in `df` (an incremental run re-stages only some keys; the
+    rest of silver still holds its values), counted as if they were."""
     out = df
     for exp in source.expectations:
         if exp.rule != "unique":
             continue
         col = F.col(exp.column)
         window = Window.partitionBy(F.col(STATUS), col)
-        clash = (F.col(STATUS) == "clean") & col.isNotNull() & (F.count(F.lit(1)).over(window) > 1)
+        count = F.count(F.lit(1)).over(window)
+        if outside is not None:
+            held = (outside.where(F.col(exp.column).isNotNull()).groupBy(F.col(exp.column).alias("_held_value"))
+                    .agg(F.count(F.lit(1)).alias("_held")))
+            out = out.join(held, col == F.col("_held_value"), "left").drop("_held_value")
+            count = count + F.coalesce(F.col("_held"), F.lit(0))
+        clash = (F.col(STATUS) == "clean") & col.isNotNull() & (count > 1)
         out = out.withColumn(VIOLATIONS, F.when(clash, F.array_append(F.col(VIOLATIONS), violation(F.lit(True), exp.label, exp.column, col)))
                              .otherwise(F.col(VIOLATIONS)))
         out = out.withColumn(STATUS, F.when(clash, F.lit("quarantined")).otherwise(F.col(STATUS)))
+        if outside is not None:
+            out = out.drop("_held")
     return out
 
 
-def classify(df: DataFrame, source: Source) -> DataFrame:
-    return check_unique(dedupe_latest(df, source), source)
+def classify(df: DataFrame, source: Source, outside: DataFrame | None = None) -> DataFrame:
+    return check_unique(dedupe_latest(df, source), source, outside)

@@ -1,0 +1,94 @@
+"""Delta MERGEs that carry lineage: upsert-and-delete on keys, and replacing the rows of some keys.
+
+A MERGE has no writer options, so the commit's userMetadata comes from the session setting
+spark.databricks.delta.commitInfo.userMetadata, set for that one statement under a lock. The source
+is cached and counted first (nothing to merge: no commit; Delta's own copy of it is then cheap).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakeray.lakehouse.delta import TableVersion, latest_version
+
+log = logging.getLogger(__name__)
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+_LOCK = threading.Lock()
+OP = "_merge_op"
+
+
+@contextlib.contextmanager
+def _statement_conf(spark, lineage: dict | None):
+    with _LOCK:
+        if lineage is not None:
+            spark.conf.set(_USER_METADATA, json.dumps(lineage, sort_keys=True, default=str))
+        try:
+            yield
+        finally:
+            spark.conf.unset(_USER_METADATA)
+
+
+def _q(column: str) -> str:
+    return f"`{column}`"
+
+
+def checkpointed(frame: DataFrame) -> DataFrame:
+    """`frame` computed now into a local checkpoint: a leaf plan with a known size, so what is built on
+    it plans short (each stage of a re-planned lineage is one more Spark job: a MERGE copies its source
+    first) and joins against a small one are broadcasts."""
+    return frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+
+
+def merge_rows(spark, path: str, rows: DataFrame, gone: DataFrame, on: list[str], *,
+               lineage: dict | None = None) -> TableVersion:
+    """One commit: the target rows whose `on` values are in `gone` are deleted; `rows` are inserted, or
+    update their match when any column differs (an unchanged row is not rewritten). `rows` must have
+    the target's columns and unique `on` values; `gone` holds `on` values absent from `rows`. Nothing to
+    merge: no commit (the version stays)."""
+    from delta.tables import DeltaTable
+
+    columns = rows.columns
+    source = rows.withColumn(OP, F.lit("upsert")).unionByName(gone.select(*on).withColumn(OP, F.lit("delete")),
+                                                             allowMissingColumns=True)
+    match = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in on)
+    differs = " OR ".join(f"NOT (t.{_q(c)} <=> s.{_q(c)})" for c in columns)
+    values = {_q(c): f"s.{_q(c)}" for c in columns}
+    ready = checkpointed(source)
+    if not ready.isEmpty():
+        with _statement_conf(spark, lineage):
+            (DeltaTable.forPath(spark, path).alias("t").merge(ready.alias("s"), match)
+             .whenMatchedDelete(f"s.{OP} = 'delete'")
+             .whenMatchedUpdate(f"s.{OP} = 'upsert' AND ({differs})", values)
+             .whenNotMatchedInsert(f"s.{OP} = 'upsert'", values)
+             .execute())
+    version = latest_version(spark, path)
+    log.info("merged into %s (version %s)", path, version)
+    return TableVersion(path, version)
+
+
+def replace_rows(spark, path: str, rows: DataFrame, gone: DataFrame, on: list[str], *,
+                 lineage: dict | None = None) -> TableVersion:
+    """One commit: every target row whose `on` values are in `gone` is deleted and `rows` are appended
+    (a table with many rows per key, e.g. the quarantine)."""
+    from delta.tables import DeltaTable
+
+    source = rows.withColumn(OP, F.lit("insert")).unionByName(
+        gone.select(*on).distinct().withColumn(OP, F.lit("delete")), allowMissingColumns=True)
+    match = " AND ".join([*(f"t.{_q(k)} = s.{_q(k)}" for k in on), f"s.{OP} = 'delete'"])
+    ready = checkpointed(source)
+    if not ready.isEmpty():
+        with _statement_conf(spark, lineage):
+            (DeltaTable.forPath(spark, path).alias("t").merge(ready.alias("s"), match)
+             .whenMatchedDelete()
+             .whenNotMatchedInsert(f"s.{OP} = 'insert'", {_q(c): f"s.{_q(c)}" for c in rows.columns})
+             .execute())
+    version = latest_version(spark, path)
+    log.info("replaced rows in %s (version %s)", path, version)
+    return TableVersion(path, version)

@@ -1,0 +1,342 @@
+"""Incremental prepare: re-stage only the keys that new bronze rows touch, and MERGE.
+
+A run continues from the last one when that run finished ok and nothing moved since (its state, in
+the run-metrics table: the bronze versions it read and the silver, gold and quarantine versions it
+left, with the spec's hash and lakeray's version). Otherwise run.py recomputes everything. Per source:
+
+  new rows  the rows appended to bronze after the version the last run read (Delta's change data
+            feed; bronze is append-only: file drops append, the JDBC MERGE only inserts)
+  K         the keys of the new rows
+  R         K, plus for a source with `unique` rules the keys whose verdict the change can move: silver
+            rows sharing a unique value with a new row or with an old row of K, and every row held in
+            quarantine by a unique rule (the clash may be gone)
+
+Every bronze row of R is staged again exactly as a full run stages it (the dedupe sees the key's whole
+history; `unique` also counts the silver rows outside R), and silver gets one MERGE: the keys of R
+without a clean row are deleted, changed rows updated, new ones inserted. Gold: the entities whose base
+row is in R or whose join values appear in an old or new row of R are rebuilt from the new silver
+and MERGEd on the entity key. The quarantine: one MERGE replaces the rows of R's keys (and of the
+rebuilt entities) and adds the new rows that have no key. The tables then hold what a full recompute
+writes; tests/prepare/test_incremental.py checks that row for row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import reduce
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakeray.config import Settings
+from lakeray.lakehouse import Lakehouse, TableVersion, fs, latest_version, read_version, table_bytes, table_id
+from lakeray.lakehouse.merge import checkpointed, merge_rows, replace_rows
+from lakeray.lineage import code_version, lineage
+from lakeray.prepare.dataset import build_dataset, output_columns
+from lakeray.prepare.dedupe import STATUS, classify
+from lakeray.prepare.quarantine import key_json, quarantine_rows
+from lakeray.prepare.split import PARTS, SPLIT, assign_split, column_type, split_column
+from lakeray.prepare.steps import (
+    GOLD,
+    Accounting,
+    PrepareResult,
+    Timer,
+    account,
+    check_limits,
+    clean_rows,
+    each_source,
+    finish,
+    gold_stage,
+    split_failures,
+)
+from lakeray.prepare.validate import VIOLATIONS, validate_rows
+from lakeray.runs import append_run_metrics, metric_row
+from lakeray.spec import spec_hash
+from lakeray.spec.models import PipelineSpec, Source
+
+log = logging.getLogger(__name__)
+STATE = "incremental_state"     # in the details of an ok run's metric rows
+
+
+def _state(spark, lake: Lakehouse, spec: PipelineSpec, bronze: dict[str, int], silver: dict[str, TableVersion],
+           gold: TableVersion, quarantine: TableVersion) -> dict:
+    return {"spec_hash": spec_hash(spec), "code_version": code_version(), "bronze": dict(bronze),
+            "bronze_ids": {n: table_id(spark, lake.bronze(n)) for n in bronze},
+            "silver": {n: t.version for n, t in silver.items()}, "gold": gold.version, "quarantine": quarantine.version}
+
+
+def record_run(spark, spec: PipelineSpec, lake: Lakehouse, run_id: str, mode: str, accounting: dict[str, Accounting],
+               bronze_versions: dict[str, int], silver: dict[str, TableVersion], gold: TableVersion | None,
+               quarantine: TableVersion, split_rows: dict[str, int], failures: list[str]) -> None:
+    """One run-metrics row per table; an ok run also records the state the next run continues from."""
+    ok = not failures and gold is not None
+    state = {STATE: _state(spark, lake, spec, bronze_versions, silver, gold, quarantine)} if ok else {}
+    append_run_metrics(spark, lake.run_metrics, [
+        metric_row(run_id, "prepare", a.table, rows_in=a.rows_in, clean=a.clean, quarantined=a.quarantined,
+                   duplicates=a.duplicates, deleted=a.deleted, status="ok" if not failures else "failed",
+                   details={"mode": mode, "quarantine_by_rule": a.quarantine_by_rule,
+                            "bronze_version": bronze_versions.get(n),
+                            **({"split_rows": split_rows} if n == GOLD and split_rows else {}),
+                            "output_version": (silver[n].version if n in silver else gold.version if n == GOLD and gold else None),
+                            **state})
+        for n, a in accounting.items()
+    ])
+
+
+def gold_problem(spec: PipelineSpec) -> str | None:
+    """Why gold cannot be updated per entity (None when it can)."""
+    base = spec.dataset.base
+    if list(spec.sources[base].keys) != [spec.entity_key]:
+        return f"the base source's keys {spec.sources[base].keys} are not [entity_key]"
+    sources = [j.source for j in spec.dataset.joins]
+    if base in sources or len(set(sources)) != len(sources):
+        return "a source is joined twice (or onto itself)"
+    columns = set(spec.sources[base].columns)
+    for join in spec.dataset.joins:
+        if not set(join.on) <= columns:
+            return f"join '{join.source}' is on columns the base source does not have ({join.on})"
+    return None
+
+
+def previous_run(spark, lake: Lakehouse, spec: PipelineSpec, bronze_now: dict[str, int]) -> tuple[dict | None, str]:
+    """The state the last prepare run left, when this run can continue from it; else (None, why not)."""
+    problem = gold_problem(spec)
+    if problem:
+        return None, f"gold is rebuilt whole: {problem}"
+    if latest_version(spark, lake.run_metrics) is None:
+        return None, "no earlier run"
+    last = (spark.read.format("delta").load(lake.run_metrics).where(F.col("stage") == "prepare")
+            .orderBy(F.col("recorded_at").desc()).select("run_id", "status", "details").first())
+    if last is None:
+        return None, "no earlier run"
+    state = json.loads(last["details"] or "{}").get(STATE)
+    if last["status"] != "ok" or not state:
+        return None, f"the last run ({last['run_id']}) did not finish ok"
+    if state["spec_hash"] != spec_hash(spec):
+        return None, "the pipeline spec changed since the last run"
+    if state["code_version"] != code_version():
+        return None, f"lakeray's version changed since the last run ({state['code_version']} -> {code_version()})"
+    if set(state["bronze"]) != set(spec.sources):
+        return None, "the spec's sources changed since the last run"
+    tables = {**{f"silver/{n}": (lake.silver(n), v) for n, v in state["silver"].items()},
+              "gold": (lake.gold, state["gold"]), "quarantine": (lake.quarantine, state["quarantine"])}
+    for label, (path, version) in tables.items():
+        if latest_version(spark, path) != version:
+            return None, f"{label} is not at the version the last run left (v{version})"
+    for name, version in state["bronze"].items():
+        current = table_id(spark, lake.bronze(name))
+        if current is None or current != state["bronze_ids"].get(name) or bronze_now[name] < version:
+            return None, f"bronze/{name} is not the table the last run read (was it reset?)"
+    return state, ""
+
+
+def added_rows(spark, path: str, since: int, until: int) -> tuple[DataFrame, int] | None:
+    """The rows appended to a bronze table after version `since` up to `until`, from Delta's change data
+    feed, and the bytes of their files; None when the feed cannot say (not enabled then, the log was
+    cleaned, or a commit removed rows)."""
+    added = 0
+    for version in range(since + 1, until + 1):
+        text = fs.read_text(fs.join(path, "_delta_log", f"{version:020d}.json"), spark)
+        if text is None:
+            return None
+        for line in text.splitlines():
+            action = json.loads(line) if line.strip() else {}
+            if "cdc" in action or ("remove" in action and action["remove"].get("dataChange", True)):
+                return None
+            added += int(action.get("add", {}).get("size", 0))
+    try:
+        feed = (spark.read.format("delta").option("readChangeFeed", "true")
+                .option("startingVersion", since + 1).option("endingVersion", until).load(path))
+    except Exception as exc:  # noqa: BLE001 - Delta refuses a range without the feed (several error classes)
+        log.info("no change data feed for %s v%d..v%d: %s", path, since + 1, until, str(exc).splitlines()[0])
+        return None
+    return feed.where(F.col("_change_type") == "insert").drop("_change_type", "_commit_version", "_commit_timestamp"), added
+
+
+def _unique_rules(source: Source) -> list:
+    return [e for e in source.expectations if e.rule == "unique"]
+
+
+def _keys_present(keys: list[str]):
+    return reduce(lambda a, b: a & b, [F.col(k).isNotNull() for k in keys])
+
+
+def touched_keys(name: str, source: Source, new: DataFrame, silver_old: DataFrame, quarantine_old: DataFrame) -> DataFrame:
+    """R: the keys to re-stage (typed key columns, distinct)."""
+    keys = list(source.keys)
+    touched = new.where(_keys_present(keys)).select(*keys)
+    uniques = _unique_rules(source)
+    if not uniques:
+        return touched.distinct()
+    labels = [e.label for e in uniques]
+    schema = silver_old.select(*keys).schema
+    held = (quarantine_old.where((F.col("source") == name) & F.col("rule").isin(labels))
+            .select(F.from_json("key", schema).alias("_k")).select("_k.*"))
+    parts = [touched, held]
+    valid_new = new.where(F.size(VIOLATIONS) == 0)
+    old_of_touched = silver_old.join(touched.distinct(), keys, "left_semi")
+    for exp in uniques:
+        values = (valid_new.select(F.col(exp.column).alias("_v"))
+                  .unionByName(old_of_touched.select(F.col(exp.column).alias("_v")))
+                  .where(F.col("_v").isNotNull()).distinct())
+        parts.append(silver_old.join(values, silver_old[exp.column] == values["_v"], "left_semi").select(*keys))
+    return reduce(DataFrame.unionByName, parts).distinct()
+
+
+def restage(bronze: DataFrame, new: DataFrame, source: Source, keys_r: DataFrame, silver_old: DataFrame) -> DataFrame:
+    """Every bronze row of R, plus the new rows without a key, classified as a full run would."""
+    keys = list(source.keys)
+    rows = validate_rows(bronze, source).join(keys_r, keys, "left_semi").unionByName(new.where(~_keys_present(keys)))
+    outside = silver_old.join(keys_r, keys, "left_anti") if _unique_rules(source) else None
+    return classify(rows, source, outside)
+
+
+def _entities(spec: PipelineSpec, keys_r: dict[str, DataFrame], old_rows: dict[str, DataFrame],
+              new_rows: dict[str, DataFrame], base_new: DataFrame) -> DataFrame:
+    """The entities whose gold row can change: base keys in R, and base rows whose join values appear in
+    an old or a new row of the joined source's R (sources that did not change are not in the dicts)."""
+    key = spec.entity_key
+    frames = [keys_r[spec.dataset.base].select(key)] if spec.dataset.base in keys_r else []
+    for join in spec.dataset.joins:
+        if join.source not in new_rows:
+            continue
+        values = (old_rows[join.source].select(*join.on).unionByName(new_rows[join.source].select(*join.on))
+                  .distinct())
+        frames.append(base_new.join(values, list(join.on), "left_semi").select(key))
+    return reduce(DataFrame.unionByName, frames).distinct()
+
+
+def _costs_less_in_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, added: int) -> str | None:
+    """Why a full recompute is the cheaper run (None: go incremental). An incremental run costs some
+    hundred small Spark jobs whatever the data (benchmarks/README.md): below a size, or when much of
+    bronze is new, recomputing everything is faster."""
+    conf = settings.get("prepare", {})
+    min_mb = float(conf.get("incremental_min_bronze_mb", 1024))
+    max_change = float(conf.get("incremental_max_change", 0.1))
+    total = sum(table_bytes(spark, lake.bronze(n)) for n in spec.sources)
+    if total < min_mb * 2**20:
+        return (f"bronze holds {total / 2**20:.0f} MB, under prepare.incremental_min_bronze_mb = {min_mb:g}: "
+                "recomputing costs less")
+    if added > max_change * total:
+        return (f"{added / 2**20:.0f} MB of {total / 2**20:.0f} MB in bronze are new, over "
+                f"prepare.incremental_max_change = {max_change:g}: recomputing costs less")
+    return None
+
+
+def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_id: str,
+                    bronze_versions: dict[str, int], previous: dict) -> PrepareResult:
+    from lakeray.prepare.run import _run_full  # the fallback (run.py imports this module)
+
+    phase = Timer()
+    # the sources whose bronze moved; the others keep their silver as it is (no Spark job at all)
+    changed = [n for n in spec.sources if bronze_versions[n] != previous["bronze"][n]]
+    frames, added = {}, 0
+    for name in changed:
+        found = added_rows(spark, lake.bronze(name), previous["bronze"][name], bronze_versions[name])
+        if found is None:
+            log.info("prepare %s: full recompute (bronze/%s has no change data feed for v%d..v%d)", run_id, name,
+                     previous["bronze"][name] + 1, bronze_versions[name])
+            return _run_full(spark, spec, settings, lake, run_id, bronze_versions)
+        frames[name], size = found
+        added += size
+    why = _costs_less_in_full(spark, spec, settings, lake, added) if changed else None
+    if why:
+        log.info("prepare %s: full recompute (%s)", run_id, why)
+        return _run_full(spark, spec, settings, lake, run_id, bronze_versions)
+    new = {name: checkpointed(validate_rows(frame, spec.sources[name])) for name, frame in frames.items()}
+    log.info("prepare %s: incremental from bronze %s; changed: %s", run_id, json.dumps(previous["bronze"]),
+             ", ".join(changed) or "nothing")
+    silver_old = {n: read_version(spark, lake.silver(n), v) for n, v in previous["silver"].items()}
+    quarantine_old = read_version(spark, lake.quarantine, previous["quarantine"])
+    staged: dict[str, DataFrame] = {}
+    keys_r: dict[str, DataFrame] = {}
+    workers = int(settings.get("prepare", {}).get("parallel_sources", 1))
+
+    def stage(name: str, source: Source) -> Accounting:
+        if name not in new:
+            return Accounting(name, 0, 0, 0, 0, {})
+        keys_r[name] = checkpointed(touched_keys(name, source, new[name], silver_old[name], quarantine_old))
+        bronze = read_version(spark, lake.bronze(name), bronze_versions[name])
+        staged[name] = checkpointed(restage(bronze, new[name], source, keys_r[name], silver_old[name]))
+        batches = [r[0] for r in new[name].select("_batch_id").distinct().collect()]
+        acct, _ = account(name, None, staged[name], new=F.col("_batch_id").isin(batches))
+        log.info("prepare %s (re-staged keys)", acct.line())
+        return acct
+
+    try:
+        accounting = each_source(spec, stage, workers)
+        phase("stage + account touched keys")
+        return _write(spark, spec, settings, lake, run_id, bronze_versions, previous, staged, keys_r, accounting,
+                      silver_old, phase)
+    finally:
+        for frame in [*staged.values(), *keys_r.values(), *new.values()]:
+            frame.unpersist()
+
+
+def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_id: str, bronze_versions: dict[str, int],
+           previous: dict, staged: dict[str, DataFrame], keys_r: dict[str, DataFrame], accounting: dict[str, Accounting],
+           silver_old: dict[str, DataFrame], phase: Timer) -> PrepareResult:
+    """Silver MERGEs, the gold rebuild of the touched entities and its MERGE, the quarantine MERGE.
+    `staged` and `keys_r` hold the changed sources only."""
+    key = spec.entity_key
+    changed = [n for n in spec.sources if n in staged]
+    quarantined = [quarantine_rows(staged[n].where(F.col(STATUS) == "quarantined"), n, run_id, spec.sources[n].keys)
+                   for n in changed]
+    replaced = [keys_r[n].select(F.lit(n).alias("source"), key_json(spec.sources[n].keys).alias("key")) for n in changed]
+    failures = check_limits(spec, settings, accounting, lake)
+    silver = {n: TableVersion(lake.silver(n), v) for n, v in previous["silver"].items()}
+    gold = TableVersion(lake.gold, previous["gold"]) if not changed else None
+    split_rows: dict[str, int] = {}
+    merged = bool(changed and not failures)
+    if merged:
+        new_rows, old_rows = {}, {}
+        for name in changed:
+            keys = list(spec.sources[name].keys)
+            new_rows[name] = clean_rows(staged[name], spec.sources[name])
+            old_rows[name] = silver_old[name].join(keys_r[name], keys, "left_semi")
+            gone = old_rows[name].select(*keys).join(new_rows[name].select(*keys), keys, "left_anti")
+            silver[name] = merge_rows(spark, lake.silver(name), new_rows[name], gone, keys,
+                                      lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
+        phase("silver merged")
+        silver_new = {n: read_version(spark, t.path, t.version) for n, t in silver.items()}
+        entities = checkpointed(_entities(spec, keys_r, old_rows, new_rows, silver_new[spec.dataset.base]))
+        keys_r[GOLD] = entities
+        base_rows = silver_new[spec.dataset.base].join(entities, key, "left_semi")
+        inputs = {spec.dataset.base: base_rows}
+        for join in spec.dataset.joins:
+            inputs[join.source] = silver_new[join.source].join(base_rows.select(*join.on).distinct(), list(join.on), "left_semi")
+        joined = build_dataset(inputs, spec)
+        gold_staged = checkpointed(gold_stage(joined, spec))
+        staged[GOLD] = gold_staged
+        split_of = split_column(spec.split, key, column_type(gold_staged, spec.split))
+        accounting[GOLD], _ = account(GOLD, None, gold_staged, split_of)
+        log.info("prepare %s (rebuilt entities)", accounting[GOLD].line())
+        phase("gold rebuilt for touched entities")
+        quarantined.append(quarantine_rows(gold_staged.where(F.col(STATUS) == "quarantined"), GOLD, run_id, [key]))
+        replaced.append(entities.select(F.lit(GOLD).alias("source"), key_json([key]).alias("key")))
+        failures = check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
+        if not failures:
+            gold_rows = assign_split(gold_staged.where(F.col(STATUS) == "clean").select(*output_columns(joined)),
+                                     spec.split, key)
+            kept = read_version(spark, lake.gold, previous["gold"]).join(entities, key, "left_anti")
+            after = kept.unionByName(gold_rows)       # the gold the MERGE would leave, checked first
+            counts = {r[SPLIT]: r["n"] for r in after.groupBy(SPLIT).agg(F.count(F.lit(1)).alias("n")).collect()}
+            split_rows = {part: counts.get(part, 0) for part in PARTS}
+            failures = split_failures(split_rows, gold_staged, spec, settings, clean=after)
+        if not failures:
+            gone = entities.join(gold_rows.select(key), key, "left_anti")
+            gold = merge_rows(spark, lake.gold, gold_rows, gone, [key],
+                              lineage=lineage(run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
+            phase("gold merged")
+    qversion = TableVersion(lake.quarantine, previous["quarantine"])
+    if changed:
+        qversion = replace_rows(spark, lake.quarantine, reduce(DataFrame.unionByName, quarantined),
+                                reduce(DataFrame.unionByName, replaced), ["source", "key"],
+                                lineage=lineage(run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
+        phase("quarantine merged")
+    record_run(spark, spec, lake, run_id, "incremental", accounting, bronze_versions, silver, gold, qversion,
+               split_rows, failures)
+    phase("run metrics written")
+    return finish(run_id, failures, accounting, bronze_versions, silver if merged or not failures else {}, gold,
+                  qversion, "incremental")

@@ -1,0 +1,204 @@
+"""The steps both prepare paths share (the full recompute in run.py, the incremental one in
+incremental.py): staging a source, the accounting, the gold staging and the checks before a write."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from lakeray.config import Settings
+from lakeray.errors import DataQualityError
+from lakeray.lakehouse import Lakehouse, TableVersion
+from lakeray.prepare.dataset import matched_column, output_columns
+from lakeray.prepare.dedupe import STATUS, classify
+from lakeray.prepare.split import column_type, hash_column_problems, size_problems, unlisted_problem, unlisted_rows
+from lakeray.prepare.validate import RAW, VIOLATIONS, validate_rows, violation
+from lakeray.spec.models import PipelineSpec, Source
+
+log = logging.getLogger(__name__)
+GOLD = "dataset"
+DEFAULT_MIN_SPLIT_ROWS = 20      # conf prepare.min_split_rows
+
+
+@dataclasses.dataclass
+class Accounting:
+    table: str
+    rows_in: int
+    clean: int
+    quarantined: int
+    duplicates: int
+    quarantine_by_rule: dict
+    deleted: int = 0            # keys whose latest version is a delete marker (sources.<name>.deletes)
+    # an incremental run re-stages whole keys; the rows new in the run are what its quarantine limit judges
+    new_rows: int | None = None
+    new_quarantined: int = 0
+    new_by_rule: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def reconciled(self) -> bool:
+        return self.rows_in == self.clean + self.quarantined + self.duplicates + self.deleted
+
+    @property
+    def quarantine_rate(self) -> float:
+        if self.new_rows is not None:
+            return self.new_quarantined / self.new_rows if self.new_rows else 0.0
+        return self.quarantined / self.rows_in if self.rows_in else 0.0
+
+    def line(self) -> str:
+        deleted = f" + deleted {self.deleted}" if self.deleted else ""
+        return (f"{self.table}: in {self.rows_in} = clean {self.clean} + quarantined {self.quarantined} "
+                f"+ duplicates {self.duplicates}{deleted} [{'reconciled' if self.reconciled else 'MISMATCH'}]")
+
+
+def stage_source(bronze: DataFrame, source: Source) -> DataFrame:
+    """bronze -> every row tagged clean | quarantined | duplicate (pure)."""
+    return classify(validate_rows(bronze, source), source)
+
+
+def account(table: str, rows_in: int | None, staged: DataFrame, by: Column | None = None,
+            new: Column | None = None) -> tuple[Accounting, dict]:
+    """Rows per status and first rule (one Spark job); with `by`, also the clean rows per value of `by`.
+    rows_in None: the staged rows are the input (staging tags rows, it never drops one). `new`: true
+    for the rows that arrived in this run (an incremental run), counted apart for the limit."""
+    rule = F.when(F.col(STATUS) == "quarantined", F.col(VIOLATIONS)[0]["rule"])
+    extra = F.when(F.col(STATUS) == "clean", by) if by is not None else F.lit(None)
+    fresh = F.coalesce(new, F.lit(False)) if new is not None else F.lit(False)
+    counts = (staged.groupBy(F.col(STATUS).alias("status"), rule.alias("rule"), extra.alias("by"), fresh.alias("new"))
+              .agg(F.count(F.lit(1)).alias("n")).collect())
+    by_status: dict[str, int] = {}
+    by_rule: dict[str, int] = {}
+    by_value: dict = {}
+    new_rows, new_by_rule = 0, {}
+    for r in counts:
+        by_status[r["status"]] = by_status.get(r["status"], 0) + r["n"]
+        if r["rule"] is not None:
+            by_rule[r["rule"]] = by_rule.get(r["rule"], 0) + r["n"]
+        if r["status"] == "clean":
+            by_value[r["by"]] = by_value.get(r["by"], 0) + r["n"]
+        if r["new"]:
+            new_rows += r["n"]
+            if r["rule"] is not None:
+                new_by_rule[r["rule"]] = new_by_rule.get(r["rule"], 0) + r["n"]
+    if rows_in is None:
+        rows_in = sum(by_status.values())
+    acct = Accounting(table, rows_in, by_status.get("clean", 0), by_status.get("quarantined", 0),
+                      by_status.get("duplicate", 0), by_rule, by_status.get("deleted", 0))
+    if new is not None:
+        acct.new_rows, acct.new_quarantined, acct.new_by_rule = new_rows, sum(new_by_rule.values()), new_by_rule
+    if not acct.reconciled:
+        raise RuntimeError(f"accounting does not reconcile for {table}: {acct.line()}")
+    return acct, by_value
+
+
+def silver_columns(source: Source) -> list[str]:
+    return [*source.columns, "_file", "_batch_id", "_ingested_at"]
+
+
+def clean_rows(staged: DataFrame, source: Source) -> DataFrame:
+    return staged.where(F.col(STATUS) == "clean").select(*silver_columns(source))
+
+
+def split_failures(counts: dict, gold_staged: DataFrame, spec: PipelineSpec, settings: Settings,
+                   clean: DataFrame | None = None) -> list[str]:
+    """Checked before gold is written: every part big enough (on the assigned rows), a hash column with
+    enough distinct values (on the rows before assignment, whose own `split` column it may replace),
+    and (split.unlisted: refuse) no row a column split cannot place."""
+    min_rows = int(settings.get("prepare", {}).get("min_split_rows", DEFAULT_MIN_SPLIT_ROWS))
+    log.info("prepare gold rows per split: %s", counts)
+    if clean is None:     # an incremental run passes the gold rows the table will hold after its MERGE
+        clean = gold_staged.where(F.col(STATUS) == "clean")
+    failures = [*size_problems(counts, min_rows), *hash_column_problems(clean, spec.split, spec.entity_key)]
+    if spec.split.method == "column" and spec.split.unlisted == "refuse":
+        problem = unlisted_problem(gold_staged, spec.split, column_type(gold_staged, spec.split))
+        if problem:
+            failures.append(f"{problem} (split.unlisted: refuse)")
+    return failures
+
+
+def gold_stage(joined: DataFrame, spec: PipelineSpec) -> DataFrame:
+    checks = [violation(F.col(matched_column(j)).isNull(), f"no_match:{j.source}", ",".join(j.on), F.lit(None))
+              for j in spec.dataset.joins if j.how == "inner"]
+    checks.append(violation(F.col(spec.target).isNull(), "missing_target", spec.target, F.lit(None)))
+    if spec.split.method == "time":
+        checks.append(violation(F.col(spec.split.column).isNull(), f"missing:{spec.split.column}",
+                                 spec.split.column, F.lit(None)))
+    elif spec.split.method == "column":       # the dataset's own split: a value in no list cannot be placed
+        checks.append(violation(unlisted_rows(spec.split, column_type(joined, spec.split)),
+                                f"split_value:{spec.split.column}", spec.split.column, F.col(spec.split.column)))
+    cols = output_columns(joined)
+    staged = joined.select(
+        *cols,
+        F.lit(None).cast("string").alias("_file"), F.lit(None).cast("string").alias("_batch_id"),
+        F.current_timestamp().alias("_ingested_at"),
+        F.filter(F.array(*checks), lambda v: v.isNotNull()).alias(VIOLATIONS),
+    )
+    rejected = F.size(VIOLATIONS) > 0          # the record is kept for the quarantined rows only
+    return staged.select("*", F.when(rejected, F.struct(*[F.col(c) for c in cols])).alias(RAW),
+                         F.when(rejected, "quarantined").otherwise("clean").alias(STATUS))
+
+
+def check_limits(spec: PipelineSpec, settings: Settings, accounting: dict[str, Accounting], lake: Lakehouse) -> list[str]:
+    default = float(settings.get("prepare", {}).get("max_quarantine_rate", 0.1))
+    failures = []
+    for name, acct in accounting.items():
+        limit = spec.sources[name].max_quarantine_rate if name in spec.sources else None
+        setting = f"sources.{name}.max_quarantine_rate" if limit is not None else "prepare.max_quarantine_rate in conf/"
+        limit = default if limit is None else limit
+        if acct.quarantine_rate > limit:
+            rules = acct.quarantine_by_rule if acct.new_rows is None else acct.new_by_rule
+            top = ", ".join(f"{r}={n}" for r, n in sorted(rules.items(), key=lambda kv: -kv[1])[:5])
+            counts = (f"{acct.quarantined} of {acct.rows_in} rows quarantined" if acct.new_rows is None else
+                      f"{acct.new_quarantined} of the {acct.new_rows} rows new in this run quarantined")
+            failures.append(
+                f"source '{name}': {counts} "
+                f"({acct.quarantine_rate:.1%}) > limit {limit:.1%} ({setting}); "
+                f"top rules: {top}; rows are in {lake.quarantine}"
+            )
+    return failures
+
+
+def each_source(spec: PipelineSpec, fn, workers: int) -> dict:
+    """fn(name, source) for every source; in threads when workers > 1 (Spark runs their jobs
+    concurrently, which hides the fixed cost of each small job). Results in spec order."""
+    if workers <= 1:
+        return {name: fn(name, source) for name, source in spec.sources.items()}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool:
+        futures = {name: pool.submit(fn, name, source) for name, source in spec.sources.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@dataclasses.dataclass
+class PrepareResult:
+    run_id: str
+    accounting: dict[str, Accounting]
+    bronze_versions: dict[str, int]
+    silver: dict[str, TableVersion]
+    gold: TableVersion | None
+    quarantine: TableVersion | None
+    mode: str = "full"          # full | incremental
+
+
+class Timer:
+    """Where a run's time goes, as `prepare timing:` lines in the log file."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __call__(self, label: str) -> None:
+        log.info("prepare timing: %s done at %.2fs", label, time.perf_counter() - self.started)
+
+
+def finish(run_id: str, failures: list[str], accounting: dict, bronze_versions: dict, silver: dict,
+           gold: TableVersion | None, qversion: TableVersion, mode: str) -> PrepareResult:
+    if failures:
+        kept = "gold was not updated (silver was)" if silver else "silver and gold were not updated"
+        raise DataQualityError(f"prepare stopped; {kept}:\n  - " + "\n  - ".join(failures))
+    log.info("prepare %s done (%s): gold %s @ v%s; quarantine @ v%s; lineage %s", run_id, mode, gold.path,
+             gold.version, qversion.version, json.dumps({n: t.version for n, t in silver.items()}))
+    return PrepareResult(run_id, accounting, bronze_versions, silver, gold, qversion, mode)

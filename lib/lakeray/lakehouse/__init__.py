@@ -2,6 +2,7 @@
 
 from lakeray.lakehouse.delta import (
     TableVersion,
+    commit_actions,
     commit_info,
     commit_metrics_since,
     latest_version,
@@ -13,5 +14,5 @@ from lakeray.lakehouse.delta import (
 )
 from lakeray.lakehouse.layout import Lakehouse
 
-__all__ = ["Lakehouse", "TableVersion", "commit_info", "commit_metrics_since", "latest_version", "read_version",
+__all__ = ["Lakehouse", "TableVersion", "commit_actions", "commit_info", "commit_metrics_since", "latest_version", "read_version",
            "stats_property", "table_bytes", "table_id", "write_table"]

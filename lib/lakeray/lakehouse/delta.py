@@ -38,15 +38,24 @@ def latest_version(spark, path: str) -> int | None:
     return max(versions) if versions else None
 
 
+def commit_actions(spark, path: str, version: int) -> list[dict] | None:
+    """The actions of one commit file (add, remove, metaData, commitInfo, ...); None once log cleanup
+    removed it (or there is no such version)."""
+    text = fs.read_text(fs.join(path, "_delta_log", f"{int(version):020d}.json"), spark)
+    if text is None:
+        return None
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _action(actions: list[dict] | None, kind: str) -> dict | None:
+    return next((a[kind] for a in actions or [] if kind in a), None)
+
+
 def table_id(spark, path: str) -> str | None:
     """The table's id (metaData.id of its first commit): a table removed and created again at the same
     path has a new one. None when the first commit file is gone (log cleanup) or there is no table."""
-    text = fs.read_text(fs.join(path, "_delta_log", f"{0:020d}.json"), spark)
-    for line in (text or "").splitlines():
-        action = json.loads(line) if line.strip() else {}
-        if "metaData" in action:
-            return action["metaData"].get("id")
-    return None
+    meta = _action(commit_actions(spark, path, 0), "metaData")
+    return meta.get("id") if meta else None
 
 
 def table_bytes(spark, path: str) -> int:
@@ -61,21 +70,11 @@ def table_bytes(spark, path: str) -> int:
     return int(spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["sizeInBytes"])
 
 
-def _commit_file_info(spark, path: str, version: int) -> dict | None:
-    """The commitInfo action of one commit file (None once log cleanup removed it)."""
-    text = fs.read_text(fs.join(path, "_delta_log", f"{int(version):020d}.json"), spark)
-    for line in (text or "").splitlines():
-        action = json.loads(line) if line.strip() else {}
-        if "commitInfo" in action:
-            return action["commitInfo"]
-    return None
-
-
 def commit_info(spark, path: str, version: int) -> dict:
     """operation, operationMetrics and userMetadata of one commit."""
     from delta.tables import DeltaTable
 
-    info = _commit_file_info(spark, path, version)
+    info = _action(commit_actions(spark, path, version), "commitInfo")
     if info is not None:
         meta = info.get("userMetadata")
         return {"version": int(version), "operation": info.get("operation"),

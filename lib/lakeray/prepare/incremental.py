@@ -30,13 +30,21 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakeray.config import Settings
-from lakeray.lakehouse import Lakehouse, TableVersion, fs, latest_version, read_version, table_bytes, table_id
+from lakeray.lakehouse import (
+    Lakehouse,
+    TableVersion,
+    commit_actions,
+    latest_version,
+    read_version,
+    table_bytes,
+    table_id,
+)
 from lakeray.lakehouse.merge import checkpointed, merge_rows, replace_rows
 from lakeray.lineage import code_version, lineage
-from lakeray.prepare.dataset import build_dataset, output_columns
-from lakeray.prepare.dedupe import STATUS, classify
-from lakeray.prepare.quarantine import key_json, quarantine_rows
-from lakeray.prepare.split import PARTS, SPLIT, assign_split, column_type, split_column
+from lakeray.prepare.dataset import build_dataset
+from lakeray.prepare.dedupe import classify
+from lakeray.prepare.quarantine import key_json
+from lakeray.prepare.split import PARTS, SPLIT, column_type, split_column
 from lakeray.prepare.steps import (
     GOLD,
     Accounting,
@@ -47,7 +55,9 @@ from lakeray.prepare.steps import (
     clean_rows,
     each_source,
     finish,
+    gold_clean_rows,
     gold_stage,
+    rejected_rows,
     split_failures,
 )
 from lakeray.prepare.validate import VIOLATIONS, validate_rows
@@ -137,11 +147,10 @@ def added_rows(spark, path: str, since: int, until: int) -> tuple[DataFrame, int
     cleaned, or a commit removed rows)."""
     added = 0
     for version in range(since + 1, until + 1):
-        text = fs.read_text(fs.join(path, "_delta_log", f"{version:020d}.json"), spark)
-        if text is None:
+        actions = commit_actions(spark, path, version)
+        if actions is None:
             return None
-        for line in text.splitlines():
-            action = json.loads(line) if line.strip() else {}
+        for action in actions:
             if "cdc" in action or ("remove" in action and action["remove"].get("dataChange", True)):
                 return None
             added += int(action.get("add", {}).get("size", 0))
@@ -264,14 +273,10 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
         log.info("prepare %s (re-staged keys)", acct.line())
         return acct
 
-    try:
-        accounting = each_source(spec, stage, workers)
-        phase("stage + account touched keys")
-        return _write(spark, spec, settings, lake, run_id, bronze_versions, previous, staged, keys_r, accounting,
-                      silver_old, phase)
-    finally:
-        for frame in [*staged.values(), *keys_r.values(), *new.values()]:
-            frame.unpersist()
+    accounting = each_source(spec, stage, workers)      # local checkpoints: Spark's cleaner frees them
+    phase("stage + account touched keys")
+    return _write(spark, spec, settings, lake, run_id, bronze_versions, previous, staged, keys_r, accounting,
+                  silver_old, phase)
 
 
 def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_id: str, bronze_versions: dict[str, int],
@@ -281,8 +286,7 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
     `staged` and `keys_r` hold the changed sources only."""
     key = spec.entity_key
     changed = [n for n in spec.sources if n in staged]
-    quarantined = [quarantine_rows(staged[n].where(F.col(STATUS) == "quarantined"), n, run_id, spec.sources[n].keys)
-                   for n in changed]
+    quarantined = [rejected_rows(staged[n], n, run_id, spec.sources[n].keys) for n in changed]
     replaced = [keys_r[n].select(F.lit(n).alias("source"), key_json(spec.sources[n].keys).alias("key")) for n in changed]
     failures = check_limits(spec, settings, accounting, lake)
     silver = {n: TableVersion(lake.silver(n), v) for n, v in previous["silver"].items()}
@@ -313,12 +317,11 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
         accounting[GOLD], _ = account(GOLD, None, gold_staged, split_of)
         log.info("prepare %s (rebuilt entities)", accounting[GOLD].line())
         phase("gold rebuilt for touched entities")
-        quarantined.append(quarantine_rows(gold_staged.where(F.col(STATUS) == "quarantined"), GOLD, run_id, [key]))
+        quarantined.append(rejected_rows(gold_staged, GOLD, run_id, [key]))
         replaced.append(entities.select(F.lit(GOLD).alias("source"), key_json([key]).alias("key")))
         failures = check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
         if not failures:
-            gold_rows = assign_split(gold_staged.where(F.col(STATUS) == "clean").select(*output_columns(joined)),
-                                     spec.split, key)
+            gold_rows = gold_clean_rows(gold_staged, joined, spec)
             kept = read_version(spark, lake.gold, previous["gold"]).join(entities, key, "left_anti")
             after = kept.unionByName(gold_rows)       # the gold the MERGE would leave, checked first
             counts = {r[SPLIT]: r["n"] for r in after.groupBy(SPLIT).agg(F.count(F.lit(1)).alias("n")).collect()}

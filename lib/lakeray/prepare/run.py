@@ -11,18 +11,15 @@ import logging
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from lakeray.config import Settings
 from lakeray.console import progress
 from lakeray.errors import SourceError
 from lakeray.lakehouse import Lakehouse, TableVersion, latest_version, read_version, write_table
 from lakeray.lineage import lineage
-from lakeray.prepare.dataset import build_dataset, output_columns
-from lakeray.prepare.dedupe import STATUS
+from lakeray.prepare.dataset import build_dataset
 from lakeray.prepare.incremental import previous_run, record_run, run_incremental
-from lakeray.prepare.quarantine import quarantine_rows
-from lakeray.prepare.split import PARTS, SPLIT, assign_split, column_type, split_column
+from lakeray.prepare.split import PARTS, SPLIT, column_type, split_column
 from lakeray.prepare.steps import (
     GOLD,
     Accounting,
@@ -33,7 +30,9 @@ from lakeray.prepare.steps import (
     clean_rows,
     each_source,
     finish,
+    gold_clean_rows,
     gold_stage,
+    rejected_rows,
     split_failures,
     stage_source,
 )
@@ -98,8 +97,7 @@ def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, ru
     staged: dict[str, DataFrame] = {n: o[0] for n, o in outcomes.items()}
     accounting: dict[str, Accounting] = {n: o[1] for n, o in outcomes.items()}
 
-    quarantined = [quarantine_rows(f.where(F.col(STATUS) == "quarantined"), n, run_id, spec.sources[n].keys)
-                   for n, f in staged.items()]
+    quarantined = [rejected_rows(f, n, run_id, spec.sources[n].keys) for n, f in staged.items()]
     failures = check_limits(spec, settings, accounting, lake)
     silver: dict[str, TableVersion] = {}
     gold = None
@@ -125,16 +123,13 @@ def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, ru
             split_rows = {part: by_split.get(part, 0) for part in PARTS}
             log.info("prepare %s", accounting[GOLD].line())
             phase("gold joined + accounted")
-            quarantined.append(quarantine_rows(gold_staged.where(F.col(STATUS) == "quarantined"), GOLD, run_id,
-                                               [spec.entity_key]))
+            quarantined.append(rejected_rows(gold_staged, GOLD, run_id, [spec.entity_key]))
             failures = check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
         if not failures:
             failures = split_failures(split_rows, gold_staged, spec, settings)
             phase("split checked")
         if not failures:
-            clean = gold_staged.where(F.col(STATUS) == "clean").select(*output_columns(joined))
-            gold_rows = assign_split(clean, spec.split, spec.entity_key)
-            gold = write_table(gold_rows, lake.gold, partition_by=[SPLIT], overwrite_schema=True, stats_columns=[spec.entity_key],
+            gold = write_table(gold_clean_rows(gold_staged, joined, spec), lake.gold, partition_by=[SPLIT], overwrite_schema=True, stats_columns=[spec.entity_key],
                                lineage=lineage(run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
             phase("gold written")
         rejected = quarantined[0]

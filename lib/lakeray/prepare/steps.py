@@ -17,7 +17,15 @@ from lakeray.errors import DataQualityError
 from lakeray.lakehouse import Lakehouse, TableVersion
 from lakeray.prepare.dataset import matched_column, output_columns
 from lakeray.prepare.dedupe import STATUS, classify
-from lakeray.prepare.split import column_type, hash_column_problems, size_problems, unlisted_problem, unlisted_rows
+from lakeray.prepare.quarantine import quarantine_rows
+from lakeray.prepare.split import (
+    assign_split,
+    column_type,
+    hash_column_problems,
+    size_problems,
+    unlisted_problem,
+    unlisted_rows,
+)
 from lakeray.prepare.validate import RAW, VIOLATIONS, validate_rows, violation
 from lakeray.spec.models import PipelineSpec, Source
 
@@ -94,6 +102,17 @@ def account(table: str, rows_in: int | None, staged: DataFrame, by: Column | Non
     if not acct.reconciled:
         raise RuntimeError(f"accounting does not reconcile for {table}: {acct.line()}")
     return acct, by_value
+
+
+def rejected_rows(staged: DataFrame, name: str, run_id: str, keys: list[str]) -> DataFrame:
+    """The quarantine rows of a staged source (or of gold, name `dataset`)."""
+    return quarantine_rows(staged.where(F.col(STATUS) == "quarantined"), name, run_id, keys)
+
+
+def gold_clean_rows(gold_staged: DataFrame, joined: DataFrame, spec: PipelineSpec) -> DataFrame:
+    """The gold rows a run writes: the clean ones, the dataset's columns and the split."""
+    clean = gold_staged.where(F.col(STATUS) == "clean").select(*output_columns(joined))
+    return assign_split(clean, spec.split, spec.entity_key)
 
 
 def silver_columns(source: Source) -> list[str]:

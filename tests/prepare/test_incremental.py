@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lakeray.ingest import run_ingest
-from lakeray.lakehouse import Lakehouse, latest_version, read_version
+from lakeray.lakehouse import Lakehouse, commit_info, latest_version, read_version
 from lakeray.prepare import run_prepare
 from lakeray.spec.loader import parse_spec
 from tests.support import PG_CONNECTION, pg_sql, settings_in
@@ -184,6 +184,22 @@ def _check_same(world: World) -> None:
         assert incremental == full, f"{table}: incremental != full recompute"
 
 
+def _check_lineage(spark, result) -> int:
+    """Every commit of an incremental run names its own inputs (the silver MERGEs run at once, from
+    threads, each in its own session clone), and the caller's session is left without the setting.
+    Returns how many silver tables this run committed to."""
+    def meta(t):
+        return commit_info(spark, t.path, t.version)["user_metadata"]
+
+    expected = [(f"silver/{n}", t, {f"bronze/{n}": result.bronze_versions[n]}) for n, t in result.silver.items()]
+    expected.append(("gold", result.gold, {f"silver/{n}": t.version for n, t in result.silver.items()}))
+    ours = [(label, meta(table), inputs) for label, table, inputs in expected if meta(table)["run_id"] == result.run_id]
+    for label, found, inputs in ours:
+        assert found["inputs"] == inputs, label
+    assert spark.conf.get("spark.databricks.delta.commitInfo.userMetadata", None) is None
+    return sum(label.startswith("silver/") for label, _, _ in ours)
+
+
 @settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(drops=st.lists(drop, min_size=2, max_size=2))
 def test_incremental_equals_full_recompute(spark, pg_env, drops):
@@ -193,10 +209,13 @@ def test_incremental_equals_full_recompute(spark, pg_env, drops):
         first = world.step(_first_drop())
         assert first["incremental"].mode == "full"          # nothing to continue from yet
         _check_same(world)
+        merged = 0
         for batch in drops:
             results = world.step(batch)
             assert results["incremental"].mode == "incremental" and results["full"].mode == "full"
             _check_same(world)
+            merged += _check_lineage(spark, results["incremental"])
+        assert merged >= 2          # silver MERGEs ran (their lineage was checked)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -1,38 +1,37 @@
 """Delta MERGEs that carry lineage: upsert-and-delete on keys, and replacing the rows of some keys.
 
 A MERGE has no writer options, so the commit's userMetadata comes from the session setting
-spark.databricks.delta.commitInfo.userMetadata, set for that one statement under a lock. The source
-is cached and counted first (nothing to merge: no commit; Delta's own copy of it is then cheap).
+spark.databricks.delta.commitInfo.userMetadata, set in a clone of the caller's session made for that
+one statement (Delta reads it from the session the target table was opened with): MERGEs into
+different tables can run at once from threads, each with its own lineage. The source is computed
+into a local checkpoint first (nothing to merge: no commit; Delta's own copy of it is then cheap).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import threading
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeray.lakehouse.delta import TableVersion, latest_version
 
 log = logging.getLogger(__name__)
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
-_LOCK = threading.Lock()
 OP = "_merge_op"
 
 
-@contextlib.contextmanager
-def _statement_conf(spark, lineage: dict | None):
-    with _LOCK:
-        if lineage is not None:
-            spark.conf.set(_USER_METADATA, json.dumps(lineage, sort_keys=True, default=str))
-        try:
-            yield
-        finally:
-            spark.conf.unset(_USER_METADATA)
+def statement_session(spark, lineage: dict | None) -> SparkSession:
+    """A clone of `spark` (its settings, same SparkContext) whose commits carry `lineage`; `spark`
+    itself is left as it was."""
+    session = SparkSession(spark.sparkContext, spark._jsparkSession.cloneSession())
+    if lineage is not None:
+        session.conf.set(_USER_METADATA, json.dumps(lineage, sort_keys=True, default=str))
+    else:
+        session.conf.unset(_USER_METADATA)
+    return session
 
 
 def _q(column: str) -> str:
@@ -62,12 +61,11 @@ def merge_rows(spark, path: str, rows: DataFrame, gone: DataFrame, on: list[str]
     values = {_q(c): f"s.{_q(c)}" for c in columns}
     ready = checkpointed(source)
     if not ready.isEmpty():
-        with _statement_conf(spark, lineage):
-            (DeltaTable.forPath(spark, path).alias("t").merge(ready.alias("s"), match)
-             .whenMatchedDelete(f"s.{OP} = 'delete'")
-             .whenMatchedUpdate(f"s.{OP} = 'upsert' AND ({differs})", values)
-             .whenNotMatchedInsert(f"s.{OP} = 'upsert'", values)
-             .execute())
+        (DeltaTable.forPath(statement_session(spark, lineage), path).alias("t").merge(ready.alias("s"), match)
+         .whenMatchedDelete(f"s.{OP} = 'delete'")
+         .whenMatchedUpdate(f"s.{OP} = 'upsert' AND ({differs})", values)
+         .whenNotMatchedInsert(f"s.{OP} = 'upsert'", values)
+         .execute())
     version = latest_version(spark, path)
     log.info("merged into %s (version %s)", path, version)
     return TableVersion(path, version)
@@ -84,11 +82,10 @@ def replace_rows(spark, path: str, rows: DataFrame, gone: DataFrame, on: list[st
     match = " AND ".join([*(f"t.{_q(k)} = s.{_q(k)}" for k in on), f"s.{OP} = 'delete'"])
     ready = checkpointed(source)
     if not ready.isEmpty():
-        with _statement_conf(spark, lineage):
-            (DeltaTable.forPath(spark, path).alias("t").merge(ready.alias("s"), match)
-             .whenMatchedDelete()
-             .whenNotMatchedInsert(f"s.{OP} = 'insert'", {_q(c): f"s.{_q(c)}" for c in rows.columns})
-             .execute())
+        (DeltaTable.forPath(statement_session(spark, lineage), path).alias("t").merge(ready.alias("s"), match)
+         .whenMatchedDelete()
+         .whenNotMatchedInsert(f"s.{OP} = 'insert'", {_q(c): f"s.{_q(c)}" for c in rows.columns})
+         .execute())
     version = latest_version(spark, path)
     log.info("replaced rows in %s (version %s)", path, version)
     return TableVersion(path, version)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
 
 from pyspark.sql import DataFrame
@@ -253,7 +254,6 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
     if why:
         log.info("prepare %s: full recompute (%s)", run_id, why)
         return _run_full(spark, spec, settings, lake, run_id, bronze_versions)
-    new = {name: checkpointed(validate_rows(frame, spec.sources[name])) for name, frame in frames.items()}
     log.info("prepare %s: incremental from bronze %s; changed: %s", run_id, json.dumps(previous["bronze"]),
              ", ".join(changed) or "nothing")
     silver_old = {n: read_version(spark, lake.silver(n), v) for n, v in previous["silver"].items()}
@@ -262,9 +262,12 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
     keys_r: dict[str, DataFrame] = {}
     workers = int(settings.get("prepare", {}).get("parallel_sources", 1))
 
+    new: dict[str, DataFrame] = {}
+
     def stage(name: str, source: Source) -> Accounting:
-        if name not in new:
+        if name not in frames:
             return Accounting(name, 0, 0, 0, 0, {})
+        new[name] = checkpointed(validate_rows(frames[name], source))
         keys_r[name] = checkpointed(touched_keys(name, source, new[name], silver_old[name], quarantine_old))
         bronze = read_version(spark, lake.bronze(name), bronze_versions[name])
         staged[name] = checkpointed(restage(bronze, new[name], source, keys_r[name], silver_old[name]))
@@ -276,13 +279,14 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
     accounting = each_source(spec, stage, workers)      # local checkpoints: Spark's cleaner frees them
     phase("stage + account touched keys")
     return _write(spark, spec, settings, lake, run_id, bronze_versions, previous, staged, keys_r, accounting,
-                  silver_old, phase)
+                  silver_old, phase, workers)
 
 
 def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_id: str, bronze_versions: dict[str, int],
            previous: dict, staged: dict[str, DataFrame], keys_r: dict[str, DataFrame], accounting: dict[str, Accounting],
-           silver_old: dict[str, DataFrame], phase: Timer) -> PrepareResult:
-    """Silver MERGEs, the gold rebuild of the touched entities and its MERGE, the quarantine MERGE.
+           silver_old: dict[str, DataFrame], phase: Timer, workers: int) -> PrepareResult:
+    """The silver MERGEs (one per changed source, in threads) while gold is rebuilt for the touched
+    entities from silver as those MERGEs leave it; then the gold and quarantine MERGEs side by side.
     `staged` and `keys_r` hold the changed sources only."""
     key = spec.entity_key
     changed = [n for n in spec.sources if n in staged]
@@ -294,50 +298,61 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
     split_rows: dict[str, int] = {}
     merged = bool(changed and not failures)
     if merged:
-        new_rows, old_rows = {}, {}
-        for name in changed:
+        new_rows = {n: clean_rows(staged[n], spec.sources[n]) for n in changed}
+        old_rows = {n: silver_old[n].join(keys_r[n], list(spec.sources[n].keys), "left_semi") for n in changed}
+
+        def merge_silver(name: str) -> TableVersion:
             keys = list(spec.sources[name].keys)
-            new_rows[name] = clean_rows(staged[name], spec.sources[name])
-            old_rows[name] = silver_old[name].join(keys_r[name], keys, "left_semi")
             gone = old_rows[name].select(*keys).join(new_rows[name].select(*keys), keys, "left_anti")
-            silver[name] = merge_rows(spark, lake.silver(name), new_rows[name], gone, keys,
-                                      lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
+            return merge_rows(spark, lake.silver(name), new_rows[name], gone, keys,
+                              lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
+
+        # silver as the MERGEs will leave it (the old rows outside R, and R's clean rows): gold is rebuilt
+        # from it while the MERGEs run, instead of waiting for them and reading the new versions
+        silver_after = {n: (silver_old[n].join(keys_r[n], list(spec.sources[n].keys), "left_anti")
+                            .unionByName(new_rows[n]) if n in changed else silver_old[n]) for n in spec.sources}
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="prepare-merge") as pool:
+            merges = {n: pool.submit(merge_silver, n) for n in changed}
+            entities = checkpointed(_entities(spec, keys_r, old_rows, new_rows, silver_after[spec.dataset.base]))
+            keys_r[GOLD] = entities
+            base_rows = silver_after[spec.dataset.base].join(entities, key, "left_semi")
+            inputs = {spec.dataset.base: base_rows}
+            for join in spec.dataset.joins:
+                inputs[join.source] = silver_after[join.source].join(base_rows.select(*join.on).distinct(),
+                                                                     list(join.on), "left_semi")
+            joined = build_dataset(inputs, spec)
+            gold_staged = checkpointed(gold_stage(joined, spec))
+            staged[GOLD] = gold_staged
+            split_of = split_column(spec.split, key, column_type(gold_staged, spec.split))
+            accounting[GOLD], _ = account(GOLD, None, gold_staged, split_of)
+            log.info("prepare %s (rebuilt entities)", accounting[GOLD].line())
+            phase("gold rebuilt for touched entities")
+            quarantined.append(rejected_rows(gold_staged, GOLD, run_id, [key]))
+            replaced.append(entities.select(F.lit(GOLD).alias("source"), key_json([key]).alias("key")))
+            failures = check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
+            if not failures:
+                gold_rows = gold_clean_rows(gold_staged, joined, spec)
+                kept = read_version(spark, lake.gold, previous["gold"]).join(entities, key, "left_anti")
+                after = kept.unionByName(gold_rows)       # the gold the MERGE would leave, checked first
+                counts = {r[SPLIT]: r["n"] for r in after.groupBy(SPLIT).agg(F.count(F.lit(1)).alias("n")).collect()}
+                split_rows = {part: counts.get(part, 0) for part in PARTS}
+                failures = split_failures(split_rows, gold_staged, spec, settings, clean=after)
+            silver.update({n: merge.result() for n, merge in merges.items()})
         phase("silver merged")
-        silver_new = {n: read_version(spark, t.path, t.version) for n, t in silver.items()}
-        entities = checkpointed(_entities(spec, keys_r, old_rows, new_rows, silver_new[spec.dataset.base]))
-        keys_r[GOLD] = entities
-        base_rows = silver_new[spec.dataset.base].join(entities, key, "left_semi")
-        inputs = {spec.dataset.base: base_rows}
-        for join in spec.dataset.joins:
-            inputs[join.source] = silver_new[join.source].join(base_rows.select(*join.on).distinct(), list(join.on), "left_semi")
-        joined = build_dataset(inputs, spec)
-        gold_staged = checkpointed(gold_stage(joined, spec))
-        staged[GOLD] = gold_staged
-        split_of = split_column(spec.split, key, column_type(gold_staged, spec.split))
-        accounting[GOLD], _ = account(GOLD, None, gold_staged, split_of)
-        log.info("prepare %s (rebuilt entities)", accounting[GOLD].line())
-        phase("gold rebuilt for touched entities")
-        quarantined.append(rejected_rows(gold_staged, GOLD, run_id, [key]))
-        replaced.append(entities.select(F.lit(GOLD).alias("source"), key_json([key]).alias("key")))
-        failures = check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
-        if not failures:
-            gold_rows = gold_clean_rows(gold_staged, joined, spec)
-            kept = read_version(spark, lake.gold, previous["gold"]).join(entities, key, "left_anti")
-            after = kept.unionByName(gold_rows)       # the gold the MERGE would leave, checked first
-            counts = {r[SPLIT]: r["n"] for r in after.groupBy(SPLIT).agg(F.count(F.lit(1)).alias("n")).collect()}
-            split_rows = {part: counts.get(part, 0) for part in PARTS}
-            failures = split_failures(split_rows, gold_staged, spec, settings, clean=after)
-        if not failures:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="prepare-merge") as pool:   # two tables at once
+        gold_merged = None
+        if merged and not failures:
             gone = entities.join(gold_rows.select(key), key, "left_anti")
-            gold = merge_rows(spark, lake.gold, gold_rows, gone, [key],
-                              lineage=lineage(run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
-            phase("gold merged")
-    qversion = TableVersion(lake.quarantine, previous["quarantine"])
-    if changed:
-        qversion = replace_rows(spark, lake.quarantine, reduce(DataFrame.unionByName, quarantined),
-                                reduce(DataFrame.unionByName, replaced), ["source", "key"],
-                                lineage=lineage(run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
-        phase("quarantine merged")
+            gold_merged = pool.submit(merge_rows, spark, lake.gold, gold_rows, gone, [key], lineage=lineage(
+                run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
+        qversion = TableVersion(lake.quarantine, previous["quarantine"])
+        if changed:
+            qversion = replace_rows(spark, lake.quarantine, reduce(DataFrame.unionByName, quarantined),
+                                    reduce(DataFrame.unionByName, replaced), ["source", "key"], lineage=lineage(
+                                        run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
+        if gold_merged is not None:
+            gold = gold_merged.result()
+    phase("gold and quarantine merged")
     record_run(spark, spec, lake, run_id, "incremental", accounting, bronze_versions, silver, gold, qversion,
                split_rows, failures)
     phase("run metrics written")

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from lakeray.ingest.jdbc import ingest_jdbc
 from lakeray.prepare.dedupe import STATUS
 from lakeray.prepare.steps import account, clean_rows, stage_source
-from lakeray.spec.models import Source
+from lakeray.spec.models import Deletes, Source
 from tests.support import PG_CONNECTION, pg_sql, pg_table
 
 SOURCE = Source.model_validate({
@@ -76,3 +76,63 @@ def test_a_marker_without_a_key_is_quarantined_not_deleted(spark, tmp_path, memb
     staged = stage_source(spark.read.format("delta").load(bronze), SOURCE)
     bad = staged.where(F.col("id").isNull()).collect()
     assert [(r[STATUS], r["_violations"][0]["rule"]) for r in bad] == [("quarantined", "not_null:id")]
+
+
+SNAPSHOT = SOURCE.model_copy(update={"table": "crm.plans", "deletes": Deletes(snapshot=True),
+                                     "columns": {c: t for c, t in SOURCE.columns.items() if c != "deleted"}})
+
+
+def test_a_snapshot_diff_marks_the_keys_that_left_the_table(spark, tmp_path, postgres, monkeypatch, caplog):
+    """deletes.snapshot: rows removed from the table (no flag column) leave silver; the marker is landed
+    once; a key that comes back with the very values it had lands again and is live."""
+    plans = pg_table(postgres, monkeypatch,
+                     "CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.plans;"
+                     "CREATE TABLE crm.plans (id text, plan text, spend double precision, updated_at timestamp)",
+                     "INSERT INTO crm.plans VALUES ('m1', 'basic', 1, '2025-01-01'), ('m2', 'pro', 2, '2025-01-02'), "
+                     "('m3', 'pro', 3, '2025-01-01'), ('m4', 'pro', -5, '2025-01-01'), (NULL, 'pro', 1, '2025-01-01')")
+    bronze = str(tmp_path / "bronze")
+
+    def ingest(run: str) -> int:
+        return ingest_jdbc(spark, "plans", SNAPSHOT, bronze, run, fetchsize=100)
+
+    def stage():
+        rows_in = spark.read.format("delta").load(bronze).count()
+        staged = stage_source(spark.read.format("delta").load(bronze), SNAPSHOT).cache()
+        acct, _ = account("plans", rows_in, staged)
+        assert acct.reconciled, acct.line()
+        return acct, sorted(r["id"] for r in clean_rows(staged, SNAPSHOT).collect())
+
+    assert ingest("run-1") == 5
+    assert stage()[1] == ["m1", "m2", "m3"]             # m4 breaks a rule, the NULL id has no key
+    # m2 and m4 (a quarantined key) leave the table; the row without a key cannot be diffed and stays
+    pg_sql(plans, "DELETE FROM crm.plans WHERE id IN ('m2', 'm4')")
+    with caplog.at_level("INFO", logger="lakeray.ingest"):
+        assert ingest("run-2") == 2
+    assert "2 key(s) no longer in crm.plans marked deleted" in caplog.text
+    assert ingest("run-3") == 0                          # a rerun lands nothing twice
+    acct, silver = stage()
+    # 7 rows: m1, m3 clean; m4's row and the keyless one quarantined; m2's old row a duplicate; 2 markers
+    assert silver == ["m1", "m3"] and (acct.rows_in, acct.quarantined, acct.duplicates, acct.deleted) == (7, 2, 1, 2)
+    markers = (spark.read.format("delta").load(bronze).where(F.col("_file").startswith("jdbc-deleted:"))
+               .select("id", "plan", "updated_at", "_batch_id").collect())
+    # the marker carries its key's latest updated_at (it beats every version landed before it) and no data
+    assert sorted((r["id"], r["plan"], str(r["updated_at"])[:10], r["_batch_id"]) for r in markers) == [
+        ("m2", None, "2025-01-02", "run-2"), ("m4", None, "2025-01-01", "run-2")]
+    # m2 comes back with the very values it had: it lands again (a new row hash) and is live
+    pg_sql(plans, "INSERT INTO crm.plans VALUES ('m2', 'pro', 2, '2025-01-02')")
+    assert ingest("run-4") == 1 and ingest("run-5") == 0
+    acct, silver = stage()
+    assert silver == ["m1", "m2", "m3"] and acct.deleted == 1
+    # and leaves again: a second marker
+    pg_sql(plans, "DELETE FROM crm.plans WHERE id = 'm2'")
+    assert ingest("run-6") == 1
+    assert stage()[1] == ["m1", "m3"]
+
+
+def test_a_snapshot_diff_needs_a_jdbc_source():
+    with pytest.raises(ValueError, match="deletes.snapshot needs a jdbc source"):
+        Source.model_validate({"format": "csv", "path": "p", "columns": {"id": "string"}, "keys": ["id"],
+                               "deletes": {"snapshot": True}})
+    with pytest.raises(ValueError, match="deletes needs 'column'"):
+        Source.model_validate({"format": "csv", "path": "p", "columns": {"id": "string"}, "keys": ["id"],
+                               "deletes": {}})

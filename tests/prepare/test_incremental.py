@@ -1,7 +1,8 @@
 """The incremental prepare equals the full recompute, row for row.
 
 Random sequences of drops (CSV people with re-deliveries, ties, unique clashes, delete markers and rows
-that break rules; JSON events; a real PostgreSQL table whose rows change) are ingested into one lake.
+that break rules; JSON events; a real PostgreSQL table whose rows change or are deleted, diffed by
+deletes.snapshot) are ingested into one lake.
 After each drop the lake's prepare runs incrementally, and a second lake whose bronze is the same
 folder (a symlink) recomputes everything; silver, gold and quarantine must match (run ids and
 timestamps of the run aside), and every run's accounting reconciles.
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from lakeray.ingest import run_ingest
 from lakeray.lakehouse import Lakehouse, commit_info, latest_version, read_version
+from lakeray.lakehouse.reset import reset
 from lakeray.prepare import run_prepare
 from lakeray.spec.loader import parse_spec
 from tests.support import PG_CONNECTION, pg_sql, settings_in
@@ -56,6 +58,7 @@ SPEC = parse_spec({
             "columns": {"person_id": "string", "tier": "string", "churned": "boolean", "updated_at": "timestamp"},
             "keys": ["person_id"], "latest_by": "updated_at",
             "missing": {"churned": {"strategy": "quarantine"}},
+            "deletes": {"snapshot": True},
             "max_quarantine_rate": 1.0,
         },
     },
@@ -91,6 +94,7 @@ account = st.fixed_dictionaries({
     "tier": st.sampled_from(["gold", "silver"]),
     "churned": st.sampled_from([True, False, None]),
     "updated_at": day,
+    "deleted": st.sampled_from([False, False, True]),       # removed from the table: the snapshot diff marks it
 })
 drop = st.fixed_dictionaries({
     "people": st.lists(person, min_size=1, max_size=8),
@@ -154,6 +158,9 @@ class World:
             path = landing / "events" / f"drop-{self.n:02d}.json"
             path.write_text("".join(json.dumps(e) + "\n" for e in batch["events"]))
         for a in batch["accounts"]:
+            if a.get("deleted"):
+                pg_sql(self.postgres, f"DELETE FROM incr.accounts WHERE person_id = '{a['person_id']}'")
+                continue
             churned = "NULL" if a["churned"] is None else str(a["churned"]).lower()
             pg_sql(self.postgres, f"INSERT INTO incr.accounts VALUES ('{a['person_id']}', '{a['tier']}', {churned}, "
                                   f"'{a['updated_at']}') ON CONFLICT (person_id) DO UPDATE SET tier = EXCLUDED.tier, "
@@ -255,5 +262,46 @@ def test_a_rerun_without_new_rows_commits_nothing_and_a_changed_spec_recomputes(
         with caplog.at_level("INFO", logger="lakeray.prepare"):
             result = run_prepare(spark, stricter, defaults)
         assert result.mode == "full" and "under prepare.incremental_min_bronze_mb = 1024" in caplog.text
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_deleted_rows_flow_through_and_a_lost_feed_or_reset_bronze_recomputes(spark, pg_env, caplog):
+    """A row removed from the PostgreSQL table (deletes.snapshot) leaves silver and gold's join on the
+    incremental path as on the full one; a bronze table whose change feed was switched off, or that
+    was reset and re-ingested, makes the next run recompute in full and say why."""
+    folder = Path(tempfile.mkdtemp(prefix="incr-"))
+    try:
+        world = World(spark, pg_env, folder)
+        world.step(_first_drop())
+        deletion = {"person_id": "p03", "tier": "gold", "churned": None, "updated_at": "2025-01-01 00:00:00",
+                    "deleted": True}
+        results = world.step({"people": [], "events": [], "accounts": [deletion]})
+        assert results["incremental"].mode == "incremental"
+        assert results["incremental"].accounting["accounts"].deleted == 1
+        _check_same(world)
+        accounts = [r[0] for r in world.rows("incremental", "accounts")]
+        assert "p03" not in accounts and len(accounts) == len(PEOPLE) - 1
+        # p03 stays in gold (people is the base) without its account: no target, so gold quarantines it
+        gold = [r for r in world.rows("incremental", "quarantine") if r[0] == "dataset"]
+        assert any('"p03"' in r[1] for r in gold), gold
+        settings, lake = world.settings["incremental"], world.lake["incremental"]
+
+        def rerun(batch: dict) -> str:
+            world.land(batch)
+            run_ingest(spark, SPEC, settings)
+            caplog.clear()
+            with caplog.at_level("INFO", logger="lakeray.prepare"):
+                result = run_prepare(spark, SPEC, settings)
+            assert result.mode == "full" and all(a.reconciled for a in result.accounting.values())
+            return caplog.text
+
+        event = {"event_id": "e05", "person_id": "p02", "minutes": 2.0, "day": "2025-01-02"}
+        spark.sql(f"ALTER TABLE delta.`{lake.bronze('events')}` SET TBLPROPERTIES (delta.enableChangeDataFeed = false)")
+        assert "bronze/events has no change data feed" in rerun({"people": [], "events": [event], "accounts": []})
+        spark.sql(f"ALTER TABLE delta.`{lake.bronze('events')}` SET TBLPROPERTIES (delta.enableChangeDataFeed = true)")
+        reset(lake, SPEC, "ingest", ["events"])
+        assert "bronze/events is not the table the last run read (was it reset?)" in rerun(
+            {"people": [], "events": [{**event, "event_id": "e06"}], "accounts": []})
     finally:
         shutil.rmtree(folder, ignore_errors=True)

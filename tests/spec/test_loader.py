@@ -204,3 +204,17 @@ def test_deletes_marker_column_must_be_declared_and_a_flag_or_time():
     assert any(p.startswith("sources.subscriptions.deletes.column:") and "'contract' is string" in p for p in problems_of(data))
     data["sources"]["subscriptions"]["deletes"] = {"column": "updated_at"}
     assert parse_spec(copy.deepcopy(data)).sources["subscriptions"].deletes.column == "updated_at"
+
+
+def test_a_snapshot_diff_of_deletes_is_for_jdbc_sources_only():
+    data = raw_spec()
+    assert data["sources"]["subscriptions"]["format"] == "jdbc" and data["sources"]["tickets"]["format"] == "json"
+    data["sources"]["subscriptions"]["deletes"] = {"snapshot": True}
+    data["sources"]["tickets"]["deletes"] = {"snapshot": True}
+    problems = problems_of(data)
+    assert [p for p in problems if "deletes" in p] == [
+        p for p in problems if p.startswith("sources.tickets: ") and "deletes.snapshot needs a jdbc source" in p]
+    data["sources"]["tickets"]["deletes"] = {}
+    assert any(p.startswith("sources.tickets.deletes: ") and "deletes needs 'column'" in p for p in problems_of(data))
+    del data["sources"]["tickets"]["deletes"]
+    assert parse_spec(copy.deepcopy(data)).sources["subscriptions"].deletes.snapshot is True

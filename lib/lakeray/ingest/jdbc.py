@@ -2,7 +2,8 @@
 
 Each run snapshots the table and MERGEs it into bronze on a hash of the row's values:
 rows already landed are skipped, so a rerun (or a rerun after a crash) adds nothing twice,
-while every distinct version of a row is kept for the silver stage's latest-wins dedupe.
+while every distinct version of a row is kept for the silver stage's latest-wins dedupe. With
+`deletes.snapshot` the same commit also lands a delete marker for each key that left the table.
 Credentials are read from the environment variables the spec names, never logged.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+from functools import reduce
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakeray.errors import SourceError
 from lakeray.faults import crash_point
-from lakeray.ingest.metadata import bronze_properties, create_bronze, with_ingest_metadata
+from lakeray.ingest.metadata import SNAPSHOT_DELETE, bronze_properties, create_bronze, with_ingest_metadata
 from lakeray.ingest.schema import bronze_read_schema
 from lakeray.lakehouse import commit_metrics_since, latest_version
 from lakeray.spark.session import root_cause
@@ -76,21 +79,61 @@ def row_hash(columns: list[str]):
     return F.sha2(F.to_json(F.struct(*[F.col(c) for c in columns])), 256)
 
 
+def with_snapshot_deletes(staged: DataFrame, bronze: DataFrame, name: str, source: Source, run_id: str) -> DataFrame:
+    """The snapshot diff (sources.<name>.deletes.snapshot): a delete marker for every key that is live in
+    bronze (its last landed row is not a marker) and absent from this snapshot, and a fresh row hash for
+    the snapshot's rows of keys that are marked deleted, so a key that comes back with the very values
+    it had lands again. A marker carries the greatest `latest_by` its key has had, so it beats every
+    version landed so far; a rerun finds the keys marked and adds nothing twice."""
+    keys = list(source.keys)
+    present = reduce(lambda a, b: a & b, [F.col(k).isNotNull() for k in keys])
+    marker = F.col("_file").startswith(SNAPSHOT_DELETE)
+    by = [source.latest_by] if source.latest_by and source.latest_by not in keys else []
+    state = (bronze.where(present).groupBy(*keys)
+             .agg(F.max(F.when(marker, F.col("_ingested_at"))).alias("_gone_at"),
+                  F.max(F.when(~marker, F.col("_ingested_at"))).alias("_live_at"), *[F.max(c).alias(c) for c in by])
+             .withColumn("_deleted", F.col("_gone_at").isNotNull()
+                         & (F.col("_live_at").isNull() | (F.col("_gone_at") > F.col("_live_at")))))
+    gone = (state.where(~F.col("_deleted")).join(staged.where(present).select(*keys).distinct(), keys, "left_anti"))
+    fields = {f.name: f.dataType for f in staged.schema.fields}
+    filled = {**{k: F.col(k) for k in keys}, **{c: F.col(c) for c in by},
+              "_source": F.lit(name),
+              "_file": F.lit(f"{SNAPSHOT_DELETE}{source.table}"), "_ingested_at": F.current_timestamp(),
+              "_batch_id": F.lit(run_id),
+              ROW_HASH: F.sha2(F.concat_ws("|", F.to_json(F.struct(*keys)), F.lit(run_id), F.lit("deleted")), 256)}
+    markers = gone.select(*[filled.get(n, F.lit(None)).cast(t).alias(n) for n, t in fields.items()])
+    revived = staged.join(state.where(F.col("_deleted")).select(*keys, "_deleted"), keys, "left").select(
+        *[(F.when(F.col("_deleted"), F.sha2(F.concat_ws("|", F.col(ROW_HASH), F.lit(run_id)), 256))
+           .otherwise(F.col(ROW_HASH)) if n == ROW_HASH else F.col(n)).alias(n) for n in fields])
+    return revived.unionByName(markers)
+
+
 def ingest_jdbc(spark, name: str, source: Source, bronze_path: str, run_id: str, fetchsize: int) -> int:
     """MERGE the current table contents into bronze; returns the number of rows inserted."""
     from delta.tables import DeltaTable
 
+    diff = source.deletes is not None and source.deletes.snapshot
     snapshot = read_jdbc(spark, name, source, fetchsize)
+    if diff:        # read the table once: the diff and the rows must come from the same snapshot
+        snapshot = snapshot.localCheckpoint()
     staged = with_ingest_metadata(snapshot, name, F.lit(f"jdbc:{source.table}"), run_id)
     staged = staged.withColumn(ROW_HASH, row_hash(list(source.columns)))
     create_bronze(spark, bronze_path, staged.schema, bronze_properties(source.keys, ROW_HASH))
     target = DeltaTable.forPath(spark, bronze_path)
     before = latest_version(spark, bronze_path)
+    if diff:
+        staged = with_snapshot_deletes(staged, target.toDF(), name, source, run_id)
     (target.alias("t")
      .merge(staged.alias("s"), f"t.{ROW_HASH} = s.{ROW_HASH}")
      .whenNotMatchedInsertAll()
      .execute())
     metrics = commit_metrics_since(spark, bronze_path, before) or {}
     inserted = int(metrics.get("numTargetRowsInserted", 0))
+    if diff and inserted:
+        marked = (spark.read.format("delta").load(bronze_path)
+                  .where((F.col("_batch_id") == run_id) & F.col("_file").startswith(SNAPSHOT_DELETE)).count())
+        if marked:
+            log.info("ingest %s: %d key(s) no longer in %s marked deleted (deletes.snapshot)", name, marked,
+                     source.table)
     crash_point("ingest.after_bronze_commit", name)
     return inserted

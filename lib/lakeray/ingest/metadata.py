@@ -7,6 +7,10 @@ from pyspark.sql import functions as F
 
 from lakeray.lakehouse import stats_property
 
+# the `_file` of a delete marker that a JDBC snapshot diff lands (sources.<name>.deletes.snapshot): it
+# sorts below the `jdbc:<table>` of the rows read, so a live row landed at the same instant wins a tie
+SNAPSHOT_DELETE = "jdbc-deleted:"
+
 
 def with_ingest_metadata(df: DataFrame, source: str, file_col: Column, batch_id: str) -> DataFrame:
     return df.select(

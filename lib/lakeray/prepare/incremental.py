@@ -158,6 +158,9 @@ def added_rows(spark, path: str, since: int, until: int) -> tuple[DataFrame, int
     try:
         feed = (spark.read.format("delta").option("readChangeFeed", "true")
                 .option("startingVersion", since + 1).option("endingVersion", until).load(path))
+        # load() is lazy: a range the feed did not record fails only when the scan is planned, so plan
+        # it here (no Spark job) rather than in the middle of the run
+        feed._jdf.queryExecution().executedPlan()
     except Exception as exc:  # noqa: BLE001 - Delta refuses a range without the feed (several error classes)
         log.info("no change data feed for %s v%d..v%d: %s", path, since + 1, until, str(exc).splitlines()[0])
         return None

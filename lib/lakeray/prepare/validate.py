@@ -17,6 +17,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakeray.ingest.metadata import SNAPSHOT_DELETE
 from lakeray.ingest.schema import CORRUPT, SPARK_TYPES, keeps_raw_text
 from lakeray.spec.models import Expectation, Source
 
@@ -129,16 +130,23 @@ def _add_violations(df: DataFrame, checks: list[Column]) -> DataFrame:
 
 
 def is_delete_marker(source: Source) -> Column:
-    """True where the row marks its key deleted (sources.<name>.deletes); never null."""
+    """True where the row marks its key deleted (sources.<name>.deletes: the soft-delete column, or a
+    marker the JDBC snapshot diff landed); never null."""
     if source.deletes is None:
         return F.lit(False)
-    flag = F.col(source.deletes.column)
-    return F.coalesce(flag, F.lit(False)) if source.columns[source.deletes.column] == "boolean" else flag.isNotNull()
+    markers = []
+    if source.deletes.column is not None:
+        flag = F.col(source.deletes.column)
+        markers.append(F.coalesce(flag, F.lit(False)) if source.columns[source.deletes.column] == "boolean"
+                       else flag.isNotNull())
+    if source.deletes.snapshot:
+        markers.append(F.coalesce(F.col("_file").startswith(SNAPSHOT_DELETE), F.lit(False)))
+    return reduce(lambda a, b: a | b, markers)
 
 
 def _marker_rules(source: Source) -> list[str]:
     """The rules that still apply to a delete marker: those on its key and on the marker column."""
-    own = [*source.keys, source.deletes.column]
+    own = [*source.keys, *([source.deletes.column] if source.deletes.column else [])]
     exps = key_expectations(source) + list(source.expectations)
     return ["malformed_record", *[f"type:{c}" for c in own], *[e.label for e in exps if e.column in own]]
 

@@ -50,7 +50,7 @@ def _source_problems(spec: PipelineSpec) -> Iterator[Problem]:
                 yield _unknown(f"{where}.keys[{i}]", key, cols, owner)
         if src.latest_by and src.latest_by not in cols:
             yield _unknown(f"{where}.latest_by", src.latest_by, cols, owner)
-        if src.deletes is not None:
+        if src.deletes is not None and src.deletes.column is not None:
             flag = src.deletes.column
             if flag not in cols:
                 yield _unknown(f"{where}.deletes.column", flag, cols, owner)

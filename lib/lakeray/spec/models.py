@@ -98,9 +98,18 @@ class MissingPolicy(_Strict):
 class Deletes(_Strict):
     """Deletions in the silo that must reach silver and gold (bronze keeps every version): a row whose
     `column` is true (boolean) or set (a date/timestamp such as deleted_at) marks its key deleted when it
-    is the key's latest version; a later live version brings the key back."""
+    is the key's latest version; a later live version brings the key back. `snapshot` (jdbc sources):
+    a key that was in the table and is no longer in the snapshot ingest reads gets a delete marker of
+    its own in bronze (lakeray.ingest.jdbc); both may be on."""
 
-    column: str
+    column: str | None = None
+    snapshot: bool = False
+
+    @model_validator(mode="after")
+    def _some(self):
+        if self.column is None and not self.snapshot:
+            raise ValueError("deletes needs 'column' (a soft-delete flag) and/or 'snapshot: true' (a jdbc snapshot diff)")
+        return self
 
 
 class Source(_Strict):
@@ -128,6 +137,9 @@ class Source(_Strict):
                 raise ValueError("a jdbc source needs 'connection' (url_env, user_env, password_env)")
         elif not self.path:
             raise ValueError(f"a {self.format} source needs 'path' (a folder under the landing area)")
+        if self.deletes is not None and self.deletes.snapshot and self.format != "jdbc":
+            raise ValueError(f"deletes.snapshot needs a jdbc source (a {self.format} drop is not a snapshot of "
+                             "the whole silo); mark deletions with deletes.column")
         return self
 
     @field_validator("path")

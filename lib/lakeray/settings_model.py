@@ -180,6 +180,8 @@ class DriftRetrain(Section):
 class Drift(Section):
     tests: dict[Literal["numeric", "categorical", "prediction"], list[str]] = None
     thresholds: dict[str, dict[str, Number]] = None
+    effect_floor: dict[Literal["psi", "js", "ks", "wasserstein"], NonNegFloat] = None
+    p_value_correction: Literal["holm", "bonferroni", "none"] = None
     sample_size: PositiveInt = None
     seed: int = None
     min_rows: NonNegInt = None

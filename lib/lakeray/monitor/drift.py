@@ -4,7 +4,12 @@ One pass over the window counts, per column, the rows in each of the baseline's 
 (numeric; same [a, b) convention as the profile) or per category, plus nulls; a seeded sample
 of the window gives KS and Wasserstein. Each statistic is compared with its threshold from
 conf (`drift.thresholds.<kind>.<statistic>`); a column drifts when any of its configured tests
-(`drift.tests.<kind>`) passes its threshold.
+(`drift.tests.<kind>`) passes its threshold. Alarms a user can trust on large windows:
+  - nulls are a category of their own in every categorical statistic, and `null_rate` (the absolute
+    change of a column's null rate) is a test of its own: a column that goes all-null drifts by it;
+  - a p-value (chi2_p) alarms only where the column's effect sizes reach `drift.effect_floor` (a
+    significant but negligible shift is what any large window shows), and after a correction for
+    testing many columns at once (`drift.p_value_correction`: holm, bonferroni or none).
 """
 
 from __future__ import annotations
@@ -81,10 +86,29 @@ def window_sample(frame, columns: list[str], size: int, seed: int = 0, total: in
     return picked.select(*[f"`{c}`" for c in columns]).toPandas(), total
 
 
+def baseline_nulls(profile: dict) -> int:
+    return int(round(profile.get("count", 0) * profile.get("null_rate", 0.0)))
+
+
+def window_categories(profile: dict, counts: dict[str, int]) -> dict[str, int]:
+    """The window's counts per category as the profile can compare them. A profile that kept only its
+    top categories (its __other__ holds the tail) cannot tell a new category from one of its tail, so
+    every category it did not keep counts under __other__; a complete profile keeps new ones apart."""
+    if not profile.get(OTHER):
+        return counts
+    kept = set(profile["frequencies"]) | {NULL}
+    out = {key: n for key, n in counts.items() if key in kept}
+    out[OTHER] = out.get(OTHER, 0) + sum(n for key, n in counts.items() if key not in kept)
+    return out
+
+
 def category_keys(profile: dict, counts: dict[str, int]) -> list[str]:
-    """The categories compared for a categorical column: the baseline's, __other__ and any new
-    ones in the window (nulls apart), in the order aligned_counts and the report's plots use."""
-    return sorted(set(profile["frequencies"]) | {OTHER} | {key for key in counts if key != NULL})
+    """The categories compared for a categorical column: the baseline's, __other__, any new ones in
+    the window, and __null__ last when either side has nulls; the order aligned_counts and the
+    report's plots use."""
+    counts = window_categories(profile, counts)
+    keys = sorted(set(profile["frequencies"]) | {OTHER} | {key for key in counts if key != NULL})
+    return keys + [NULL] if counts.get(NULL) or baseline_nulls(profile) else keys
 
 
 def aligned_counts(profile: dict, counts: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -93,8 +117,57 @@ def aligned_counts(profile: dict, counts: dict[str, int]) -> tuple[np.ndarray, n
         return np.asarray(profile["counts"], float), np.array([counts.get(str(i), 0) for i in range(k)], float)
     base = dict(profile["frequencies"])
     base[OTHER] = profile.get(OTHER, 0)
+    base[NULL] = baseline_nulls(profile)
     keys = category_keys(profile, counts)
+    counts = window_categories(profile, counts)
     return np.array([base.get(key, 0) for key in keys], float), np.array([counts.get(key, 0) for key in keys], float)
+
+
+def adjusted_p_values(p_values: dict, method: str) -> dict:
+    """p-values corrected for testing several columns at once: holm (step-down, controls the
+    family-wise error like bonferroni but rejects more), bonferroni, or none."""
+    m = len(p_values)
+    if method == "none" or m <= 1:
+        return dict(p_values)
+    if method == "bonferroni":
+        return {k: min(1.0, p * m) for k, p in p_values.items()}
+    if method != "holm":
+        raise ValueError(f"drift.p_value_correction: expected holm, bonferroni or none, not {method!r}")
+    out, running = {}, 0.0
+    for i, (k, p) in enumerate(sorted(p_values.items(), key=lambda kv: kv[1])):
+        running = max(running, min(1.0, (m - i) * p))      # monotone: a larger p never gets a smaller value
+        out[k] = running
+    return out
+
+
+def _passes(name: str, value: float, threshold: float) -> bool:
+    return value < threshold if name.endswith("_p") else value > threshold
+
+
+def _verdicts(results: list[ColumnDrift], conf: dict) -> list[ColumnDrift]:
+    """Which tests each column fails: effect sizes against their thresholds; p-values corrected across
+    the columns that run a p-value test, and counted only where the effect floor is reached."""
+    floor = {k: float(v) for k, v in (conf.get("effect_floor") or {}).items()}
+    method = str(conf.get("p_value_correction", "holm"))
+    tests = {r.column: tuple((conf.get("tests") or {}).get(r.kind, ())) for r in results}
+    raw = {(r.column, t): r.statistics[t] for r in results for t in tests[r.column]
+           if t.endswith("_p") and t in r.statistics}
+    adjusted = adjusted_p_values(raw, method)
+    out = []
+    for r in results:
+        failed = []
+        for t in tests[r.column]:
+            if t not in r.statistics or t not in r.thresholds:
+                continue
+            if t.endswith("_p"):
+                material = all(r.statistics.get(k, 0.0) >= v for k, v in floor.items() if k in r.statistics)
+                if material and _passes(t, adjusted[(r.column, t)], r.thresholds[t]):
+                    failed.append(t)
+            elif _passes(t, r.statistics[t], r.thresholds[t]):
+                failed.append(t)
+        extra = {f"{t}_adjusted": adjusted[(r.column, t)] for t in tests[r.column] if (r.column, t) in adjusted}
+        out.append(dataclasses.replace(r, statistics={**r.statistics, **extra}, drifted_by=tuple(failed)))
+    return out
 
 
 def column_drift(name: str, profile: dict, counts: dict[str, int], sample: np.ndarray | None, conf: dict) -> ColumnDrift:
@@ -111,11 +184,11 @@ def column_drift(name: str, profile: dict, counts: dict[str, int], sample: np.nd
         statistic, p_value = stats.chi_squared(expected, actual)
         values["chi2"], values["chi2_p"] = statistic, p_value
     thresholds = dict((conf.get("thresholds") or {}).get(kind, {}))
-    tests = tuple((conf.get("tests") or {}).get(kind, ()))
-    drifted = tuple(t for t in tests if t in values and t in thresholds and
-                    (values[t] < thresholds[t] if t.endswith("_p") else values[t] > thresholds[t]))
-    rows = int(actual.sum()) + counts.get(NULL, 0)
-    return ColumnDrift(name, kind, values, thresholds, drifted, rows, counts.get(NULL, 0) / rows if rows else 0.0)
+    nulls = counts.get(NULL, 0)
+    rows = sum(counts.values())
+    null_rate = nulls / rows if rows else 0.0
+    values["null_rate"] = abs(null_rate - float(profile.get("null_rate") or 0.0))
+    return _verdicts([ColumnDrift(name, kind, values, thresholds, (), rows, null_rate)], conf)[0]
 
 
 def compute_drift(frame, profiles: dict[str, dict], conf: dict, columns: dict[str, str] | None = None,
@@ -133,5 +206,6 @@ def compute_drift(frame, profiles: dict[str, dict], conf: dict, columns: dict[st
         if profile["kind"] == "numeric":
             values = sample[columns.get(name, name)].astype(float).to_numpy()
         results.append(column_drift(name, profile, counts[name], values, conf))
+    results = _verdicts(results, conf)          # the p-values corrected across all the columns
     log.info("drift over %d row(s): %s", total, ", ".join(r.column for r in results if r.drifted) or "none")
     return results

@@ -17,6 +17,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lakeray.console import progress
@@ -33,6 +34,7 @@ from lakeray.registry.tracking import configure_tracking
 from lakeray.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
+PLOTTED_CATEGORIES = 30       # bars per plot in the report; the rest summed as one
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -117,8 +119,19 @@ def _images(profiles: dict, counts: dict, columns: list[ColumnDrift]) -> dict[st
             labels = category_keys(profile, counts[c.column])
         shares = lambda v: v / v.sum() if v.sum() else v  # noqa: E731
         title = f"{c.column}: {'DRIFT (' + ', '.join(c.drifted_by) + ')' if c.drifted else 'no drift'}"
-        images[c.column] = distribution_png(title, labels, shares(expected), shares(actual))
+        images[c.column] = distribution_png(title, *_plotted(labels, shares(expected), shares(actual)))
     return images
+
+
+def _plotted(labels: list[str], expected: np.ndarray, actual: np.ndarray, most: int = PLOTTED_CATEGORIES):
+    """At most `most` bars: the categories with the largest share on either side, in their order, and
+    the rest summed as one bar."""
+    if len(labels) <= most:
+        return labels, expected, actual
+    keep = np.sort(np.argsort(-np.maximum(expected, actual), kind="stable")[:most - 1])
+    rest = np.setdiff1d(np.arange(len(labels)), keep)
+    return ([labels[i] for i in keep] + [f"({len(rest)} more)"], np.append(expected[keep], expected[rest].sum()),
+            np.append(actual[keep], actual[rest].sum()))
 
 
 def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", now: dt.datetime | None = None) -> DriftOutcome:

@@ -4,7 +4,7 @@ Per feature (raw values, before preprocessing) and for the model's prediction:
   numeric      fixed bin edges (training deciles; the outer bins are open-ended), counts per
                bin, quantiles, mean, std, null rate, and a seeded sample of values (for KS and
                Wasserstein, which need values rather than bins)
-  categorical  counts per category (top categories; the rest under __other__), null rate
+  categorical  counts per category (the top 1000; the rest under __other__), null rate
 Bins are left-closed, [a, b), like Spark's Bucketizer, so the drift job's counts line up.
 Stored in a Delta table (<lakehouse>/<pipeline>/monitor/baseline_profiles), one row per
 column, keyed by the train run id (which the registered model version points at).
@@ -46,9 +46,11 @@ def numeric_profile(values, bins: int = 10, sample_size: int = 5000, seed: int =
             "sample": sorted(float(v) for v in sample)}
 
 
-def categorical_profile(values, top: int = 50) -> dict:
+def categorical_profile(values, top: int = 1000) -> dict:
     """Counts per category key: the model's canonical keys (1, 1.0 and Int64 1 are all "1"), the
-    ones the drift job's Spark counts use too."""
+    ones the drift job's Spark counts use too. The `top` most frequent are kept, the rest summed
+    under __other__ (the drift job then counts unknown categories there: it cannot tell a new one
+    from one of the tail)."""
     series = pd.Series(values)
     keys = category_keys(series)
     present = pd.Series(keys[~missing_mask(keys)], dtype=object)

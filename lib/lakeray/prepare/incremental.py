@@ -22,6 +22,7 @@ writes; tests/prepare/test_incremental.py checks that row for row.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -285,6 +286,43 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
                   silver_old, phase, workers)
 
 
+@dataclasses.dataclass
+class GoldRebuild:
+    entities: DataFrame         # the entity keys rebuilt (checkpointed)
+    staged: DataFrame           # their gold rows, staged and classified (checkpointed)
+    rows: DataFrame | None      # the clean rows the gold MERGE writes (None when a limit failed)
+    split_rows: dict[str, int]  # rows per split of gold as the MERGE leaves it
+    failures: list[str]
+
+
+def _rebuild_gold(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, previous: dict,
+                  keys_r: dict[str, DataFrame], old_rows: dict[str, DataFrame], new_rows: dict[str, DataFrame],
+                  silver_after: dict[str, DataFrame], accounting: dict[str, Accounting]) -> GoldRebuild:
+    """Gold for the entities the change reaches, from silver as the MERGEs leave it; accounts it (into
+    `accounting`) and checks the limits and the split of gold as its MERGE would leave it."""
+    key = spec.entity_key
+    entities = checkpointed(_entities(spec, keys_r, old_rows, new_rows, silver_after[spec.dataset.base]))
+    base_rows = silver_after[spec.dataset.base].join(entities, key, "left_semi")
+    inputs = {spec.dataset.base: base_rows}
+    for join in spec.dataset.joins:
+        inputs[join.source] = silver_after[join.source].join(base_rows.select(*join.on).distinct(), list(join.on),
+                                                             "left_semi")
+    joined = build_dataset(inputs, spec)
+    staged = checkpointed(gold_stage(joined, spec))
+    split_of = split_column(spec.split, key, column_type(staged, spec.split))
+    accounting[GOLD], _ = account(GOLD, None, staged, split_of)
+    log.info("prepare %s (rebuilt entities)", accounting[GOLD].line())
+    failures = check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
+    if failures:
+        return GoldRebuild(entities, staged, None, {}, failures)
+    rows = gold_clean_rows(staged, joined, spec)
+    kept = read_version(spark, lake.gold, previous["gold"]).join(entities, key, "left_anti")
+    after = kept.unionByName(rows)       # the gold the MERGE would leave, checked first
+    counts = {r[SPLIT]: r["n"] for r in after.groupBy(SPLIT).agg(F.count(F.lit(1)).alias("n")).collect()}
+    split_rows = {part: counts.get(part, 0) for part in PARTS}
+    return GoldRebuild(entities, staged, rows, split_rows, split_failures(split_rows, staged, spec, settings, clean=after))
+
+
 def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_id: str, bronze_versions: dict[str, int],
            previous: dict, staged: dict[str, DataFrame], keys_r: dict[str, DataFrame], accounting: dict[str, Accounting],
            silver_old: dict[str, DataFrame], phase: Timer, workers: int) -> PrepareResult:
@@ -297,7 +335,7 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
     replaced = [keys_r[n].select(F.lit(n).alias("source"), key_json(spec.sources[n].keys).alias("key")) for n in changed]
     failures = check_limits(spec, settings, accounting, lake)
     silver = {n: TableVersion(lake.silver(n), v) for n, v in previous["silver"].items()}
-    gold = TableVersion(lake.gold, previous["gold"]) if not changed else None
+    gold_version = TableVersion(lake.gold, previous["gold"]) if not changed else None
     split_rows: dict[str, int] = {}
     merged = bool(changed and not failures)
     if merged:
@@ -316,37 +354,20 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
                             .unionByName(new_rows[n]) if n in changed else silver_old[n]) for n in spec.sources}
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="prepare-merge") as pool:
             merges = {n: pool.submit(merge_silver, n) for n in changed}
-            entities = checkpointed(_entities(spec, keys_r, old_rows, new_rows, silver_after[spec.dataset.base]))
-            keys_r[GOLD] = entities
-            base_rows = silver_after[spec.dataset.base].join(entities, key, "left_semi")
-            inputs = {spec.dataset.base: base_rows}
-            for join in spec.dataset.joins:
-                inputs[join.source] = silver_after[join.source].join(base_rows.select(*join.on).distinct(),
-                                                                     list(join.on), "left_semi")
-            joined = build_dataset(inputs, spec)
-            gold_staged = checkpointed(gold_stage(joined, spec))
-            staged[GOLD] = gold_staged
-            split_of = split_column(spec.split, key, column_type(gold_staged, spec.split))
-            accounting[GOLD], _ = account(GOLD, None, gold_staged, split_of)
-            log.info("prepare %s (rebuilt entities)", accounting[GOLD].line())
+            gold = _rebuild_gold(spark, spec, settings, lake, previous, keys_r, old_rows, new_rows, silver_after,
+                                 accounting)
+            keys_r[GOLD], staged[GOLD] = gold.entities, gold.staged
             phase("gold rebuilt for touched entities")
-            quarantined.append(rejected_rows(gold_staged, GOLD, run_id, [key]))
-            replaced.append(entities.select(F.lit(GOLD).alias("source"), key_json([key]).alias("key")))
-            failures = check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
-            if not failures:
-                gold_rows = gold_clean_rows(gold_staged, joined, spec)
-                kept = read_version(spark, lake.gold, previous["gold"]).join(entities, key, "left_anti")
-                after = kept.unionByName(gold_rows)       # the gold the MERGE would leave, checked first
-                counts = {r[SPLIT]: r["n"] for r in after.groupBy(SPLIT).agg(F.count(F.lit(1)).alias("n")).collect()}
-                split_rows = {part: counts.get(part, 0) for part in PARTS}
-                failures = split_failures(split_rows, gold_staged, spec, settings, clean=after)
+            quarantined.append(rejected_rows(gold.staged, GOLD, run_id, [key]))
+            replaced.append(gold.entities.select(F.lit(GOLD).alias("source"), key_json([key]).alias("key")))
+            failures, split_rows = gold.failures, gold.split_rows
             silver.update({n: merge.result() for n, merge in merges.items()})
         phase("silver merged")
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="prepare-merge") as pool:   # two tables at once
         gold_merged = None
         if merged and not failures:
-            gone = entities.join(gold_rows.select(key), key, "left_anti")
-            gold_merged = pool.submit(merge_rows, spark, lake.gold, gold_rows, gone, [key], lineage=lineage(
+            gone = gold.entities.join(gold.rows.select(key), key, "left_anti")
+            gold_merged = pool.submit(merge_rows, spark, lake.gold, gold.rows, gone, [key], lineage=lineage(
                 run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
         qversion = TableVersion(lake.quarantine, previous["quarantine"])
         if changed:
@@ -354,10 +375,10 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
                                     reduce(DataFrame.unionByName, replaced), ["source", "key"], lineage=lineage(
                                         run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
         if gold_merged is not None:
-            gold = gold_merged.result()
+            gold_version = gold_merged.result()
     phase("gold and quarantine merged")
-    record_run(spark, spec, lake, run_id, "incremental", accounting, bronze_versions, silver, gold, qversion,
+    record_run(spark, spec, lake, run_id, "incremental", accounting, bronze_versions, silver, gold_version, qversion,
                split_rows, failures)
     phase("run metrics written")
-    return finish(run_id, failures, accounting, bronze_versions, silver if merged or not failures else {}, gold,
-                  qversion, "incremental")
+    return finish(run_id, failures, accounting, bronze_versions, silver if merged or not failures else {},
+                  gold_version, qversion, "incremental")

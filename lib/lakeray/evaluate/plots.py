@@ -150,15 +150,3 @@ def regression_png(y_true, pred, seed: int = 0) -> bytes:
     hist.hist(pred - y_true, bins=50)
     hist.set(title="Residuals (predicted - actual)", xlabel="Residual", ylabel="Count")
     return _png(fig)
-
-
-def distribution_png(title: str, labels: list[str], baseline_shares, current_shares) -> bytes:
-    """Baseline-versus-current shares per bin or category, side by side."""
-    x = np.arange(len(labels))
-    fig, ax = _figure(max(6.0, 0.5 * len(labels) + 2), 4.0)
-    ax.bar(x - 0.2, baseline_shares, width=0.4, label="baseline (training)")
-    ax.bar(x + 0.2, current_shares, width=0.4, label="current window")
-    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
-    ax.set(title=title, ylabel="share of rows")
-    ax.legend()
-    return _png(fig)

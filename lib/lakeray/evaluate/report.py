@@ -91,15 +91,17 @@ def _rows_table(rows: list[dict]) -> str:
     return _table(headers, [[row.get(h) for h in headers] for row in rows])
 
 
-def _image(name: str, png: bytes) -> str:
-    data = base64.b64encode(png).decode("ascii")
+def _image(name: str, image: bytes) -> str:
+    """A PNG, or an SVG (lakeray.evaluate.svg), as a data URI."""
+    data = base64.b64encode(image).decode("ascii")
+    kind = "svg+xml" if image.lstrip().startswith(b"<svg") else "png"
     label = html.escape(name)
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{label}"><figcaption>{label}</figcaption></figure>'
+    return f'<figure><img src="data:image/{kind};base64,{data}" alt="{label}"><figcaption>{label}</figcaption></figure>'
 
 
 def render_report(*, title: str, summary: dict, metrics: dict[str, dict], gate: list[dict], lineage: dict,
                   images: dict[str, bytes], tables: dict[str, list[dict]] | None = None) -> str:
-    """A self-contained HTML page (inline CSS, base64 PNG data URIs, all text escaped)."""
+    """A self-contained HTML page (inline CSS, base64 PNG or SVG data URIs, all text escaped)."""
     passed = sum(bool(c.get("passed")) for c in gate)
     verdict = "PASS" if passed == len(gate) else "FAIL"
     parts = [

@@ -23,12 +23,13 @@ import pandas as pd
 from lakeray.console import progress
 from lakeray.errors import ConfigError, LakerayError
 from lakeray.evaluate.metrics import all_metrics
-from lakeray.evaluate.plots import distribution_png
 from lakeray.evaluate.report import render_report, write_report
+from lakeray.evaluate.svg import distribution_svg
 from lakeray.lakehouse import Lakehouse
-from lakeray.monitor.drift import ColumnDrift, aligned_counts, category_keys, compute_drift, window_counts
+from lakeray.monitor.drift import ColumnDrift, aligned_counts, category_keys, compute_drift
 from lakeray.monitor.inference_log import PREDICTION_COLUMN
 from lakeray.monitor.profile import PREDICTION, read_profile
+from lakeray.monitor.window import count_window
 from lakeray.registry.gate import current_champion
 from lakeray.registry.tracking import configure_tracking
 from lakeray.spec import PipelineSpec
@@ -119,7 +120,7 @@ def _images(profiles: dict, counts: dict, columns: list[ColumnDrift]) -> dict[st
             labels = category_keys(profile, counts[c.column])
         shares = lambda v: v / v.sum() if v.sum() else v  # noqa: E731
         title = f"{c.column}: {'DRIFT (' + ', '.join(c.drifted_by) + ')' if c.drifted else 'no drift'}"
-        images[c.column] = distribution_png(title, *_plotted(labels, shares(expected), shares(actual)))
+        images[c.column] = distribution_svg(title, *_plotted(labels, shares(expected), shares(actual)))
     return images
 
 
@@ -154,22 +155,20 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         except Exception as exc:
             raise LakerayError(f"no inference log at {lake.monitor('inference_log')}: serve the model first ({str(exc)[:200]})") from None
         frame = log_table.where((F.col("ts") >= F.lit(start)) & (F.col("ts") < F.lit(end))
-                                & (F.col("train_run_id") == champion.run_id)).cache()
-        rows = frame.count()
+                                & (F.col("train_run_id") == champion.run_id))
+        columns = {PREDICTION: PREDICTION_COLUMN}
+        window = count_window(frame, profiles, columns)     # the one pass: the statistics and the plots use it
+        rows, counts = window.rows, window.counts
         bar.update(1)
         run_id = f"drift-{end:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         if rows < int(conf.get("min_rows", 200)):
             log.warning("drift %s: only %d row(s) served by version %s in [%s, %s); need %s", spec.name, rows,
                         champion.version, start, end, conf.get("min_rows", 200))
-            frame.unpersist()
             return DriftOutcome(run_id, start, end, rows, [], None, False, None)
-        columns = {PREDICTION: PREDICTION_COLUMN}
-        counts = window_counts(frame, profiles, columns)          # one pass: used by the statistics and the plots
-        bar.update(1)
-        results = compute_drift(frame, profiles, conf, columns, counts, rows)
+        results = compute_drift(frame, profiles, conf, columns, window)
         bar.update(1)
         labelled = frame.where(F.col("label").isNotNull()).select("label", PREDICTION_COLUMN).toPandas()
-        frame.unpersist()
+        bar.update(1)
         reference = champion.tags.get(spec.metric.primary)
         performance = realised_performance(spec, labelled, float(reference) if reference else None, conf)
         write_drift_metrics(spark, lake.monitor("drift_metrics"), run_id, start, end, str(champion.version), results)

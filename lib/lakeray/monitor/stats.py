@@ -6,9 +6,11 @@ categories), as the Spark drift job computes them over a whole window:
   js_distance   Jensen-Shannon distance (base 2, in [0, 1]); scipy.spatial.distance.jensenshannon
   chi_squared   Pearson's chi-squared test of homogeneity on the 2 x k table; scipy.stats.chi2_contingency
 Sample statistics take two samples of values (the profile keeps a seeded sample of the
-training values; the job samples the window):
+training values):
   ks            two-sample Kolmogorov-Smirnov statistic; scipy.stats.ks_2samp(...).statistic
   wasserstein   first Wasserstein distance; scipy.stats.wasserstein_distance
+and their weighted forms (ks_weighted, wasserstein_weighted) take the window as point masses (its
+fine bins at their means, lakeray.monitor.window).
 The tests check each one against scipy on the same data.
 """
 
@@ -74,3 +76,30 @@ def wasserstein(baseline, current) -> float:
     cdf_a = np.searchsorted(a, grid[:-1], side="right") / len(a)
     cdf_b = np.searchsorted(b, grid[:-1], side="right") / len(b)
     return float(np.sum(np.abs(cdf_a - cdf_b) * widths))
+
+
+def ks_weighted(baseline, points, weights) -> float:
+    """KS distance between a sample and a distribution of point masses (`points` with `weights`)."""
+    a = np.sort(np.asarray(baseline, float))
+    points, weights = np.asarray(points, float), np.asarray(weights, float)
+    keep = weights > 0
+    points, weights = points[keep], weights[keep]
+    if not len(a) or not len(points):
+        return 0.0
+    order = np.argsort(points, kind="stable")
+    points, cum = points[order], np.cumsum(weights[order]) / weights.sum()
+    grid = np.concatenate([a, points])
+    cdf_a = np.searchsorted(a, grid, side="right") / len(a)
+    below = np.searchsorted(points, grid, side="right")
+    cdf_b = np.where(below > 0, cum[np.maximum(below - 1, 0)], 0.0)
+    return float(np.max(np.abs(cdf_a - cdf_b)))
+
+
+def wasserstein_weighted(baseline, points, weights) -> float:
+    from scipy.stats import wasserstein_distance
+
+    points, weights = np.asarray(points, float), np.asarray(weights, float)
+    keep = weights > 0
+    if not len(baseline) or not keep.any():
+        return 0.0
+    return float(wasserstein_distance(np.asarray(baseline, float), points[keep], None, weights[keep]))

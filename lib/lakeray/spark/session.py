@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -114,6 +115,12 @@ def build_spark(settings: Settings, app_name: str | None = None, extra_conf: dic
         builder = builder.master(master)
     for key, value in conf.items():
         builder = builder.config(key, value)
+    master = (_submitted_conf() if _under_spark_submit() else {"spark.master": settings["spark"].get("master")}).get(
+        "spark.master") or ""
+    if master.startswith("local"):
+        # Python workers (the drift job's one-pass counts) run this interpreter and its packages, not
+        # whichever python3 is first on PATH; a cluster sets PYSPARK_PYTHON / spark.pyspark.python itself
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = builder.getOrCreate()
     _check_delta(spark)
     log.info("spark %s, master %s, app %s", spark.version, spark.sparkContext.master, spark.sparkContext.appName)

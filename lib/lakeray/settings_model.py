@@ -182,8 +182,8 @@ class Drift(Section):
     thresholds: dict[str, dict[str, Number]] = None
     effect_floor: dict[Literal["psi", "js", "ks", "wasserstein"], NonNegFloat] = None
     p_value_correction: Literal["holm", "bonferroni", "none"] = None
-    sample_size: PositiveInt = None
-    seed: int = None
+    sample_size: PositiveInt = None     # unused since the window is counted whole (fine bins, no sample);
+    seed: int = None                    # accepted so that older overlays still load
     min_rows: NonNegInt = None
     min_labels: NonNegInt = None
     alert: DriftAlert = None

@@ -58,24 +58,11 @@ def chi_squared(expected_counts, actual_counts) -> tuple[float, float]:
 
 
 def ks(baseline, current) -> float:
-    a, b = np.sort(np.asarray(baseline, float)), np.sort(np.asarray(current, float))
-    if not len(a) or not len(b):
-        return 0.0
-    grid = np.concatenate([a, b])
-    cdf_a = np.searchsorted(a, grid, side="right") / len(a)
-    cdf_b = np.searchsorted(b, grid, side="right") / len(b)
-    return float(np.max(np.abs(cdf_a - cdf_b)))
+    return ks_weighted(baseline, current, np.ones(len(current)))
 
 
 def wasserstein(baseline, current) -> float:
-    a, b = np.sort(np.asarray(baseline, float)), np.sort(np.asarray(current, float))
-    if not len(a) or not len(b):
-        return 0.0
-    grid = np.sort(np.concatenate([a, b]))
-    widths = np.diff(grid)
-    cdf_a = np.searchsorted(a, grid[:-1], side="right") / len(a)
-    cdf_b = np.searchsorted(b, grid[:-1], side="right") / len(b)
-    return float(np.sum(np.abs(cdf_a - cdf_b) * widths))
+    return wasserstein_weighted(baseline, current, np.ones(len(current)))
 
 
 def ks_weighted(baseline, points, weights) -> float:

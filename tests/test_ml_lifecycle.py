@@ -183,10 +183,11 @@ def test_drift_job_flags_exactly_the_shifted_feature_and_alerts(ml, easy_spec, s
     url, received = webhook
     settings = ml["settings"]
     settings["drift"]["alert"]["webhook_url"] = url
+    settings["drift"]["segment_min_rows"] = 100         # the suite's churn world trains on ~280 rows
     champion = current_champion(ml["tracking"].client, ml["tracking"].model_name)
     bundle = load_bundle(ml["out"]["train"]["bundle_dir"])
     train = load_splits(ml["gold"].path, ml["gold"].version, splits=("train",)).frames["train"]
-    numeric = [n for n, k in easy_spec.features.items() if k == "numeric"]
+    numeric = [n for n, k in easy_spec.features.items() if k == "numeric" and n not in easy_spec.segment_columns]
     shifted = numeric[0]
     rng = np.random.default_rng(3)
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10)   # a window no other test serves traffic in
@@ -213,6 +214,21 @@ def test_drift_job_flags_exactly_the_shifted_feature_and_alerts(ml, easy_spec, s
     assert {r["column"] for r in stored.where("drifted").collect()} == set(outcome.drifted)
     report = outcome.report.read_text()
     assert report.count("data:image/svg+xml;base64,") == len(outcome.columns)      # a plot per column
+    # per segment (the spec's sensitive attributes): the shifted feature drifts in every segment judged
+    judged = [s for s in outcome.segments if s.judged]
+    assert {s.column for s in judged} >= {"gender"} and all(s.drifted and shifted in s.drifted for s in judged)
+    assert all(min(s.rows, s.baseline_rows) < 100 for s in outcome.segments if not s.judged)   # drift.segment_min_rows
+    assert all(f"segment {s.column}={s.value}" in report for s in outcome.segments)
+    by_segment = stored.where("segment_column = 'gender' AND drifted").select("segment_value", "column").distinct().collect()
+    assert {r["segment_value"] for r in by_segment} == {s.value for s in judged if s.column == "gender"}
+    profiles = spark.read.format("delta").load(lake.monitor("window_profiles")).where(f"run_id = '{outcome.run_id}'")
+    whole = profiles.where("segment_column IS NULL").collect()
+    assert {r["column"] for r in whole} == set(easy_spec.features) | {PREDICTION}
+    assert all(r["rows"] == 3000 for r in whole)
+    assert next(r for r in whole if r["column"] == shifted)["mean"] == pytest.approx(float(frame[shifted].astype(float).mean()))
+    # the same window again: counted from the profiles table, the same statistics
+    again = run_drift_job(spark, easy_spec, settings, window="1d", now=now + dt.timedelta(seconds=1))
+    assert again.rows == 3000 and [c.statistics for c in again.columns] == [c.statistics for c in outcome.columns]
     quiet = run_drift_job(spark, easy_spec, settings, window="1h", now=now - dt.timedelta(days=2))
     assert quiet.rows == 0 and not quiet.columns and not quiet.alerted     # too few rows: no verdict
 

@@ -185,6 +185,7 @@ class Drift(Section):
     sample_size: PositiveInt = None     # unused since the window is counted whole (fine bins, no sample);
     seed: int = None                    # accepted so that older overlays still load
     min_rows: NonNegInt = None
+    segment_min_rows: PositiveInt = None
     min_labels: NonNegInt = None
     alert: DriftAlert = None
     retrain: DriftRetrain = None

@@ -241,3 +241,60 @@ def test_ks_and_wasserstein_from_fine_bins_match_scipy_on_a_million_rows(spark):
     exact = sps.wasserstein_distance(base_sample, values) / profile["x"]["std"]
     assert result.statistics["wasserstein"] == pytest.approx(exact, rel=0.01)
     assert result.current_rows == 1_000_000
+
+
+def test_a_shift_that_cancels_out_in_the_whole_window_drifts_in_its_segments(spark):
+    """Women move from basic to premium and men the other way: the whole window's plan mix is the
+    training one (no alarm), each gender's is not (both alarm); age, unshifted, drifts nowhere."""
+    from lakeray.monitor.drift import segment_drift
+    from lakeray.monitor.profile import build_segment_profiles
+    from lakeray.monitor.window import ALL, count_windows, make_plan
+
+    rng = np.random.default_rng(41)
+
+    def people(n, mixes):
+        gender = rng.choice(["F", "M"], n)
+        plan = np.where(gender == "F", rng.choice(["basic", "premium", "gold"], n, p=mixes["F"]),
+                        rng.choice(["basic", "premium", "gold"], n, p=mixes["M"]))
+        return pd.DataFrame({"gender": gender, "plan": plan, "age": rng.normal(40, 10, n)})
+
+    features = {"gender": "categorical", "plan": "categorical", "age": "numeric"}
+    baseline = people(20_000, {"F": [0.6, 0.3, 0.1], "M": [0.3, 0.6, 0.1]})
+    current = people(20_000, {"F": [0.3, 0.6, 0.1], "M": [0.6, 0.3, 0.1]})
+    profiles = build_profile(baseline, features)
+    segment_profiles = build_segment_profiles(baseline, features, profiles, ["gender"])
+    plan = make_plan(profiles, segments={"gender": ["F", "M"]})
+    windows = count_windows(spark.createDataFrame(current), plan)
+    whole = {r.column: r for r in compute_drift(None, profiles, _conf(), window=windows[(ALL, ALL)])}
+    assert not [c for c, r in whole.items() if r.drifted], {c: r.statistics for c, r in whole.items()}
+    segments = {s.value: s for s in segment_drift(segment_profiles, windows, _conf())}
+    assert set(segments) == {"F", "M"}
+    for value, seg in segments.items():
+        assert seg.judged and seg.drifted == ["plan"], (value, seg.drifted)
+        assert seg.rows == int((current["gender"] == value).sum())
+        assert seg.baseline_rows == int((baseline["gender"] == value).sum())
+    # a segment with too few rows gets no verdict rather than a noisy one
+    few = segment_drift(segment_profiles, count_windows(spark.createDataFrame(current.iloc[:1500]), plan), _conf())
+    assert not any(s.judged for s in few) and not any(s.drifted for s in few)
+
+
+def test_window_profile_metrics_match_numpy(spark):
+    from lakeray.monitor.window import ALL, count_windows, make_plan
+    from lakeray.monitor.window_profile import column_metrics
+
+    rng = np.random.default_rng(42)
+    baseline = _frame(rng, 20_000)
+    current = _frame(rng, 50_000, age_shift=3.0)
+    profiles = build_profile(baseline, FEATURES)
+    window = count_windows(spark.createDataFrame(current), make_plan(profiles))[(ALL, ALL)]
+    age = column_metrics("age", "numeric", window)
+    values = current["age"].dropna().to_numpy()
+    assert age["rows"] == 50_000 and age["nulls"] == int(current["age"].isna().sum())
+    assert age["mean"] == pytest.approx(values.mean()) and age["std"] == pytest.approx(values.std())
+    assert (age["min"], age["max"]) == (values.min(), values.max())
+    spread = values.max() - values.min()
+    for q, v in age["quantiles"].items():              # within a fine bin of the exact quantile
+        assert abs(v - np.quantile(values, float(q))) < 0.01 * spread, q
+    plan = column_metrics("plan", "categorical", window)
+    assert plan["distinct"] == current["plan"].nunique() and plan["top"] == current["plan"].mode()[0]
+    assert plan["top_share"] == pytest.approx(current["plan"].value_counts(normalize=True).iloc[0])

@@ -218,3 +218,15 @@ def test_a_snapshot_diff_of_deletes_is_for_jdbc_sources_only():
     assert any(p.startswith("sources.tickets.deletes: ") and "deletes needs 'column'" in p for p in problems_of(data))
     del data["sources"]["tickets"]["deletes"]
     assert parse_spec(copy.deepcopy(data)).sources["subscriptions"].deletes.snapshot is True
+
+
+def test_monitor_segments_must_be_features(tmp_path):
+    from tests.support import ROOT
+
+    text = (ROOT / "pipelines" / "churn.yaml").read_text() + "\nmonitor: {segments: [region, customer_id]}\n"
+    path = tmp_path / "churn.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=r"monitor\.segments\[1\].*'customer_id' is not a feature"):
+        load_spec(path)
+    path.write_text((ROOT / "pipelines" / "churn.yaml").read_text() + "\nmonitor: {segments: [region, gender]}\n")
+    assert load_spec(path).segment_columns == ["gender", "senior_citizen", "region"]

@@ -72,8 +72,13 @@ class Lakehouse:
         return posixpath.join(self.root, "meta", "rejected_files")
 
     def monitor(self, table: str) -> str:
-        """Monitoring tables: baseline_profiles, inference_log, drift_metrics."""
+        """Monitoring tables: baseline_profiles, inference_log, profiles, drift_metrics, window_profiles."""
         return posixpath.join(self.root, "monitor", table)
+
+    @property
+    def profile_checkpoints(self) -> str:
+        """The drift job's streaming checkpoints over the inference log (one per champion and plan)."""
+        return posixpath.join(self.checkpoint_root, "monitor", "profiles")
 
     def checkpoint(self, source: str) -> str:
         return posixpath.join(self.checkpoint_root, "ingest", self._source(source))

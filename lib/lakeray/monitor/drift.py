@@ -169,3 +169,41 @@ def compute_drift(frame, profiles: dict[str, dict], conf: dict, columns: dict[st
     results = _verdicts(results, conf)          # the p-values corrected across all the columns
     log.info("drift over %d row(s): %s", window.rows, ", ".join(r.column for r in results if r.drifted) or "none")
     return results
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentDrift:
+    column: str            # the segment column, e.g. gender
+    value: str             # its value, e.g. Female (or __null__ / __other__)
+    rows: int              # the window's rows in the segment
+    baseline_rows: int     # the training rows in the segment
+    columns: list[ColumnDrift]   # empty when too few rows for a verdict
+
+    @property
+    def drifted(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    @property
+    def judged(self) -> bool:
+        return bool(self.columns)
+
+
+def segment_drift(segment_profiles: dict[tuple[str, str], dict[str, dict]], windows: dict[tuple[str, str], WindowCounts],
+                  conf: dict) -> list[SegmentDrift]:
+    """Drift of every column within each segment, against the training rows of that segment. A
+    segment with fewer than drift.segment_min_rows rows in the window or in training gets no verdict
+    (binned statistics of a few hundred rows are noise); p-values are corrected within a segment."""
+    least = int(conf.get("segment_min_rows", 1000))
+    out = []
+    for (column, value), profiles in segment_profiles.items():
+        window = windows.get((column, value))
+        rows = window.rows if window else 0
+        baseline_rows = max((int(p.get("count", 0)) for p in profiles.values()), default=0)
+        results = []
+        if rows >= least and baseline_rows >= least:
+            results = _verdicts([column_drift(name, profile, window.counts[name], window.fine.get(name), conf)
+                                 for name, profile in profiles.items() if name in window.counts], conf)
+        out.append(SegmentDrift(column, value, rows, baseline_rows, results))
+    drifted = [f"{s.column}={s.value}: {', '.join(s.drifted)}" for s in out if s.drifted]
+    log.info("segment drift: %s", "; ".join(drifted) or "none")
+    return out

@@ -26,10 +26,12 @@ from lakeray.evaluate.metrics import all_metrics
 from lakeray.evaluate.report import render_report, write_report
 from lakeray.evaluate.svg import distribution_svg
 from lakeray.lakehouse import Lakehouse
-from lakeray.monitor.drift import ColumnDrift, aligned_counts, category_keys, compute_drift
+from lakeray.monitor.drift import ColumnDrift, SegmentDrift, aligned_counts, category_keys, compute_drift, segment_drift
 from lakeray.monitor.inference_log import PREDICTION_COLUMN
-from lakeray.monitor.profile import PREDICTION, read_profile
-from lakeray.monitor.window import count_window
+from lakeray.monitor.profile import PREDICTION, read_profile, read_segment_profiles
+from lakeray.monitor.profiles import profile_new_rows, read_window
+from lakeray.monitor.window import ALL, make_plan
+from lakeray.monitor.window_profile import window_profile_rows, write_window_profiles
 from lakeray.registry.gate import current_champion
 from lakeray.registry.tracking import configure_tracking
 from lakeray.spec import PipelineSpec
@@ -49,15 +51,21 @@ class DriftOutcome:
     performance: dict | None
     alerted: bool
     report: Path | None
+    segments: list[SegmentDrift] = dataclasses.field(default_factory=list)
 
     @property
     def drifted(self) -> list[str]:
         return [c.column for c in self.columns if c.drifted]
 
     @property
+    def segments_drifted(self) -> dict[str, list[str]]:
+        return {f"{s.column}={s.value}": s.drifted for s in self.segments if s.drifted}
+
+    @property
     def any_drift(self) -> bool:
-        """A column drifted, or the realised performance did (what alerts, and may retrain)."""
-        return bool(self.drifted or (self.performance or {}).get("drifted"))
+        """A column drifted in the window or in a segment, or the realised performance did (what
+        alerts, and may retrain)."""
+        return bool(self.drifted or self.segments_drifted or (self.performance or {}).get("drifted"))
 
 
 def parse_window(text: str) -> dt.timedelta:
@@ -85,12 +93,18 @@ def realised_performance(spec: PipelineSpec, labelled: pd.DataFrame, reference: 
     return out
 
 
-def write_drift_metrics(spark, path: str, run_id: str, start, end, model_version: str, columns: list[ColumnDrift]) -> None:
+def write_drift_metrics(spark, path: str, run_id: str, start, end, model_version: str, columns: list[ColumnDrift],
+                        segments: list[SegmentDrift] = ()) -> None:
+    """One row per column and statistic: the whole window (segment_column and segment_value null),
+    then each segment with a verdict."""
+    groups = [(None, None, columns)] + [(s.column, s.value, s.columns) for s in segments]
     rows = [(run_id, start, end, model_version, c.column, c.kind, name, float(value), c.thresholds.get(name),
-             name in c.drifted_by, c.current_rows) for c in columns for name, value in c.statistics.items()]
+             name in c.drifted_by, c.current_rows, seg_column, seg_value)
+            for seg_column, seg_value, results in groups for c in results for name, value in c.statistics.items()]
     schema = ("run_id string, window_start timestamp, window_end timestamp, model_version string, column string, "
-              "kind string, statistic string, value double, threshold double, drifted boolean, rows long")
-    spark.createDataFrame(rows, schema).write.format("delta").mode("append").save(path)
+              "kind string, statistic string, value double, threshold double, drifted boolean, rows long, "
+              "segment_column string, segment_value string")
+    spark.createDataFrame(rows, schema).write.format("delta").mode("append").option("mergeSchema", "true").save(path)
 
 
 def send_alert(conf: dict, payload: dict) -> bool:
@@ -135,6 +149,19 @@ def _plotted(labels: list[str], expected: np.ndarray, actual: np.ndarray, most: 
             np.append(actual[keep], actual[rest].sum()))
 
 
+def _segment_gate(segments: list[SegmentDrift], least: int) -> list[dict]:
+    """The report's lines per segment: drifted columns, no drift, or why there is no verdict."""
+    out = []
+    for seg in segments:
+        if not seg.judged:
+            detail = f"no verdict: {seg.rows} row(s) in the window, {seg.baseline_rows} in training (need {least})"
+        else:
+            detail = f"{seg.rows} row(s); " + (", ".join(f"{c.column} ({', '.join(c.drifted_by)})" for c in seg.columns if c.drifted)
+                                              or "no column drifts")
+        out.append({"check": f"segment {seg.column}={seg.value}", "passed": not seg.drifted, "detail": detail})
+    return out
+
+
 def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", now: dt.datetime | None = None) -> DriftOutcome:
     from pyspark.sql import functions as F
 
@@ -146,32 +173,44 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
     if champion is None:
         raise LakerayError(f"no '{tracking.model_name}@champion' in MLflow: train and evaluate a model first")
     profiles = read_profile(lake.monitor("baseline_profiles"), champion.run_id)
-    # a live bar on a terminal: the window read, its counts, the statistics, the metrics table, the report
+    segment_profiles = read_segment_profiles(lake.monitor("baseline_profiles"), champion.run_id)
+    segments: dict[str, list[str]] = {}
+    for column, value in segment_profiles:
+        segments.setdefault(column, []).append(value)
+    plan = make_plan(profiles, {PREDICTION: PREDICTION_COLUMN}, segments, time="ts")
+    # a live bar on a terminal: new rows profiled, the window's counts, the statistics, the tables, the report
     with progress(5, f"drift {spec.name}") as bar:
         end = now or dt.datetime.now(dt.timezone.utc)
         start = end - span
+        log_path = lake.monitor("inference_log")
         try:
-            log_table = spark.read.format("delta").load(lake.monitor("inference_log"))
+            log_table = spark.read.format("delta").load(log_path)
         except Exception as exc:
-            raise LakerayError(f"no inference log at {lake.monitor('inference_log')}: serve the model first ({str(exc)[:200]})") from None
-        frame = log_table.where((F.col("ts") >= F.lit(start)) & (F.col("ts") < F.lit(end))
-                                & (F.col("train_run_id") == champion.run_id))
-        columns = {PREDICTION: PREDICTION_COLUMN}
-        window = count_window(frame, profiles, columns)     # the one pass: the statistics and the plots use it
-        rows, counts = window.rows, window.counts
+            raise LakerayError(f"no inference log at {log_path}: serve the model first ({str(exc)[:200]})") from None
+        profile_new_rows(spark, log_path, lake.monitor("profiles"), lake.profile_checkpoints, champion.run_id, plan)
+        bar.update(1)
+        dates = (F.col("date") >= F.lit(start.date().isoformat())) & (F.col("date") <= F.lit(end.date().isoformat()))
+        windows = read_window(spark, log_table.where(dates), lake.monitor("profiles"), champion.run_id, plan, start, end)
+        counted = windows[(ALL, ALL)]
+        rows = counted.rows
         bar.update(1)
         run_id = f"drift-{end:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         if rows < int(conf.get("min_rows", 200)):
             log.warning("drift %s: only %d row(s) served by version %s in [%s, %s); need %s", spec.name, rows,
                         champion.version, start, end, conf.get("min_rows", 200))
             return DriftOutcome(run_id, start, end, rows, [], None, False, None)
-        results = compute_drift(frame, profiles, conf, columns, window)
-        bar.update(1)
+        results = compute_drift(None, profiles, conf, window=counted)
+        by_segment = segment_drift(segment_profiles, windows, conf)
+        frame = log_table.where(dates & (F.col("ts") >= F.lit(start)) & (F.col("ts") < F.lit(end))
+                                & (F.col("train_run_id") == champion.run_id))
         labelled = frame.where(F.col("label").isNotNull()).select("label", PREDICTION_COLUMN).toPandas()
-        bar.update(1)
         reference = champion.tags.get(spec.metric.primary)
         performance = realised_performance(spec, labelled, float(reference) if reference else None, conf)
-        write_drift_metrics(spark, lake.monitor("drift_metrics"), run_id, start, end, str(champion.version), results)
+        bar.update(1)
+        write_drift_metrics(spark, lake.monitor("drift_metrics"), run_id, start, end, str(champion.version), results, by_segment)
+        kinds = {name: ("prediction" if name == PREDICTION else p["kind"]) for name, p in profiles.items()}
+        write_window_profiles(spark, lake.monitor("window_profiles"),
+                              window_profile_rows(run_id, start, end, str(champion.version), windows, kinds))
         bar.update(1)
         gate = [{"check": f"{c.column} ({c.kind})", "passed": not c.drifted,
                  "detail": ", ".join(f"{k}={v:.4g}" + (f" (> {c.thresholds[k]:g})" if k in c.drifted_by else "")
@@ -179,18 +218,24 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         if performance and "drifted" in performance:
             gate.append({"check": "realised performance", "passed": not performance["drifted"],
                          "detail": f"{performance['metric']} {performance['value']:.4f} vs {performance['reference']:.4f} at evaluation"})
+        gate += _segment_gate(by_segment, int(conf.get("segment_min_rows", 1000)))
+        segments_drifted = [f"{s.column}={s.value}" for s in by_segment if s.drifted]
         html = render_report(title=f"lakeray drift: {spec.name}", summary={"window": f"[{start}, {end})", "rows": rows,
-                             "model version": champion.version, "drifted": ", ".join(c.column for c in results if c.drifted) or "none"},
+                             "model version": champion.version, "drifted": ", ".join(c.column for c in results if c.drifted) or "none",
+                             "segments drifting": ", ".join(segments_drifted) or "none"},
                              metrics={c.column: c.statistics for c in results}, gate=gate,
-                             lineage={"drift run": run_id, "train_run_id": champion.run_id, "inference log": lake.monitor("inference_log")},
-                             images=_images(profiles, counts, results))
+                             lineage={"drift run": run_id, "train_run_id": champion.run_id, "inference log": log_path,
+                                      "profiles": lake.monitor("profiles")},
+                             images=_images(profiles, counted.counts, results))
         report = write_report(html, Path(settings.path("models")) / spec.name / "reports" / f"{run_id}.html")
         bar.update(1)
         drifted = [c.column for c in results if c.drifted]
         alerted = False
-        if drifted or (performance or {}).get("drifted"):
+        if drifted or segments_drifted or (performance or {}).get("drifted"):
             alerted = send_alert(conf, {"pipeline": spec.name, "run_id": run_id, "model_version": champion.version,
                                         "window": [start.isoformat(), end.isoformat()], "rows": rows, "drifted": drifted,
+                                        "segments_drifted": {f"{s.column}={s.value}": s.drifted for s in by_segment if s.drifted},
                                         "performance": performance, "report": str(report)})
-        log.info("drift %s over %d row(s): drifted %s; report %s", spec.name, rows, drifted or "none", report)
-        return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report)
+        log.info("drift %s over %d row(s): drifted %s; segments %s; report %s", spec.name, rows, drifted or "none",
+                 segments_drifted or "none", report)
+        return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report, by_segment)

@@ -24,6 +24,7 @@ from lakeray.features.values import category_keys, missing_mask
 
 log = logging.getLogger(__name__)
 PREDICTION = "__prediction__"
+NULL_KEY = "__null__"          # a segment of the rows whose segment column is missing
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
@@ -32,10 +33,13 @@ def bin_index(values: np.ndarray, edges: list[float]) -> np.ndarray:
     return np.searchsorted(np.asarray(edges, float), values, side="right")
 
 
-def numeric_profile(values, bins: int = 10, sample_size: int = 5000, seed: int = 0) -> dict:
+def numeric_profile(values, bins: int = 10, sample_size: int = 5000, seed: int = 0, edges: list[float] | None = None) -> dict:
+    """`edges`: the bins to count in (a segment's profile uses the whole column's, so one pass over
+    a window counts every segment); by default the deciles of these values."""
     values = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
     finite = values[np.isfinite(values)]
-    edges = sorted(set(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]).tolist())) if len(finite) else []
+    if edges is None:
+        edges = sorted(set(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]).tolist())) if len(finite) else []
     counts = np.bincount(bin_index(finite, edges), minlength=len(edges) + 1)
     rng = np.random.default_rng(seed)
     sample = finite if len(finite) <= sample_size else rng.choice(finite, sample_size, replace=False)
@@ -75,26 +79,62 @@ def build_profile(frame: pd.DataFrame, features: dict[str, str], predictions: np
     return out
 
 
-def write_profile(path: str, profile: dict[str, dict], *, train_run_id: str, model_sha256: str, pipeline: str) -> int:
-    """Append the profile (one row per column) to the Delta table at `path`; returns its version."""
+def segment_keys(values, top: int) -> tuple[np.ndarray, list[str]]:
+    """(each row's segment: its category key, __null__ or __other__; the segments in order of size).
+    The `top` most frequent keys are segments of their own, the rest one __other__ segment."""
+    keys = category_keys(pd.Series(values))
+    keys = np.where(missing_mask(keys), NULL_KEY, keys).astype(object)
+    counts = pd.Series(keys).value_counts()
+    kept = [str(k) for k in counts.index[:top]]
+    keys = np.where(np.isin(keys, kept), keys, OTHER).astype(object)
+    return keys, kept + ([OTHER] if len(counts) > top else [])
+
+
+def build_segment_profiles(frame: pd.DataFrame, features: dict[str, str], overall: dict[str, dict], segments: list[str],
+                           predictions: np.ndarray | None = None, top: int = 20, sample_size: int = 5000,
+                           seed: int = 0) -> dict[tuple[str, str], dict[str, dict]]:
+    """{(segment column, value): profiles of that value's training rows}; numeric columns counted in
+    the whole column's bins (`overall`'s edges)."""
+    out = {}
+    for column in segments:
+        keys, values = segment_keys(frame[column], top)
+        for value in values:
+            rows = keys == value
+            sub = {}
+            for name, kind in features.items():
+                sub[name] = (numeric_profile(frame[name][rows], sample_size=sample_size, seed=seed, edges=overall[name]["edges"])
+                             if kind == "numeric" else categorical_profile(frame[name][rows]))
+            if predictions is not None and PREDICTION in overall:
+                scores = np.asarray(predictions)
+                scores = scores if scores.ndim == 1 else scores.argmax(axis=1)
+                sub[PREDICTION] = numeric_profile(scores[rows], sample_size=sample_size, seed=seed, edges=overall[PREDICTION]["edges"])
+            out[(column, value)] = sub
+    return out
+
+
+def write_profile(path: str, profile: dict[str, dict], *, train_run_id: str, model_sha256: str, pipeline: str,
+                  segments: dict[tuple[str, str], dict[str, dict]] | None = None) -> int:
+    """Append the profile (one row per column; and per segment value, `segments`) to the Delta table
+    at `path`; returns its version. segment_column and segment_value are null for the whole set."""
     import pyarrow as pa
     from deltalake import DeltaTable, write_deltalake
 
     created = dt.datetime.now(dt.timezone.utc)
     rows = [{"pipeline": pipeline, "train_run_id": train_run_id, "model_sha256": model_sha256, "column": column,
-             "kind": p["kind"], "profile": json.dumps(p, sort_keys=True), "created_at": created}
-            for column, p in profile.items()]
+             "kind": p["kind"], "profile": json.dumps(p, sort_keys=True), "created_at": created,
+             "segment_column": segment[0] if segment else None, "segment_value": segment[1] if segment else None}
+            for segment, profiles in [(None, profile), *(segments or {}).items()] for column, p in profiles.items()]
     table = pa.Table.from_pylist(rows, schema=pa.schema([
         ("pipeline", pa.string()), ("train_run_id", pa.string()), ("model_sha256", pa.string()),
         ("column", pa.string()), ("kind", pa.string()), ("profile", pa.string()),
-        ("created_at", pa.timestamp("us", tz="UTC"))]))
-    write_deltalake(path, table, mode="append")
+        ("created_at", pa.timestamp("us", tz="UTC")), ("segment_column", pa.string()), ("segment_value", pa.string())]))
+    write_deltalake(path, table, mode="append", schema_mode="merge")
     version = DeltaTable(path).version()
     log.info("baseline profile of %d column(s) for train run %s -> %s @ v%d", len(rows), train_run_id, path, version)
     return version
 
 
-def read_profile(path: str, train_run_id: str) -> dict[str, dict]:
+def _profile_rows(path: str, train_run_id: str) -> pd.DataFrame:
     from deltalake import DeltaTable
 
     from lakeray.errors import LakerayError
@@ -105,4 +145,20 @@ def read_profile(path: str, train_run_id: str) -> dict[str, dict]:
         raise LakerayError(f"no baseline profile table at {path}: train a model first ({exc})") from None
     if frame.empty:
         raise LakerayError(f"{path} has no baseline profile for train run {train_run_id}")
-    return {row.column: json.loads(row.profile) for row in frame.itertuples()}
+    if "segment_column" not in frame:                  # written before profiles had segments
+        frame["segment_column"] = frame["segment_value"] = None
+    return frame
+
+
+def read_profile(path: str, train_run_id: str) -> dict[str, dict]:
+    frame = _profile_rows(path, train_run_id)
+    return {row.column: json.loads(row.profile) for row in frame[frame["segment_column"].isna()].itertuples()}
+
+
+def read_segment_profiles(path: str, train_run_id: str) -> dict[tuple[str, str], dict[str, dict]]:
+    """{(segment column, value): {column: profile}}; empty for a model trained before segments."""
+    frame = _profile_rows(path, train_run_id)
+    out: dict[tuple[str, str], dict[str, dict]] = {}
+    for row in frame[frame["segment_column"].notna()].itertuples():
+        out.setdefault((row.segment_column, row.segment_value), {})[row.column] = json.loads(row.profile)
+    return out

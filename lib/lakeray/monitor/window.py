@@ -1,14 +1,18 @@
-"""One pass over a drift window: every count the drift statistics need, from Spark's Python workers.
+"""One pass over served rows: every count the drift statistics need, from Spark's Python workers.
 
-Each Spark task turns its Arrow batches into numpy arrays and counts, per profiled column:
-  numeric      rows per baseline bin ([a, b) like the profile), nulls (NaN too), and rows and the sum
-               of values per fine bin (FINE_BINS quantiles of the baseline's sample): the window's
-               distribution to the resolution KS and Wasserstein need, so no sample pass is made
+Each Spark task turns its Arrow batches into numpy arrays and counts, per profiled column, per hour
+of `ts` (when the plan has a time column) and per segment (the whole window, and each value of each
+segment column), a partial profile:
+  numeric      rows per baseline bin ([a, b) like the profile), nulls (NaN too), rows and the sum of
+               values per fine bin (FINE_BINS quantiles of the baseline's sample: the resolution KS and
+               Wasserstein need, so no sample pass is made), the sum of squares, min and max
   categorical  rows per category text (the drift job's keys: booleans "True"/"False", integral
                floats without ".0") and nulls
-The tasks' counts are summed by Spark (they are mergeable: counts of a union are sums of counts),
-so the driver receives a few thousand rows whatever the window's size. The function the workers
-run needs numpy and pyarrow only (it travels by value, so lakeray need not be installed there).
+Partial profiles are mergeable (the counts of a union are the sums of the counts), so Spark merges
+the tasks' partials per (hour, segment, column) for the profiles table (lakeray.monitor.profiles)
+and per (segment, column) for a window, and the driver receives a few hundred rows whatever the
+window's size. The functions the workers run need numpy, pandas and pyarrow only (this module
+travels by value, so lakeray need not be installed there).
 """
 
 from __future__ import annotations
@@ -18,9 +22,14 @@ import dataclasses
 import numpy as np
 
 NULL = "__null__"
-ROWS = "__rows__"
+OTHER = "__other__"
+ALL = ""                  # segment_column and segment_value of the whole window
 FINE_BINS = 1000
-OUTPUT = "c string, part string, k string, n long, s double"
+HOUR_US = 3_600_000_000
+NULL_HOUR = np.iinfo(np.int64).min // HOUR_US     # the hour key of a null ts
+PARTIAL = ("h long, segment_column string, segment_value string, c string, rows long, nulls long, "
+           "bins array<long>, fine_n array<long>, fine_s array<double>, cat_k array<string>, cat_n array<long>, "
+           "s2 double, lo double, hi double")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +37,21 @@ class WindowCounts:
     rows: int
     counts: dict[str, dict[str, int]]                    # bins or categories (and __null__) per column
     fine: dict[str, tuple[np.ndarray, np.ndarray]]     # numeric: (rows, sum of values) per fine bin
+    moments: dict[str, tuple[float, float, float]] = dataclasses.field(default_factory=dict)  # numeric: sum of squares, min, max
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What the workers count: (profile column, window column, numeric, bin edges, fine edges) per
+    column, (segment column, window column, known values) per segment column, and the time column
+    whose hour keys the partials (None: one group)."""
+    columns: tuple
+    segments: tuple = ()
+    time: str | None = None
+
+    @property
+    def needed(self) -> list[str]:
+        return sorted({c for _, c, *_ in self.columns} | {c for _, c, _ in self.segments} | ({self.time} if self.time else set()))
 
 
 def fine_edges(profile: dict) -> np.ndarray:
@@ -39,105 +63,275 @@ def fine_edges(profile: dict) -> np.ndarray:
     return np.unique(np.quantile(sample, np.linspace(0, 1, FINE_BINS + 1)[1:-1]))
 
 
-def _plan(profiles: dict[str, dict], columns: dict[str, str]) -> list[tuple]:
-    return [(name, columns.get(name, name), p["kind"] == "numeric",
-             np.asarray(p.get("edges", []), float), fine_edges(p) if p["kind"] == "numeric" else np.array([]))
-            for name, p in profiles.items()]
+def make_plan(profiles: dict[str, dict], columns: dict[str, str] | None = None,
+              segments: dict[str, list[str]] | None = None, time: str | None = None) -> Plan:
+    """`columns` maps a profile column to the window's column (e.g. __prediction__ -> prediction);
+    `segments` maps a segment column to its known values (the baseline's; others count as __other__)."""
+    columns = columns or {}
+    return Plan(tuple((name, columns.get(name, name), p["kind"] == "numeric", np.asarray(p.get("edges", []), float),
+                       fine_edges(p) if p["kind"] == "numeric" else np.array([])) for name, p in profiles.items()),
+                tuple((name, columns.get(name, name), tuple(values)) for name, values in (segments or {}).items()),
+                time)
 
 
-def count_batches(batches, plan):
-    """mapInArrow body: the counts of this task's rows, one Arrow batch out (see OUTPUT)."""
+def _texts(array):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    acc: dict[str, list] = {}
-    rows = 0
+    if pa.types.is_boolean(array.type):
+        return pc.if_else(array, "True", "False")
+    if pa.types.is_floating(array.type):
+        values = array.to_numpy(zero_copy_only=False)
+        return pa.array([None if v != v else str(int(v)) if abs(v) < 2 ** 53 and v == int(v) else str(v)
+                         for v in values.tolist()], pa.string())
+    return pc.cast(array, pa.string())
 
-    def numbers(array):
-        if pa.types.is_boolean(array.type):
-            array = pc.cast(array, pa.int8())
-        return pc.fill_null(pc.cast(array, pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
 
-    def texts(array):
-        if pa.types.is_boolean(array.type):
-            return pc.if_else(array, "True", "False")
-        if pa.types.is_floating(array.type):
-            values = array.to_numpy(zero_copy_only=False)
-            out = [None if v != v else str(int(v)) if abs(v) < 2 ** 53 and v == int(v) else str(v)
-                   for v in values.tolist()]
-            return pa.array(out, pa.string())
-        return pc.cast(array, pa.string())
+def _numbers(array):
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
+    if pa.types.is_boolean(array.type):
+        array = pc.cast(array, pa.int8())
+    return pc.fill_null(pc.cast(array, pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
+
+
+def _codes(array):
+    """(dictionary-encoded texts: code per row, nulls = len(keys); the keys)."""
+    import pyarrow as pa
+
+    encoded = _texts(array).dictionary_encode()
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    keys = encoded.dictionary.to_pylist()
+    codes = encoded.indices.fill_null(len(keys)).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, keys
+
+
+def _groupings(batch, plan: Plan):
+    """[(segment column, [segment values], group of each row or -1)] for the whole window and each
+    segment column; a group is hour * len(values) + value, its hour in the returned `hours`."""
+    if plan.time:
+        import pyarrow as pa
+
+        ts = batch.column(plan.time)
+        micros = ts.cast(pa.timestamp("us", getattr(ts.type, "tz", None))).cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
+        hours, hour_of = np.unique(np.floor_divide(micros, HOUR_US), return_inverse=True)
+        hour_of = hour_of.astype(np.int64)
+    else:
+        hours, hour_of = np.array([0]), np.zeros(batch.num_rows, np.int64)
+    out = [(ALL, [ALL], hour_of)]
+    for name, column, known in plan.segments:
+        codes, keys = _codes(batch.column(column))
+        values = list(known)
+        index = {v: i for i, v in enumerate(values)}
+        other = index.get(OTHER, -1)
+        lookup = np.array([index.get(k, other) for k in keys] + [index.get(NULL, other)], np.int64)
+        value_of = lookup[codes]
+        out.append((name, values, np.where(value_of >= 0, hour_of * len(values) + value_of, -1)))
+    return hours, out
+
+
+def _count_numeric(acc, key_of, groups, sizes, values):
+    """Add one numeric column's counts per group to acc[key_of(grouping, group)] (see count_batches);
+    min and max are kept for the whole window's groups (grouping 0) only."""
+    bins, fine, edges, fine_at = sizes
+    present = ~np.isnan(values)
+    finite = np.isfinite(values)
+    bin_index = np.searchsorted(edges, values, side="right")
+    fine_index = np.searchsorted(fine_at, np.where(finite, values, 0.0), side="right")
+    for grouping, n_groups, group in groups:
+        if n_groups == 1 and group is None:          # one hour, no segment: no group arithmetic
+            kept = values[finite]
+            tables = (np.array([len(values)]), np.array([int((~present).sum())]),
+                      np.bincount(bin_index[present], minlength=bins)[None, :],
+                      np.bincount(fine_index[finite], minlength=fine)[None, :],
+                      np.bincount(fine_index[finite], weights=kept, minlength=fine)[None, :], np.array([kept @ kept]))
+        else:
+            keep = group >= 0
+            g_present, g_finite = present & keep, finite & keep
+            flat = group[g_finite] * fine + fine_index[g_finite]
+            tables = (np.bincount(group[keep], minlength=n_groups), np.bincount(group[keep & ~present], minlength=n_groups),
+                      np.bincount(group[g_present] * bins + bin_index[g_present], minlength=n_groups * bins).reshape(n_groups, bins),
+                      np.bincount(flat, minlength=n_groups * fine).reshape(n_groups, fine),
+                      np.bincount(flat, weights=values[g_finite], minlength=n_groups * fine).reshape(n_groups, fine),
+                      np.bincount(group[g_finite], weights=values[g_finite] ** 2, minlength=n_groups))
+        rows, nulls, by_bin, fine_n, fine_s, s2 = tables
+        for g in np.flatnonzero(rows):
+            key = key_of(grouping, g)
+            part = acc.get(key)
+            if part is None:
+                acc[key] = part = [0, 0, np.zeros(bins, np.int64), np.zeros(fine, np.int64), np.zeros(fine), 0.0, np.inf, -np.inf]
+            part[0] += int(rows[g])
+            part[1] += int(nulls[g])
+            part[2] += by_bin[g]
+            part[3] += fine_n[g]
+            part[4] += fine_s[g]
+            part[5] += float(s2[g])
+            if grouping == 0 and fine_n[g].any():
+                chosen = values[finite] if group is None else values[finite & (group == g)]
+                part[6], part[7] = min(part[6], float(chosen.min())), max(part[7], float(chosen.max()))
+
+
+def _count_categorical(acc, key_of, groups, codes, keys):
+    width = len(keys) + 1                   # the last code is null
+    for grouping, n_groups, group in groups:
+        if group is None:
+            table = np.bincount(codes, minlength=width)[None, :]
+        else:
+            keep = group >= 0
+            table = np.bincount(group[keep] * width + codes[keep], minlength=n_groups * width).reshape(n_groups, width)
+        for g in np.flatnonzero(table.sum(axis=1)):
+            key = key_of(grouping, g)
+            part = acc.get(key)
+            if part is None:
+                acc[key] = part = [0, 0, {}]
+            part[0] += int(table[g].sum())
+            part[1] += int(table[g, -1])
+            seen = part[2]
+            for i in np.flatnonzero(table[g, :-1]):
+                seen[keys[i]] = seen.get(keys[i], 0) + int(table[g, i])
+
+
+def count_batches(batches, plan: Plan):
+    """mapInArrow body: this task's partial profiles, one Arrow batch out (see PARTIAL)."""
+    acc: dict[tuple, list] = {}
     for batch in batches:
-        rows += batch.num_rows
-        for name, column, numeric, edges, fine in plan:
+        if not batch.num_rows:
+            continue
+        hours, groupings = _groupings(batch, plan)
+        groups = [(i, len(hours) * len(values), None if i == 0 and len(hours) == 1 else group)
+                  for i, (_, values, group) in enumerate(groupings)]
+        for name, column, numeric, edges, fine in plan.columns:
+            def key_of(i, g, name=name, hours=hours, groupings=groupings):
+                segment, values, _ = groupings[i]
+                hour = hours[g // len(values)]
+                return (None if not plan.time or hour == NULL_HOUR else int(hour) * 3600, segment, values[g % len(values)], name)
+
             array = batch.column(column)
             if numeric:
-                values = numbers(array)
-                present = ~np.isnan(values)
-                kept = values[present]
-                finite = kept[np.isfinite(kept)]
-                index = np.searchsorted(fine, finite, side="right")
-                parts = acc.setdefault(name, [0, 0, 0.0, 0])
-                parts[0] = parts[0] + np.bincount(np.searchsorted(edges, kept, side="right"), minlength=len(edges) + 1)
-                parts[1] = parts[1] + np.bincount(index, minlength=len(fine) + 1)
-                parts[2] = parts[2] + np.bincount(index, weights=finite, minlength=len(fine) + 1)
-                parts[3] += int((~present).sum())
+                _count_numeric(acc, key_of, groups, (len(edges) + 1, len(fine) + 1, edges, fine), _numbers(array))
             else:
-                found = pc.value_counts(texts(array))
-                seen = acc.setdefault(name, [{}])[0]
-                for value, n in zip(found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True):
-                    key = NULL if value is None else value
-                    seen[key] = seen.get(key, 0) + n
-    out: dict[str, list] = {"c": [ROWS], "part": ["rows"], "k": [""], "n": [rows], "s": [0.0]}
-
-    def emit(c, part, k, n, s=0.0):
-        out["c"].append(c)
-        out["part"].append(part)
-        out["k"].append(k)
-        out["n"].append(int(n))
-        out["s"].append(float(s))
-
-    for name, parts in acc.items():
-        if len(parts) == 4:
-            for i, n in enumerate(np.asarray(parts[0]).tolist()):
-                if n:
-                    emit(name, "bin", str(i), n)
-            emit(name, "bin", NULL, parts[3])
-            for i in np.flatnonzero(np.asarray(parts[1])):
-                emit(name, "fine", str(int(i)), parts[1][i], parts[2][i])
-        else:
-            for key, n in parts[0].items():
-                emit(name, "bin", key, n)
-    yield pa.RecordBatch.from_pydict(out, schema=pa.schema([("c", pa.string()), ("part", pa.string()), ("k", pa.string()),
-                                                            ("n", pa.int64()), ("s", pa.float64())]))
+                _count_categorical(acc, key_of, groups, *_codes(array))
+    yield _partials_batch(acc)
 
 
-def count_window(frame, profiles: dict[str, dict], columns: dict[str, str] | None = None) -> WindowCounts:
-    """The counts of every profiled column over the Spark DataFrame `frame`, in one pass;
-    `columns` maps a profile column to the window's column (e.g. __prediction__ -> prediction)."""
+def _partials_batch(acc: dict):
+    import pyarrow as pa
+
+    out = {k: [] for k in ("h", "segment_column", "segment_value", "c", "rows", "nulls", "bins", "fine_n", "fine_s",
+                           "cat_k", "cat_n", "s2", "lo", "hi")}
+    for (h, seg_column, seg_value, c), part in acc.items():
+        numeric = len(part) > 3
+        row = {"h": h, "segment_column": seg_column, "segment_value": seg_value, "c": c, "rows": part[0], "nulls": part[1],
+               "bins": part[2].tolist() if numeric else [], "fine_n": part[3].tolist() if numeric else [],
+               "fine_s": part[4].tolist() if numeric else [], "cat_k": [] if numeric else list(part[2]),
+               "cat_n": [] if numeric else list(part[2].values()), "s2": part[5] if numeric else 0.0,
+               "lo": part[6] if numeric and np.isfinite(part[6]) else None,
+               "hi": part[7] if numeric and np.isfinite(part[7]) else None}
+        for k, v in row.items():
+            out[k].append(v)
+    return pa.RecordBatch.from_pydict(out, schema=partial_schema())
+
+
+def partial_schema():
+    import pyarrow as pa
+
+    return pa.schema([("h", pa.int64()), ("segment_column", pa.string()), ("segment_value", pa.string()), ("c", pa.string()),
+                      ("rows", pa.int64()), ("nulls", pa.int64()), ("bins", pa.list_(pa.int64())),
+                      ("fine_n", pa.list_(pa.int64())), ("fine_s", pa.list_(pa.float64())), ("cat_k", pa.list_(pa.string())),
+                      ("cat_n", pa.list_(pa.int64())), ("s2", pa.float64()), ("lo", pa.float64()), ("hi", pa.float64())])
+
+
+def merge_partials(frame):
+    """applyInPandas body: the partials of one group (same hour or window, segment, column) summed."""
+    import pandas as pd
+
+    first = frame.iloc[0]
+    numeric = len(first["fine_n"]) > 0 or len(first["bins"]) > 0
+    cats: dict = {}
+    if not numeric:
+        for keys, counts in zip(frame["cat_k"], frame["cat_n"], strict=True):
+            for k, n in zip(keys, counts, strict=True):
+                cats[k] = cats.get(k, 0) + int(n)
+
+    def summed(column, dtype):
+        return np.sum(np.stack([np.asarray(v, dtype) for v in frame[column]]), axis=0).tolist() if numeric else []
+
+    return pd.DataFrame([{
+        "h": frame["h"].min() if frame["h"].notna().any() else None, "segment_column": first["segment_column"],
+        "segment_value": first["segment_value"], "c": first["c"], "rows": int(frame["rows"].sum()),
+        "nulls": int(frame["nulls"].sum()), "bins": summed("bins", np.int64), "fine_n": summed("fine_n", np.int64),
+        "fine_s": summed("fine_s", float), "cat_k": list(cats), "cat_n": list(cats.values()), "s2": float(frame["s2"].sum()),
+        "lo": frame["lo"].min() if frame["lo"].notna().any() else None,
+        "hi": frame["hi"].max() if frame["hi"].notna().any() else None}])
+
+
+def register_workers() -> None:
+    """The workers get this module's code with the task (lakeray need not be installed there)."""
     from pyspark import cloudpickle
-    from pyspark.sql import functions as F
 
     import lakeray.monitor.window as this
 
-    cloudpickle.register_pickle_by_value(this)      # the workers get the code with the task
-    columns = columns or {}
-    plan = _plan(profiles, columns)
-    needed = sorted({column for _, column, *_ in plan})
-    summed = (frame.select(*[F.col(f"`{c}`") for c in needed])
-              .mapInArrow(lambda batches: count_batches(batches, plan), OUTPUT)
-              .groupBy("c", "part", "k").agg(F.sum("n").alias("n"), F.sum("s").alias("s")).collect())
-    counts: dict[str, dict[str, int]] = {name: {} for name in profiles}
-    fine = {name: (np.zeros(len(f) + 1), np.zeros(len(f) + 1)) for name, _, numeric, _, f in plan if numeric}
-    rows = 0
-    for r in summed:
-        if r["part"] == "rows":
-            rows = int(r["n"])
-        elif r["part"] == "bin":
-            if r["n"]:
-                counts[r["c"]][r["k"]] = int(r["n"])
+    cloudpickle.register_pickle_by_value(this)
+
+
+def partials(frame, plan: Plan):
+    """The Spark DataFrame of per-task partial profiles of `frame` (PARTIAL)."""
+    from pyspark.sql import functions as F
+
+    register_workers()
+    return frame.select(*[F.col(f"`{c}`") for c in plan.needed]).mapInArrow(lambda batches: count_batches(batches, plan), PARTIAL)
+
+
+def merged(partial_frame, keys: list[str]):
+    """Partials merged per `keys` (Spark)."""
+    register_workers()
+    return partial_frame.groupBy(*keys).applyInPandas(merge_partials, PARTIAL)
+
+
+def window_of(rows, plan: Plan) -> dict[tuple[str, str], WindowCounts]:
+    """{(segment column, segment value): WindowCounts} from merged rows (dicts or Rows)."""
+    kinds = {name: (numeric, len(edges) + 1, len(fine) + 1) for name, _, numeric, edges, fine in plan.columns}
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["segment_column"], r["segment_value"])
+        entry = out.setdefault(key, {"rows": 0, "counts": {}, "fine": {}, "moments": {}})
+        name = r["c"]
+        if name not in kinds:
+            continue
+        numeric, bins, fine = kinds[name]
+        entry["rows"] = max(entry["rows"], int(r["rows"]))
+        if numeric:
+            entry["counts"][name] = {str(i): int(n) for i, n in enumerate(r["bins"]) if n}
+            entry["fine"][name] = (np.asarray(r["fine_n"], float), np.asarray(r["fine_s"], float))
+            entry["moments"][name] = (float(r["s2"]), r["lo"], r["hi"])
         else:
-            fine[r["c"]][0][int(r["k"])] = r["n"]
-            fine[r["c"]][1][int(r["k"])] = r["s"]
-    return WindowCounts(rows, counts, fine)
+            entry["counts"][name] = {k: int(n) for k, n in zip(r["cat_k"], r["cat_n"], strict=True) if n}
+        if r["nulls"]:
+            entry["counts"][name][NULL] = int(r["nulls"])
+    windows = {}
+    for key, e in out.items():
+        counts = {name: e["counts"].get(name, {}) for name in kinds}
+        fine = {name: e["fine"].get(name, (np.zeros(f), np.zeros(f))) for name, (numeric, _, f) in kinds.items() if numeric}
+        windows[key] = WindowCounts(e["rows"], counts, fine, e["moments"])
+    return windows
+
+
+def empty_window(plan: Plan) -> WindowCounts:
+    return window_of([], plan).get((ALL, ALL)) or WindowCounts(0, {name: {} for name, *_ in plan.columns},
+                                                                 {name: (np.zeros(len(f) + 1), np.zeros(len(f) + 1))
+                                                                  for name, _, numeric, _, f in plan.columns if numeric})
+
+
+def count_windows(frame, plan: Plan) -> dict[tuple[str, str], WindowCounts]:
+    """The counts of every planned column over the Spark DataFrame `frame`, per segment, in one pass."""
+    rows = merged(partials(frame, plan), ["segment_column", "segment_value", "c"]).collect()
+    return window_of(rows, plan)
+
+
+def count_window(frame, profiles: dict[str, dict], columns: dict[str, str] | None = None) -> WindowCounts:
+    """The counts of every profiled column over the whole of `frame`, in one pass; `columns` maps a
+    profile column to the window's column (e.g. __prediction__ -> prediction)."""
+    plan = make_plan(profiles, columns)
+    return count_windows(frame, plan).get((ALL, ALL)) or empty_window(plan)

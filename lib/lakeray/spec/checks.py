@@ -169,6 +169,10 @@ def _problem_definition(spec: PipelineSpec) -> Iterator[Problem]:
     for i, name in enumerate(spec.sensitive_attributes):
         if name not in cols:
             yield _unknown(f"sensitive_attributes[{i}]", name, cols, owner)
+    for i, name in enumerate(spec.monitor.segments):
+        if name not in spec.features:
+            yield f"monitor.segments[{i}]", (f"'{name}' is not a feature: the inference log holds features only; "
+                                            f"features: {', '.join(spec.features)}")
     metrics = METRICS[spec.task]
     allowed = ", ".join(metrics)
     if spec.metric.primary not in metrics:

@@ -308,6 +308,13 @@ def _source_name(name: str) -> str:
 SourceName = Annotated[str, AfterValidator(_source_name)]   # a folder: bronze/<name>, silver/<name>, ...
 
 
+class Monitor(_Strict):
+    """Drift by segment: each value of these feature columns (and of the sensitive attributes that
+    are features) is monitored on its own, against the training rows of that value."""
+    segments: list[str] = Field(default_factory=list)
+    max_segment_values: int = Field(default=20, ge=1, le=1000)   # the most frequent at training; the rest as __other__
+
+
 class PipelineSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
@@ -322,6 +329,13 @@ class PipelineSpec(_Strict):
     metric: Metric
     baseline: Baseline
     split: Split = Field(default_factory=Split)
+    monitor: Monitor = Field(default_factory=Monitor)
+
+    @property
+    def segment_columns(self) -> list[str]:
+        """The columns drift is also measured within: the sensitive attributes that are features
+        (the inference log holds features only), then monitor.segments, each once."""
+        return list(dict.fromkeys([a for a in self.sensitive_attributes if a in self.features] + self.monitor.segments))
 
     @property
     def higher_is_better(self) -> bool:

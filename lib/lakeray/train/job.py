@@ -23,7 +23,7 @@ from lakeray.lakehouse import Lakehouse
 from lakeray.lineage import code_version
 from lakeray.models.bundle import MODEL_FILE, ModelBundle
 from lakeray.models.families import booster_params, predict
-from lakeray.monitor.profile import build_profile, write_profile
+from lakeray.monitor.profile import build_profile, build_segment_profiles, write_profile
 from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags
 from lakeray.spec import PipelineSpec, spec_hash
 from lakeray.train.xgb import train_xgboost
@@ -52,8 +52,10 @@ def record_baseline_profile(spec: PipelineSpec, settings, tracking, run_id: str,
                             model_sha256: str) -> int:
     """The training-time profile drift is measured against: Delta (keyed by train run) + MLflow."""
     profile = build_profile(train_frame, dict(spec.features), train_pred)
+    segments = build_segment_profiles(train_frame, dict(spec.features), profile, spec.segment_columns, train_pred,
+                                      top=spec.monitor.max_segment_values)
     version = write_profile(Lakehouse.for_pipeline(settings, spec).monitor("baseline_profiles"), profile,
-                            train_run_id=run_id, model_sha256=model_sha256, pipeline=spec.name)
+                            train_run_id=run_id, model_sha256=model_sha256, pipeline=spec.name, segments=segments)
     tracking.client.log_text(run_id, json.dumps(profile, sort_keys=True), "profile.json")
     return version
 

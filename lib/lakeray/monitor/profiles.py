@@ -1,0 +1,142 @@
+"""The monitor's profiles table: every hour of the inference log profiled once, windows merged from it.
+
+A Structured Streaming query over the inference log (Delta source, `Trigger.AvailableNow`) hands
+each drift run only the rows appended since the last one; they are counted in one pass
+(lakeray.monitor.window) into partial profiles per (hour of ts, segment, column) and written to
+<lakehouse>/<pipeline>/monitor/profiles. Label merges rewrite log files without new
+rows and are skipped (`skipChangeCommits`); a late row lands in its own hour's profile whenever it
+arrives. There is one query (checkpoint) per champion train run and plan: a new champion's rows
+are profiled against its own baseline bins, from the start of the log.
+
+A drift window [start, end) is then the merge of the stored profiles of its whole hours plus one
+pass over the raw rows of the partial hours at its edges (none when both ends fall on the hour):
+a rerun over an already profiled window reads no raw rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+
+from lakeray.monitor.window import ALL, Plan, WindowCounts, empty_window, merged, partials, window_of
+
+log = logging.getLogger(__name__)
+LAYOUT = 1            # bump when the partial profile's meaning changes: a new query profiles the log again
+GROUP = ["segment_column", "segment_value", "c"]
+HOUR = dt.timedelta(hours=1)
+
+
+def plan_id(plan: Plan) -> str:
+    """What a stored partial depends on besides the train run (whose baseline bins are fixed)."""
+    text = json.dumps([LAYOUT, [(name, column, numeric, len(edges), len(fine)) for name, column, numeric, edges, fine in plan.columns],
+                       [list(s) for s in plan.segments], plan.time], default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _table_exists(spark, path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def profile_new_rows(spark, log_path: str, profiles_path: str, checkpoints: str, train_run_id: str, plan: Plan) -> int:
+    """Profile the inference-log rows of `train_run_id` appended since the last call; returns how many.
+
+    Each stream batch replaces its own rows (Delta replaceWhere on run, plan and batch id), so a
+    batch replayed after a crash is stored once. A query starting without its checkpoint (first
+    run, or the checkpoint was removed) first deletes what the run and plan have stored, and a
+    stored table that was removed takes its checkpoint with it: the log is profiled again whole."""
+    from pyspark.sql import functions as F
+
+    from lakeray.lakehouse import fs
+
+    pid = plan_id(plan)
+    checkpoint = f"{checkpoints}/{train_run_id}-{pid}"
+    stored = _table_exists(spark, profiles_path)
+    if not stored and fs.exists(checkpoint, spark):
+        log.warning("profiles: %s is gone; profiling the inference log again from the start", profiles_path)
+        fs.delete(checkpoint, spark)
+    elif stored and not fs.exists(checkpoint, spark):
+        from delta.tables import DeltaTable
+
+        DeltaTable.forPath(spark, profiles_path).delete((F.col("train_run_id") == train_run_id) & (F.col("plan") == pid))
+    owned = f"train_run_id = '{train_run_id}' AND plan = '{pid}'"
+
+    def each(batch, batch_id: int) -> None:
+        rows = merged(partials(batch, plan), ["h", *GROUP])
+        (rows.withColumn("hour", F.timestamp_seconds("h")).withColumn("train_run_id", F.lit(train_run_id))
+         .withColumn("plan", F.lit(pid)).withColumn("stream_batch", F.lit(batch_id).cast("long"))
+         .withColumn("profiled_at", F.current_timestamp())
+         .write.format("delta").mode("overwrite").option("replaceWhere", f"{owned} AND stream_batch = {int(batch_id)}")
+         .save(profiles_path))
+
+    stream = (spark.readStream.format("delta").option("skipChangeCommits", "true").option("maxBytesPerTrigger", "1g")
+              .load(log_path).where(F.col("train_run_id") == train_run_id))
+    query = (stream.writeStream.foreachBatch(each).trigger(availableNow=True)
+             .option("checkpointLocation", checkpoint).start())
+    query.awaitTermination()
+    new = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
+    log.info("profiles: %d new inference-log row(s) of train run %s profiled into %s", new, train_run_id, profiles_path)
+    return new
+
+
+def floor_hour(t: dt.datetime) -> dt.datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(t: dt.datetime) -> dt.datetime:
+    floor = floor_hour(t)
+    return floor if floor == t else floor + HOUR
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A window's whole hours (read from the profiles table) and the raw ranges at its edges."""
+    hours: tuple[dt.datetime, dt.datetime] | None
+    raw: tuple[tuple[dt.datetime, dt.datetime], ...]
+
+
+def split_window(start: dt.datetime, end: dt.datetime) -> Split:
+    first, last = ceil_hour(start), floor_hour(end)
+    if first >= last:
+        return Split(None, ((start, end),) if start < end else ())
+    raw = tuple(r for r in ((start, first), (last, end)) if r[0] < r[1])
+    return Split((first, last), raw)
+
+
+def read_window(spark, log_frame, profiles_path: str, train_run_id: str, plan: Plan, start: dt.datetime,
+                end: dt.datetime) -> dict[tuple[str, str], WindowCounts]:
+    """{(segment column, value): counts} of the rows of `train_run_id` with start <= ts < end: stored
+    profiles for the whole hours, one pass over `log_frame` (the inference log) for the edges."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    split = split_window(start, end)
+    parts = []
+    if split.hours and _table_exists(spark, profiles_path):
+        stored = (spark.read.format("delta").load(profiles_path)
+                  .where((F.col("train_run_id") == train_run_id) & (F.col("plan") == plan_id(plan))
+                         & (F.col("hour") >= F.lit(split.hours[0])) & (F.col("hour") < F.lit(split.hours[1]))))
+        parts.append(stored.select(*partials_columns()))
+    if split.raw:
+        inside = reduce(lambda a, b: a | b, [(F.col("ts") >= F.lit(a)) & (F.col("ts") < F.lit(b)) for a, b in split.raw])
+        raw = log_frame.where((F.col("train_run_id") == train_run_id) & inside)
+        parts.append(partials(raw, plan))
+    if not parts:
+        return {(ALL, ALL): empty_window(plan)}
+    union = reduce(lambda a, b: a.unionByName(b), parts)
+    windows = window_of(merged(union, GROUP).collect(), plan)
+    windows.setdefault((ALL, ALL), empty_window(plan))
+    text = lambda r: f"[{r[0]:%Y-%m-%d %H:%M:%S}, {r[1]:%Y-%m-%d %H:%M:%S})"  # noqa: E731
+    log.info("window %s: %d row(s); whole hours %s from %s, raw rows %s", text((start, end)), windows[(ALL, ALL)].rows,
+             text(split.hours) if split.hours else "none", profiles_path, " + ".join(map(text, split.raw)) or "none")
+    return windows
+
+
+def partials_columns() -> list[str]:
+    return ["h", "segment_column", "segment_value", "c", "rows", "nulls", "bins", "fine_n", "fine_s", "cat_k", "cat_n",
+            "s2", "lo", "hi"]

@@ -7,7 +7,8 @@ For each size: an inference log of N rows x 30 features (24 numeric, 6 categoric
 1 categorical shifted) in Delta, a baseline profile from a 200k-row training frame, a registered
 champion (MLflow, embedded store) - then `run_drift_job` (lakeray's job: Spark read of the window,
 one-pass bin/category counts, sampled KS/Wasserstein, drift-metrics Delta table, HTML report) is
-timed end to end. A 20k-row run first warms up the JVM and is not reported.
+timed end to end, then run again over the same window (its hours now in the profiles table: no raw row
+is read). A 20k-row run first warms up the JVM and is not reported.
 
 For the 1M size the same window (the 30 feature columns) and the same 200k training frame go to
 Evidently's Report([DataDriftPreset()]) in its own virtualenv; the ratio printed is
@@ -109,7 +110,7 @@ def lakeray_run(spark, folder: Path, rows: int, train: pd.DataFrame, name: str) 
     settings = load_settings(overrides={"paths": {k: str(folder / name / k) for k in SCRATCH_PATHS}})
     spec = bench_spec(folder, name)
     run_id = register_champion(settings, spec, train)
-    end = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    end = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)   # on the hour: the rerun reads no raw row
     log_path = Lakehouse.for_pipeline(settings, spec).monitor("inference_log")
     began = time.perf_counter()
     write_window(spark, log_path, rows, run_id, end, spec.name)
@@ -118,8 +119,12 @@ def lakeray_run(spark, folder: Path, rows: int, train: pd.DataFrame, name: str) 
     outcome = run_drift_job(spark, spec, settings, window="1d", now=end)
     job_s = time.perf_counter() - began
     assert outcome.rows == rows, (outcome.rows, rows)
-    return {"rows": rows, "write_s": write_s, "job_s": job_s, "drifted": outcome.drifted, "log_path": log_path,
-            "settings": settings}
+    began = time.perf_counter()
+    again = run_drift_job(spark, spec, settings, window="1d", now=end)       # the same window, already profiled
+    rerun_s = time.perf_counter() - began
+    assert again.rows == rows and again.drifted == outcome.drifted, (again.rows, again.drifted)
+    return {"rows": rows, "write_s": write_s, "job_s": job_s, "rerun_s": rerun_s, "drifted": outcome.drifted,
+            "log_path": log_path, "settings": settings}
 
 
 def evidently_run(spark, folder: Path, result: dict, train: pd.DataFrame) -> dict | None:
@@ -170,8 +175,8 @@ def main() -> None:
     print(f"drift job: {NUMERIC} numeric + {CATEGORICAL} categorical features (+ the prediction); "
           f"shifted {', '.join(SHIFTED_NUMERIC + SHIFTED_CATEGORICAL)}; baseline from {args.train_rows} training rows")
     for r in results:
-        line = (f"rows={r['rows']:>10,}  lakeray drift job {r['job_s']:6.1f} s ({r['rows'] / r['job_s']:,.0f} rows/s)  "
-                f"drifted: {', '.join(r['drifted'])}")
+        line = (f"rows={r['rows']:>10,}  lakeray drift job {r['job_s']:6.1f} s ({r['rows'] / r['job_s']:,.0f} rows/s); "
+                f"again over the profiled window {r['rerun_s']:5.1f} s  drifted: {', '.join(r['drifted'])}")
         print(line)
         ev = r.get("evidently")
         if ev:

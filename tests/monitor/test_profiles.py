@@ -62,8 +62,11 @@ def _raw(spark, world, start, end):
 
 
 def _stored(spark, world, start, end, log_frame=None):
+    """The window from the profiles table, merged on the driver and by Spark: both must agree."""
     log_frame = log_frame if log_frame is not None else spark.read.format("delta").load(world["paths"]["log"])
-    return read_window(spark, log_frame, world["paths"]["profiles"], RUN, world["plan"], start, end)
+    here = read_window(spark, log_frame, world["paths"]["profiles"], RUN, world["plan"], start, end)
+    _assert_same(here, read_window(spark, log_frame, world["paths"]["profiles"], RUN, world["plan"], start, end, driver_merge_hours=0))
+    return here
 
 
 def _profile(spark, world) -> int:

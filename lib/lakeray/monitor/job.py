@@ -13,8 +13,10 @@ import itertools
 import json
 import logging
 import re
+import time
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +168,7 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
     from pyspark.sql import functions as F
 
     conf = settings["drift"]
+    took = [("", time.perf_counter())]        # the phases' times, logged at the end
     span = parse_window(window)
     lake = Lakehouse.for_pipeline(settings, spec)
     tracking = configure_tracking(settings, spec.name)
@@ -179,6 +182,7 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         segments.setdefault(column, []).append(value)
     plan = make_plan(profiles, {PREDICTION: PREDICTION_COLUMN}, segments, time="ts")
     # a live bar on a terminal: new rows profiled, the window's counts, the statistics, the tables, the report
+    took.append(("champion", time.perf_counter()))
     with progress(5, f"drift {spec.name}") as bar:
         end = now or dt.datetime.now(dt.timezone.utc)
         start = end - span
@@ -188,11 +192,13 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         except Exception as exc:
             raise LakerayError(f"no inference log at {log_path}: serve the model first ({str(exc)[:200]})") from None
         profile_new_rows(spark, log_path, lake.monitor("profiles"), lake.profile_checkpoints, champion.run_id, plan)
+        took.append(("profile", time.perf_counter()))
         bar.update(1)
         dates = (F.col("date") >= F.lit(start.date().isoformat())) & (F.col("date") <= F.lit(end.date().isoformat()))
         windows = read_window(spark, log_table.where(dates), lake.monitor("profiles"), champion.run_id, plan, start, end)
         counted = windows[(ALL, ALL)]
         rows = counted.rows
+        took.append(("window", time.perf_counter()))
         bar.update(1)
         run_id = f"drift-{end:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         if rows < int(conf.get("min_rows", 200)):
@@ -206,11 +212,17 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         labelled = frame.where(F.col("label").isNotNull()).select("label", PREDICTION_COLUMN).toPandas()
         reference = champion.tags.get(spec.metric.primary)
         performance = realised_performance(spec, labelled, float(reference) if reference else None, conf)
+        took.append(("statistics", time.perf_counter()))
         bar.update(1)
-        write_drift_metrics(spark, lake.monitor("drift_metrics"), run_id, start, end, str(champion.version), results, by_segment)
         kinds = {name: ("prediction" if name == PREDICTION else p["kind"]) for name, p in profiles.items()}
-        write_window_profiles(spark, lake.monitor("window_profiles"),
-                              window_profile_rows(run_id, start, end, str(champion.version), windows, kinds))
+        with ThreadPoolExecutor(2) as pool:        # two small Delta appends, as two concurrent Spark jobs
+            written = [pool.submit(write_drift_metrics, spark, lake.monitor("drift_metrics"), run_id, start, end,
+                                   str(champion.version), results, by_segment),
+                       pool.submit(write_window_profiles, spark, lake.monitor("window_profiles"),
+                                   window_profile_rows(run_id, start, end, str(champion.version), windows, kinds))]
+            for future in written:
+                future.result()
+        took.append(("tables", time.perf_counter()))
         bar.update(1)
         gate = [{"check": f"{c.column} ({c.kind})", "passed": not c.drifted,
                  "detail": ", ".join(f"{k}={v:.4g}" + (f" (> {c.thresholds[k]:g})" if k in c.drifted_by else "")
@@ -228,6 +240,7 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
                                       "profiles": lake.monitor("profiles")},
                              images=_images(profiles, counted.counts, results))
         report = write_report(html, Path(settings.path("models")) / spec.name / "reports" / f"{run_id}.html")
+        took.append(("report", time.perf_counter()))
         bar.update(1)
         drifted = [c.column for c in results if c.drifted]
         alerted = False
@@ -238,4 +251,5 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
                                         "performance": performance, "report": str(report)})
         log.info("drift %s over %d row(s): drifted %s; segments %s; report %s", spec.name, rows, drifted or "none",
                  segments_drifted or "none", report)
+        log.info("drift timing: %s", ", ".join(f"{name} {b - a:.2f} s" for (_, a), (name, b) in itertools.pairwise(took)))
         return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report, by_segment)

@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 
-from lakeray.monitor.window import ALL, Plan, WindowCounts, empty_window, merged, partials, window_of
+from lakeray.monitor.window import ALL, Plan, WindowCounts, empty_window, merge_partials, merged, partials, window_of
 
 log = logging.getLogger(__name__)
 LAYOUT = 1            # bump when the partial profile's meaning changes: a new query profiles the log again
@@ -37,9 +37,10 @@ def plan_id(plan: Plan) -> str:
 
 
 def _table_exists(spark, path: str) -> bool:
-    from delta.tables import DeltaTable
+    """A Delta table is there (its log folder; cheaper than resolving the table)."""
+    from lakeray.lakehouse import fs
 
-    return DeltaTable.isDeltaTable(spark, path)
+    return fs.exists(f"{path.rstrip('/')}/_delta_log", spark)
 
 
 def profile_new_rows(spark, log_path: str, profiles_path: str, checkpoints: str, train_run_id: str, plan: Plan) -> int:
@@ -108,9 +109,10 @@ def split_window(start: dt.datetime, end: dt.datetime) -> Split:
 
 
 def read_window(spark, log_frame, profiles_path: str, train_run_id: str, plan: Plan, start: dt.datetime,
-                end: dt.datetime) -> dict[tuple[str, str], WindowCounts]:
+                end: dt.datetime, driver_merge_hours: int = 48) -> dict[tuple[str, str], WindowCounts]:
     """{(segment column, value): counts} of the rows of `train_run_id` with start <= ts < end: stored
-    profiles for the whole hours, one pass over `log_frame` (the inference log) for the edges."""
+    profiles for the whole hours, one pass over `log_frame` (the inference log) for the edges. The
+    partials of up to `driver_merge_hours` whole hours are merged on the driver, more by Spark."""
     from functools import reduce
 
     from pyspark.sql import functions as F
@@ -129,7 +131,13 @@ def read_window(spark, log_frame, profiles_path: str, train_run_id: str, plan: P
     if not parts:
         return {(ALL, ALL): empty_window(plan)}
     union = reduce(lambda a, b: a.unionByName(b), parts)
-    windows = window_of(merged(union, GROUP).collect(), plan)
+    hours = (split.hours[1] - split.hours[0]) / HOUR if split.hours else 0
+    if hours <= driver_merge_hours:     # a few hundred partials: merged here, no shuffle, no Python worker
+        frame = union.toArrow().to_pandas()
+        rows = [merge_partials(group).iloc[0] for _, group in frame.groupby(GROUP, sort=False)]
+    else:
+        rows = merged(union, GROUP).collect()
+    windows = window_of(rows, plan)
     windows.setdefault((ALL, ALL), empty_window(plan))
     text = lambda r: f"[{r[0]:%Y-%m-%d %H:%M:%S}, {r[1]:%Y-%m-%d %H:%M:%S})"  # noqa: E731
     log.info("window %s: %d row(s); whole hours %s from %s, raw rows %s", text((start, end)), windows[(ALL, ALL)].rows,

@@ -116,8 +116,15 @@ def _groupings(batch, plan: Plan):
 
         ts = batch.column(plan.time)
         micros = ts.cast(pa.timestamp("us", getattr(ts.type, "tz", None))).cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
-        hours, hour_of = np.unique(np.floor_divide(micros, HOUR_US), return_inverse=True)
-        hour_of = hour_of.astype(np.int64)
+        hour = np.floor_divide(micros, HOUR_US)
+        present = hour[hour != NULL_HOUR]
+        low = int(present.min()) if len(present) else 0
+        if len(present) and int(present.max()) - low < 4096 and len(present) == len(hour):   # a few hours: no sort
+            hour_of = hour - low
+            hours = np.arange(low, int(present.max()) + 1)
+        else:
+            hours, hour_of = np.unique(hour, return_inverse=True)
+            hour_of = hour_of.astype(np.int64)
     else:
         hours, hour_of = np.array([0]), np.zeros(batch.num_rows, np.int64)
     out = [(ALL, [ALL], hour_of)]
@@ -305,7 +312,7 @@ def window_of(rows, plan: Plan) -> dict[tuple[str, str], WindowCounts]:
         if numeric:
             entry["counts"][name] = {str(i): int(n) for i, n in enumerate(r["bins"]) if n}
             entry["fine"][name] = (np.asarray(r["fine_n"], float), np.asarray(r["fine_s"], float))
-            entry["moments"][name] = (float(r["s2"]), r["lo"], r["hi"])
+            entry["moments"][name] = (float(r["s2"]), _number(r["lo"]), _number(r["hi"]))
         else:
             entry["counts"][name] = {k: int(n) for k, n in zip(r["cat_k"], r["cat_n"], strict=True) if n}
         if r["nulls"]:
@@ -316,6 +323,10 @@ def window_of(rows, plan: Plan) -> dict[tuple[str, str], WindowCounts]:
         fine = {name: e["fine"].get(name, (np.zeros(f), np.zeros(f))) for name, (numeric, _, f) in kinds.items() if numeric}
         windows[key] = WindowCounts(e["rows"], counts, fine, e["moments"])
     return windows
+
+
+def _number(value) -> float | None:
+    return None if value is None or value != value else float(value)
 
 
 def empty_window(plan: Plan) -> WindowCounts:

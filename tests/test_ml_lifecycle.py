@@ -213,7 +213,11 @@ def test_drift_job_flags_exactly_the_shifted_feature_and_alerts(ml, easy_spec, s
     stored = spark.read.format("delta").load(lake.monitor("drift_metrics")).where(f"run_id = '{outcome.run_id}'")
     assert {r["column"] for r in stored.where("drifted").collect()} == set(outcome.drifted)
     report = outcome.report.read_text()
-    assert report.count("data:image/svg+xml;base64,") == len(outcome.columns)      # a plot per column
+    assert report.count("data:image/svg+xml;base64,") == len(outcome.columns) + 1  # a plot per column, performance over time
+    # the performance estimated from calibrated scores, without labels, beside the realised one
+    assert outcome.estimated["metric"] == "roc_auc" and 0.5 < outcome.estimated["value"] <= 1
+    assert set(outcome.estimated["metrics"]) >= {"roc_auc", "precision", "recall", "accuracy"}
+    assert "estimated performance (no labels)" in report
     # per segment (the spec's sensitive attributes): the shifted feature drifts in every segment judged
     judged = [s for s in outcome.segments if s.judged]
     assert {s.column for s in judged} >= {"gender"} and all(s.drifted and shifted in s.drifted for s in judged)

@@ -26,8 +26,10 @@ from lakeray.console import progress
 from lakeray.errors import ConfigError, LakerayError
 from lakeray.evaluate.metrics import all_metrics
 from lakeray.evaluate.report import render_report, write_report
-from lakeray.evaluate.svg import distribution_svg
+from lakeray.evaluate.svg import distribution_svg, timeline_svg
 from lakeray.lakehouse import Lakehouse
+from lakeray.models.bundle import MANIFEST_FILE
+from lakeray.monitor.cbpe import ESTIMATED, estimate_from_fine_bins
 from lakeray.monitor.drift import ColumnDrift, SegmentDrift, aligned_counts, category_keys, compute_drift, segment_drift
 from lakeray.monitor.inference_log import PREDICTION_COLUMN
 from lakeray.monitor.profile import PREDICTION, read_profile, read_segment_profiles
@@ -39,6 +41,7 @@ from lakeray.registry.tracking import configure_tracking
 from lakeray.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
+PERFORMANCE = "__performance__"   # the drift-metrics rows of the estimated and realised performance
 PLOTTED_CATEGORIES = 30       # bars per plot in the report; the rest summed as one
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -54,6 +57,7 @@ class DriftOutcome:
     alerted: bool
     report: Path | None
     segments: list[SegmentDrift] = dataclasses.field(default_factory=list)
+    estimated: dict | None = None      # binary: the performance estimated without labels (lakeray.monitor.cbpe)
 
     @property
     def drifted(self) -> list[str]:
@@ -65,9 +69,10 @@ class DriftOutcome:
 
     @property
     def any_drift(self) -> bool:
-        """A column drifted in the window or in a segment, or the realised performance did (what
-        alerts, and may retrain)."""
-        return bool(self.drifted or self.segments_drifted or (self.performance or {}).get("drifted"))
+        """A column drifted in the window or in a segment, or the realised or estimated performance
+        decayed (what alerts, and may retrain)."""
+        return bool(self.drifted or self.segments_drifted or (self.performance or {}).get("drifted")
+                    or (self.estimated or {}).get("drifted"))
 
 
 def parse_window(text: str) -> dt.timedelta:
@@ -77,32 +82,71 @@ def parse_window(text: str) -> dt.timedelta:
     return dt.timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 
 
-def realised_performance(spec: PipelineSpec, labelled: pd.DataFrame, reference: float | None, conf: dict) -> dict | None:
-    """The primary metric on rows whose label has arrived, against the champion's test metric."""
+def _decay(out: dict, spec: PipelineSpec, reference: float | None, conf: dict) -> dict:
+    if reference is not None and out.get("value") is not None:
+        decay = reference - out["value"] if spec.higher_is_better else out["value"] - reference
+        limit = float((conf.get("thresholds") or {}).get("performance", {}).get("max_decay", 0.05))
+        out.update(decay=decay, max_decay=limit, drifted=decay > limit,
+                   alarm_line=reference - limit if spec.higher_is_better else reference + limit)
+    return out
+
+
+def realised_performance(spec: PipelineSpec, labelled: pd.DataFrame, reference: float | None, conf: dict,
+                         threshold: float = 0.5) -> dict | None:
+    """The primary metric (and, binary, the metrics the estimate gives) on rows whose label has
+    arrived, against the champion's test metric."""
     if len(labelled) < int(conf.get("min_labels", 100)) or spec.task == "multiclass":
         return None
     if spec.task == "binary":   # labels arrive as text: "yes", "true", ...
         positive = spec.positive_label if spec.positive_label is not None else True
         y = labelled["label"].astype(str).str.lower().eq(str(positive).lower()).astype(float).to_numpy()
+        if len(np.unique(y)) < 2:
+            log.warning("realised performance: the %d labelled row(s) are all one class; no metric", len(y))
+            return None
     else:
         y = labelled["label"].astype(float).to_numpy()
-    value = float(all_metrics(spec.task, y, labelled[PREDICTION_COLUMN].to_numpy())[spec.metric.primary])
-    out = {"metric": spec.metric.primary, "value": value, "labelled_rows": int(len(labelled)), "reference": reference}
-    if reference is not None:
-        decay = reference - value if spec.higher_is_better else value - reference
-        limit = float((conf.get("thresholds") or {}).get("performance", {}).get("max_decay", 0.05))
-        out.update(decay=decay, max_decay=limit, drifted=decay > limit)
-    return out
+    metrics = all_metrics(spec.task, y, labelled[PREDICTION_COLUMN].to_numpy(), threshold)
+    out = {"metric": spec.metric.primary, "value": float(metrics[spec.metric.primary]), "labelled_rows": int(len(labelled)),
+           "reference": reference, "metrics": {k: float(metrics[k]) for k in ESTIMATED if k in metrics}}
+    return _decay(out, spec, reference, conf)
+
+
+def estimated_performance(spec: PipelineSpec, manifest: dict, fine, rows: int, reference: float | None,
+                          conf: dict) -> dict | None:
+    """Binary tasks: the window's metrics estimated from the champion's calibrated scores (no labels;
+    lakeray.monitor.cbpe), against the champion's test metric; None without a calibrator (a model
+    trained before calibration was stored) or for other tasks."""
+    calibration = manifest.get("calibration")
+    if spec.task != "binary" or not calibration or fine is None or not rows:
+        return None
+    metrics = estimate_from_fine_bins(calibration, fine, float(manifest.get("threshold") or 0.5))
+    out = {"metric": spec.metric.primary, "value": metrics.get(spec.metric.primary), "rows": rows,
+           "reference": reference, "metrics": metrics}
+    return _decay(out, spec, reference, conf)
+
+
+def performance_rows(performance: dict | None, kind: str) -> list[tuple]:
+    """(column, kind, statistic, value, threshold, drifted, rows) of a realised or estimated performance:
+    every metric, the primary one with its alarm line (reference - max_decay) and verdict."""
+    if not performance:
+        return []
+    line = performance.get("alarm_line")
+    rows = performance.get("labelled_rows", performance.get("rows"))
+    return [(PERFORMANCE, kind, name, float(value), line if name == performance["metric"] else None,
+             bool(performance.get("drifted")) if name == performance["metric"] else False, rows)
+            for name, value in (performance.get("metrics") or {}).items() if value is not None and name in ESTIMATED]
 
 
 def write_drift_metrics(spark, path: str, run_id: str, start, end, model_version: str, columns: list[ColumnDrift],
-                        segments: list[SegmentDrift] = ()) -> None:
+                        segments: list[SegmentDrift] = (), performance: list[tuple] = ()) -> None:
     """One row per column and statistic: the whole window (segment_column and segment_value null),
-    then each segment with a verdict."""
+    then each segment with a verdict, then the performance (column __performance__, kind estimated
+    or realised)."""
     groups = [(None, None, columns)] + [(s.column, s.value, s.columns) for s in segments]
     rows = [(run_id, start, end, model_version, c.column, c.kind, name, float(value), c.thresholds.get(name),
              name in c.drifted_by, c.current_rows, seg_column, seg_value)
             for seg_column, seg_value, results in groups for c in results for name, value in c.statistics.items()]
+    rows += [(run_id, start, end, model_version, *row, None, None) for row in performance]
     schema = ("run_id string, window_start timestamp, window_end timestamp, model_version string, column string, "
               "kind string, statistic string, value double, threshold double, drifted boolean, rows long, "
               "segment_column string, segment_value string")
@@ -149,6 +193,47 @@ def _plotted(labels: list[str], expected: np.ndarray, actual: np.ndarray, most: 
     rest = np.setdiff1d(np.arange(len(labels)), keep)
     return ([labels[i] for i in keep] + [f"({len(rest)} more)"], np.append(expected[keep], expected[rest].sum()),
             np.append(actual[keep], actual[rest].sum()))
+
+
+def _performance_gate(estimated: dict | None, realised: dict | None) -> list[dict]:
+    out = []
+    for name, p in (("estimated performance (no labels)", estimated), ("realised performance", realised)):
+        if p and p.get("value") is not None and "drifted" in p:
+            basis = f"{p['labelled_rows']} labelled row(s)" if "labelled_rows" in p else f"{p['rows']} row(s), calibrated scores"
+            out.append({"check": name, "passed": not p["drifted"],
+                         "detail": f"{p['metric']} {p['value']:.4f} vs {p['reference']:.4f} at evaluation ({basis}); "
+                                   + ", ".join(f"{k} {v:.3f}" for k, v in p["metrics"].items() if v is not None and k in ESTIMATED)})
+    return out
+
+
+def champion_manifest(tracking, run_id: str) -> dict:
+    """The champion bundle's manifest (its decision threshold and calibration); {} when the run has
+    no bundle artifact, which leaves the performance unestimated (logged)."""
+    try:
+        return tracking.load_json(run_id, f"bundle/{MANIFEST_FILE}")
+    except Exception as exc:
+        log.warning("drift: no bundle manifest in run %s (%s): performance is not estimated", run_id, str(exc)[:200])
+        return {}
+
+
+def performance_timeline(spark, path: str, spec: PipelineSpec, model_version: str, reference: float | None,
+                         last: int = 50) -> bytes:
+    """The primary metric, estimated and realised, over the model version's last drift runs (this
+    one included: the metrics table is written first)."""
+    from pyspark.sql import functions as F
+
+    rows = (spark.read.format("delta").load(path)
+            .where((F.col("column") == PERFORMANCE) & (F.col("statistic") == spec.metric.primary)
+                   & (F.col("model_version") == model_version))
+            .select("run_id", "window_end", "kind", "value").toPandas())
+    runs = rows.drop_duplicates("run_id").sort_values("window_end").tail(last)
+    labels = [f"{t:%m-%d %H:%M}" for t in runs["window_end"]]
+    series = {}
+    for kind in ("estimated", "realised"):
+        values = rows[rows["kind"] == kind].set_index("run_id")["value"]
+        series[kind] = [float(values[r]) if r in values.index else None for r in runs["run_id"]]
+    return timeline_svg(f"{spec.metric.primary} of model version {model_version}: estimated without labels and realised",
+                        labels, series, reference)
 
 
 def _segment_gate(segments: list[SegmentDrift], least: int) -> list[dict]:
@@ -211,13 +296,17 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
                                 & (F.col("train_run_id") == champion.run_id))
         labelled = frame.where(F.col("label").isNotNull()).select("label", PREDICTION_COLUMN).toPandas()
         reference = champion.tags.get(spec.metric.primary)
-        performance = realised_performance(spec, labelled, float(reference) if reference else None, conf)
+        reference = float(reference) if reference else None
+        manifest = champion_manifest(tracking, champion.run_id) if spec.task == "binary" else {}
+        performance = realised_performance(spec, labelled, reference, conf, float(manifest.get("threshold") or 0.5))
+        estimated = estimated_performance(spec, manifest, counted.fine.get(PREDICTION), rows, reference, conf)
         took.append(("statistics", time.perf_counter()))
         bar.update(1)
         kinds = {name: ("prediction" if name == PREDICTION else p["kind"]) for name, p in profiles.items()}
         with ThreadPoolExecutor(2) as pool:        # two small Delta appends, as two concurrent Spark jobs
             written = [pool.submit(write_drift_metrics, spark, lake.monitor("drift_metrics"), run_id, start, end,
-                                   str(champion.version), results, by_segment),
+                                   str(champion.version), results, by_segment,
+                                   performance_rows(estimated, "estimated") + performance_rows(performance, "realised")),
                        pool.submit(write_window_profiles, spark, lake.monitor("window_profiles"),
                                    window_profile_rows(run_id, start, end, str(champion.version), windows, kinds))]
             for future in written:
@@ -227,29 +316,31 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         gate = [{"check": f"{c.column} ({c.kind})", "passed": not c.drifted,
                  "detail": ", ".join(f"{k}={v:.4g}" + (f" (> {c.thresholds[k]:g})" if k in c.drifted_by else "")
                                      for k, v in c.statistics.items())} for c in results]
-        if performance and "drifted" in performance:
-            gate.append({"check": "realised performance", "passed": not performance["drifted"],
-                         "detail": f"{performance['metric']} {performance['value']:.4f} vs {performance['reference']:.4f} at evaluation"})
+        gate += _performance_gate(estimated, performance)
         gate += _segment_gate(by_segment, int(conf.get("segment_min_rows", 1000)))
         segments_drifted = [f"{s.column}={s.value}" for s in by_segment if s.drifted]
+        images = _images(profiles, counted.counts, results)
+        if estimated or performance:
+            images["performance over time"] = performance_timeline(spark, lake.monitor("drift_metrics"), spec, str(champion.version),
+                                                                   (estimated or performance)["reference"])
         html = render_report(title=f"lakeray drift: {spec.name}", summary={"window": f"[{start}, {end})", "rows": rows,
                              "model version": champion.version, "drifted": ", ".join(c.column for c in results if c.drifted) or "none",
                              "segments drifting": ", ".join(segments_drifted) or "none"},
                              metrics={c.column: c.statistics for c in results}, gate=gate,
                              lineage={"drift run": run_id, "train_run_id": champion.run_id, "inference log": log_path,
                                       "profiles": lake.monitor("profiles")},
-                             images=_images(profiles, counted.counts, results))
+                             images=images)
         report = write_report(html, Path(settings.path("models")) / spec.name / "reports" / f"{run_id}.html")
         took.append(("report", time.perf_counter()))
         bar.update(1)
         drifted = [c.column for c in results if c.drifted]
         alerted = False
-        if drifted or segments_drifted or (performance or {}).get("drifted"):
+        if drifted or segments_drifted or (performance or {}).get("drifted") or (estimated or {}).get("drifted"):
             alerted = send_alert(conf, {"pipeline": spec.name, "run_id": run_id, "model_version": champion.version,
                                         "window": [start.isoformat(), end.isoformat()], "rows": rows, "drifted": drifted,
                                         "segments_drifted": {f"{s.column}={s.value}": s.drifted for s in by_segment if s.drifted},
-                                        "performance": performance, "report": str(report)})
+                                        "performance": performance, "estimated_performance": estimated, "report": str(report)})
         log.info("drift %s over %d row(s): drifted %s; segments %s; report %s", spec.name, rows, drifted or "none",
                  segments_drifted or "none", report)
         log.info("drift timing: %s", ", ".join(f"{name} {b - a:.2f} s" for (_, a), (name, b) in itertools.pairwise(took)))
-        return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report, by_segment)
+        return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report, by_segment, estimated)

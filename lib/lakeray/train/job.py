@@ -23,6 +23,7 @@ from lakeray.lakehouse import Lakehouse
 from lakeray.lineage import code_version
 from lakeray.models.bundle import MODEL_FILE, ModelBundle
 from lakeray.models.families import booster_params, predict
+from lakeray.monitor.cbpe import fit_calibrator
 from lakeray.monitor.profile import build_profile, build_segment_profiles, write_profile
 from lakeray.registry.tracking import TAG, configure_tracking, lineage_tags
 from lakeray.spec import PipelineSpec, spec_hash
@@ -88,6 +89,8 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
     valid_pred = predict(trained.booster, x_valid, spec.task)
     valid_score = score(spec.task, spec.metric.primary, y_valid, valid_pred)
     threshold = decision_threshold(spec.metric.decision_threshold, y_valid, valid_pred) if spec.task == "binary" else None
+    # binary: the validation scores' calibration, for the drift job's label-free performance estimate
+    calibration = fit_calibrator(y_valid, valid_pred) if spec.task == "binary" else None
     digest = spec_hash(spec)
     manifest = {"pipeline": spec.name, "task": spec.task, "metric": spec.metric.primary, "family": best["family"],
                 "params": params, "rounds": trained.rounds, "tune_run_id": tune_run.info.run_id,
@@ -97,7 +100,7 @@ def run_train_job(spec: PipelineSpec, settings, *, tune_run_id: str | None = Non
                 "ray_train_run": posixpath.join(settings.path("ray_storage"), run_name),
                 "feature_columns": mats.features.output_columns, "feature_types": mats.feature_types,
                 "encoding": mats.features.encoding, "positive_label": spec.positive_label,
-                "threshold": threshold}
+                "threshold": threshold, "calibration": calibration}
     bundle = ModelBundle(trained.booster, mats.features, mats.target, manifest)
     bundle_dir = bundle.save(Path(settings.path("models")) / spec.name / run_name)
     tags = {**lineage_tags(digest, gold_path, version), f"{TAG}tune_run_id": tune_run.info.run_id,

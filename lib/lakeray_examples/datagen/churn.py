@@ -47,6 +47,10 @@ WORLDS = {
              "logit": {"month_to_month": 1.6, "monthly": 0.02}},
     "shifted": {"contract_p": [0.85, 0.10, 0.05], "price_factor": 1.3, "days_later": 60,
                 "logit": {"month_to_month": 0.2, "monthly": 0.06}},
+    # the same move of contracts and prices, but churn still follows them as in "base" (a shift of the
+    # inputs only: P(churn | customer) unchanged; what label-free performance estimation assumes)
+    "shifted_inputs": {"contract_p": [0.85, 0.10, 0.05], "price_factor": 1.3, "price_center": 1.0, "days_later": 60,
+                       "logit": {"month_to_month": 1.6, "monthly": 0.02}},
 }
 SUBSCRIPTION_COLUMNS = [
     "customer_id", "contract", "payment_method", "monthly_charges", "total_charges",
@@ -178,7 +182,7 @@ def generate(n_customers: int = 5000, seed: int = 42, usage_days: int = 4, event
     open_tickets = np.floor(n_tickets * open_share).astype(int)
     weights = shape["logit"]
     logit = (-1.6 + weights["month_to_month"] * (contract == "month-to-month") - 0.035 * tenure
-             + weights["monthly"] * (monthly - 65 * shape["price_factor"])
+             + weights["monthly"] * (monthly - 65 * shape.get("price_center", shape["price_factor"]))
              + 0.45 * open_tickets - 0.004 * (minutes_rate - 120) + 0.4 * senior)
     churned = rng.random(n) < 1 / (1 + np.exp(-logit))
 

@@ -211,7 +211,7 @@ def test_drift_job_flags_exactly_the_shifted_feature_and_alerts(ml, easy_spec, s
     assert outcome.performance["labelled_rows"] == 400 and 0 <= outcome.performance["value"] <= 1
     assert outcome.alerted and received and received[0]["drifted"] == outcome.drifted
     stored = spark.read.format("delta").load(lake.monitor("drift_metrics")).where(f"run_id = '{outcome.run_id}'")
-    assert {r["column"] for r in stored.where("drifted").collect()} == set(outcome.drifted)
+    assert {r["column"] for r in stored.where("drifted AND segment_column IS NULL AND comparison = 'baseline'").collect()} == set(outcome.drifted)
     report = outcome.report.read_text()
     assert report.count("data:image/svg+xml;base64,") == len(outcome.columns) + 1  # a plot per column, performance over time
     # the performance estimated from calibrated scores, without labels, beside the realised one
@@ -268,5 +268,5 @@ def test_closed_loop_serve_shift_drift_retrain_hot_swap(ml, easy_spec, spark, tm
     assert set(out["trickle"]) == {str(before.version), out["promoted"]}                # served by both, none failed
     lake = Lakehouse.for_pipeline(settings, easy_spec)
     runs = DeltaTable(lake.monitor("drift_metrics")).to_pandas()
-    mine = runs[runs["run_id"] == out["drift"].run_id]
+    mine = runs[(runs["run_id"] == out["drift"].run_id) & (runs["comparison"] == "baseline") & runs["segment_column"].isna()]
     assert set(mine.loc[mine["drifted"], "column"]) == set(out["drift"].drifted)

@@ -298,3 +298,23 @@ def test_window_profile_metrics_match_numpy(spark):
     plan = column_metrics("plan", "categorical", window)
     assert plan["distinct"] == current["plan"].nunique() and plan["top"] == current["plan"].mode()[0]
     assert plan["top_share"] == pytest.approx(current["plan"].value_counts(normalize=True).iloc[0])
+
+
+def test_drift_against_the_previous_window(spark):
+    """Yesterday like training, today the plan mix moves and a plan appears: only plan drifts
+    against yesterday (binned statistics; no KS without a sample); today against itself resampled
+    drifts nowhere."""
+    from lakeray.monitor.drift import previous_window_drift
+    from lakeray.monitor.window import count_window
+
+    rng = np.random.default_rng(43)
+    profiles = build_profile(_frame(rng, 20_000), FEATURES, sample_size=10_000)
+    yesterday = _frame(rng, 30_000).drop(columns="prediction")
+    today = _frame(rng, 30_000, plans=(0.3, 0.3, 0.2, 0.2)).drop(columns="prediction")
+    before, now = (count_window(spark.createDataFrame(f), profiles) for f in (yesterday, today))
+    results = {r.column: r for r in previous_window_drift(profiles, now, before, _conf())}
+    assert {c for c, r in results.items() if r.drifted} == {"plan"}
+    assert "ks" not in results["age"].statistics and results["age"].statistics["psi"] < 0.01
+    assert results["plan"].statistics["psi"] > 0.2
+    again = count_window(spark.createDataFrame(today.sample(frac=1.0, replace=True, random_state=2)), profiles)
+    assert not [r.column for r in previous_window_drift(profiles, again, now, _conf()) if r.drifted]

@@ -141,14 +141,14 @@ def column_drift(name: str, profile: dict, counts: dict[str, int], fine: tuple[n
     kind = "prediction" if name == PREDICTION else profile["kind"]
     expected, actual = aligned_counts(profile, counts)
     values = {"psi": stats.psi(expected, actual), "js": stats.js_distance(expected, actual)}
-    if profile["kind"] == "numeric":
+    if profile["kind"] == "numeric" and "sample" in profile:       # a previous window has no sample: no KS, Wasserstein
         base_sample = np.asarray(profile["sample"], float)
         rows, sums = fine if fine is not None else (np.array([]), np.array([]))
         means = np.divide(sums, rows, out=np.zeros_like(sums, dtype=float), where=rows > 0)
         values["ks"] = stats.ks_weighted(base_sample, means, rows)
         scale = profile.get("std") or 1.0
         values["wasserstein"] = stats.wasserstein_weighted(base_sample, means, rows) / scale   # in training std
-    else:
+    elif profile["kind"] != "numeric":
         statistic, p_value = stats.chi_squared(expected, actual)
         values["chi2"], values["chi2_p"] = statistic, p_value
     thresholds = dict((conf.get("thresholds") or {}).get(kind, {}))
@@ -207,3 +207,30 @@ def segment_drift(segment_profiles: dict[tuple[str, str], dict[str, dict]], wind
     drifted = [f"{s.column}={s.value}: {', '.join(s.drifted)}" for s in out if s.drifted]
     log.info("segment drift: %s", "; ".join(drifted) or "none")
     return out
+
+
+def window_as_profile(profile: dict, counts: dict[str, int]) -> dict:
+    """A window's counts in the shape of a baseline profile (the baseline's bins; complete categories,
+    so a new one stays apart; no sample)."""
+    rows = sum(counts.values())
+    null_rate = counts.get(NULL, 0) / rows if rows else 0.0
+    if profile["kind"] == "numeric":
+        bins = len(profile["edges"]) + 1
+        return {"kind": "numeric", "edges": profile["edges"], "counts": [counts.get(str(i), 0) for i in range(bins)],
+                "count": rows, "null_rate": null_rate, "std": profile.get("std")}
+    return {"kind": "categorical", "frequencies": {k: n for k, n in counts.items() if k != NULL}, OTHER: 0,
+            "count": rows, "null_rate": null_rate}
+
+
+def previous_window_drift(profiles: dict[str, dict], current: WindowCounts, previous: WindowCounts,
+                          conf: dict) -> list[ColumnDrift]:
+    """Drift of this window against the one before it (same length): the binned statistics (PSI,
+    Jensen-Shannon, chi-squared) and the null rate, with the same thresholds, floor and correction
+    as against the baseline. A sudden change shows here before it moves a long window far from
+    training."""
+    results = [column_drift(name, window_as_profile(profile, previous.counts.get(name, {})), current.counts[name], None, conf)
+               for name, profile in profiles.items()]
+    results = _verdicts(results, conf)
+    log.info("drift against the previous window (%d row(s)): %s", previous.rows,
+             ", ".join(r.column for r in results if r.drifted) or "none")
+    return results

@@ -1,8 +1,14 @@
 """The drift job: a window of the inference log against the champion's training profile.
 
-Writes one row per column and statistic to the drift-metrics Delta table, an HTML report with
-baseline-versus-current plots, and raises an alert (an ERROR log line and, where
-drift.alert.webhook_url is set, a JSON POST) when a column or the realised performance drifts.
+  1. the log's new rows are profiled into monitor/profiles (lakeray.monitor.profiles; a streaming
+     query, so each served row is counted once), and the window and the one before it are merged
+     from those profiles (plus the raw rows of partial hours at their edges);
+  2. drift per column against the baseline, per segment against the segment's training rows, and
+     against the previous window; the performance estimated from calibrated scores (binary) and,
+     where labels arrived, realised;
+  3. the drift-metrics and window-profile Delta tables, an HTML report, and an alert (an ERROR log
+     line and, where drift.alert.webhook_url is set, a JSON POST) when a column drifts in the window
+     or a segment, or the realised or estimated performance decays.
 """
 
 from __future__ import annotations
@@ -30,10 +36,18 @@ from lakeray.evaluate.svg import distribution_svg, timeline_svg
 from lakeray.lakehouse import Lakehouse
 from lakeray.models.bundle import MANIFEST_FILE
 from lakeray.monitor.cbpe import ESTIMATED, estimate_from_fine_bins
-from lakeray.monitor.drift import ColumnDrift, SegmentDrift, aligned_counts, category_keys, compute_drift, segment_drift
+from lakeray.monitor.drift import (
+    ColumnDrift,
+    SegmentDrift,
+    aligned_counts,
+    category_keys,
+    compute_drift,
+    previous_window_drift,
+    segment_drift,
+)
 from lakeray.monitor.inference_log import PREDICTION_COLUMN
 from lakeray.monitor.profile import PREDICTION, read_profile, read_segment_profiles
-from lakeray.monitor.profiles import profile_new_rows, read_window
+from lakeray.monitor.profiles import profile_new_rows, read_windows
 from lakeray.monitor.window import ALL, make_plan
 from lakeray.monitor.window_profile import window_profile_rows, write_window_profiles
 from lakeray.registry.gate import current_champion
@@ -58,6 +72,7 @@ class DriftOutcome:
     report: Path | None
     segments: list[SegmentDrift] = dataclasses.field(default_factory=list)
     estimated: dict | None = None      # binary: the performance estimated without labels (lakeray.monitor.cbpe)
+    previous: list[ColumnDrift] = dataclasses.field(default_factory=list)   # against the window before (reported, no alert)
 
     @property
     def drifted(self) -> list[str]:
@@ -138,18 +153,21 @@ def performance_rows(performance: dict | None, kind: str) -> list[tuple]:
 
 
 def write_drift_metrics(spark, path: str, run_id: str, start, end, model_version: str, columns: list[ColumnDrift],
-                        segments: list[SegmentDrift] = (), performance: list[tuple] = ()) -> None:
-    """One row per column and statistic: the whole window (segment_column and segment_value null),
-    then each segment with a verdict, then the performance (column __performance__, kind estimated
-    or realised)."""
-    groups = [(None, None, columns)] + [(s.column, s.value, s.columns) for s in segments]
+                        segments: list[SegmentDrift] = (), performance: list[tuple] = (),
+                        previous: list[ColumnDrift] = ()) -> None:
+    """One row per column and statistic: the whole window against the baseline (segment_column and
+    segment_value null; comparison "baseline"), each segment with a verdict, the performance
+    (column __performance__, kind estimated or realised), and the window against the previous one
+    (comparison "previous_window")."""
+    groups = ([(None, None, "baseline", columns)] + [(s.column, s.value, "baseline", s.columns) for s in segments]
+              + [(None, None, "previous_window", list(previous))])
     rows = [(run_id, start, end, model_version, c.column, c.kind, name, float(value), c.thresholds.get(name),
-             name in c.drifted_by, c.current_rows, seg_column, seg_value)
-            for seg_column, seg_value, results in groups for c in results for name, value in c.statistics.items()]
-    rows += [(run_id, start, end, model_version, *row, None, None) for row in performance]
+             name in c.drifted_by, c.current_rows, seg_column, seg_value, comparison)
+            for seg_column, seg_value, comparison, results in groups for c in results for name, value in c.statistics.items()]
+    rows += [(run_id, start, end, model_version, *row, None, None, None) for row in performance]
     schema = ("run_id string, window_start timestamp, window_end timestamp, model_version string, column string, "
               "kind string, statistic string, value double, threshold double, drifted boolean, rows long, "
-              "segment_column string, segment_value string")
+              "segment_column string, segment_value string, comparison string")
     spark.createDataFrame(rows, schema).write.format("delta").mode("append").option("mergeSchema", "true").save(path)
 
 
@@ -216,22 +234,35 @@ def champion_manifest(tracking, run_id: str) -> dict:
         return {}
 
 
-def performance_timeline(spark, path: str, spec: PipelineSpec, model_version: str, reference: float | None,
-                         last: int = 50) -> bytes:
-    """The primary metric, estimated and realised, over the model version's last drift runs (this
-    one included: the metrics table is written first)."""
+def performance_history(spark, path: str, spec: PipelineSpec, model_version: str) -> pd.DataFrame:
+    """The primary metric's estimated and realised values of the model version's earlier drift runs."""
     from pyspark.sql import functions as F
 
-    rows = (spark.read.format("delta").load(path)
+    from lakeray.lakehouse import fs
+
+    columns = ["run_id", "window_end", "kind", "value"]
+    if not fs.exists(f"{path.rstrip('/')}/_delta_log", spark):
+        return pd.DataFrame(columns=columns)
+    return (spark.read.format("delta").load(path)
             .where((F.col("column") == PERFORMANCE) & (F.col("statistic") == spec.metric.primary)
                    & (F.col("model_version") == model_version))
-            .select("run_id", "window_end", "kind", "value").toPandas())
+            .select(*columns).toPandas())
+
+
+def performance_timeline(spec: PipelineSpec, model_version: str, history: pd.DataFrame, run_id: str, end,
+                         estimated: dict | None, realised: dict | None, last: int = 50) -> bytes:
+    """The primary metric, estimated and realised, over the model version's last drift runs and this one."""
+    now = [{"run_id": run_id, "window_end": end, "kind": kind, "value": p["value"]}
+           for kind, p in (("estimated", estimated), ("realised", realised)) if p and p.get("value") is not None]
+    rows = pd.concat([history, pd.DataFrame(now, columns=history.columns)], ignore_index=True) if now else history
+    rows["window_end"] = pd.to_datetime(rows["window_end"], utc=True)
     runs = rows.drop_duplicates("run_id").sort_values("window_end").tail(last)
     labels = [f"{t:%m-%d %H:%M}" for t in runs["window_end"]]
     series = {}
     for kind in ("estimated", "realised"):
-        values = rows[rows["kind"] == kind].set_index("run_id")["value"]
+        values = rows[rows["kind"] == kind].drop_duplicates("run_id").set_index("run_id")["value"]
         series[kind] = [float(values[r]) if r in values.index else None for r in runs["run_id"]]
+    reference = (estimated or realised or {}).get("reference")
     return timeline_svg(f"{spec.metric.primary} of model version {model_version}: estimated without labels and realised",
                         labels, series, reference)
 
@@ -279,8 +310,10 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         profile_new_rows(spark, log_path, lake.monitor("profiles"), lake.profile_checkpoints, champion.run_id, plan)
         took.append(("profile", time.perf_counter()))
         bar.update(1)
-        dates = (F.col("date") >= F.lit(start.date().isoformat())) & (F.col("date") <= F.lit(end.date().isoformat()))
-        windows = read_window(spark, log_table.where(dates), lake.monitor("profiles"), champion.run_id, plan, start, end)
+        dates = (F.col("date") >= F.lit((start - span).date().isoformat())) & (F.col("date") <= F.lit(end.date().isoformat()))
+        both = read_windows(spark, log_table.where(dates), lake.monitor("profiles"), champion.run_id, plan,
+                            {"current": (start, end), "previous": (start - span, start)})
+        windows = both["current"]
         counted = windows[(ALL, ALL)]
         rows = counted.rows
         took.append(("window", time.perf_counter()))
@@ -292,6 +325,8 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
             return DriftOutcome(run_id, start, end, rows, [], None, False, None)
         results = compute_drift(None, profiles, conf, window=counted)
         by_segment = segment_drift(segment_profiles, windows, conf)
+        before = both["previous"][(ALL, ALL)]
+        previous = previous_window_drift(profiles, counted, before, conf) if before.rows >= int(conf.get("min_rows", 200)) else []
         frame = log_table.where(dates & (F.col("ts") >= F.lit(start)) & (F.col("ts") < F.lit(end))
                                 & (F.col("train_run_id") == champion.run_id))
         labelled = frame.where(F.col("label").isNotNull()).select("label", PREDICTION_COLUMN).toPandas()
@@ -303,26 +338,33 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         took.append(("statistics", time.perf_counter()))
         bar.update(1)
         kinds = {name: ("prediction" if name == PREDICTION else p["kind"]) for name, p in profiles.items()}
-        with ThreadPoolExecutor(2) as pool:        # two small Delta appends, as two concurrent Spark jobs
+        with ThreadPoolExecutor(3) as pool:        # two small Delta appends and a read, as concurrent Spark jobs
+            history = pool.submit(performance_history, spark, lake.monitor("drift_metrics"), spec, str(champion.version)) \
+                if estimated or performance else None
             written = [pool.submit(write_drift_metrics, spark, lake.monitor("drift_metrics"), run_id, start, end,
                                    str(champion.version), results, by_segment,
-                                   performance_rows(estimated, "estimated") + performance_rows(performance, "realised")),
+                                   performance_rows(estimated, "estimated") + performance_rows(performance, "realised"), previous),
                        pool.submit(write_window_profiles, spark, lake.monitor("window_profiles"),
                                    window_profile_rows(run_id, start, end, str(champion.version), windows, kinds))]
             for future in written:
                 future.result()
+            history = history.result() if history is not None else None
         took.append(("tables", time.perf_counter()))
         bar.update(1)
         gate = [{"check": f"{c.column} ({c.kind})", "passed": not c.drifted,
                  "detail": ", ".join(f"{k}={v:.4g}" + (f" (> {c.thresholds[k]:g})" if k in c.drifted_by else "")
                                      for k, v in c.statistics.items())} for c in results]
         gate += _performance_gate(estimated, performance)
+        gate.append({"check": "against the previous window", "passed": not any(c.drifted for c in previous),
+                     "detail": (f"{before.rows} row(s) before; drifted: " + (", ".join(f"{c.column} ({', '.join(c.drifted_by)})"
+                                for c in previous if c.drifted) or "none")) if previous
+                     else f"no verdict: {before.rows} row(s) in the previous window"})
         gate += _segment_gate(by_segment, int(conf.get("segment_min_rows", 1000)))
         segments_drifted = [f"{s.column}={s.value}" for s in by_segment if s.drifted]
         images = _images(profiles, counted.counts, results)
-        if estimated or performance:
-            images["performance over time"] = performance_timeline(spark, lake.monitor("drift_metrics"), spec, str(champion.version),
-                                                                   (estimated or performance)["reference"])
+        if history is not None:
+            images["performance over time"] = performance_timeline(spec, str(champion.version), history, run_id, end,
+                                                                   estimated, performance)
         html = render_report(title=f"lakeray drift: {spec.name}", summary={"window": f"[{start}, {end})", "rows": rows,
                              "model version": champion.version, "drifted": ", ".join(c.column for c in results if c.drifted) or "none",
                              "segments drifting": ", ".join(segments_drifted) or "none"},
@@ -343,4 +385,4 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         log.info("drift %s over %d row(s): drifted %s; segments %s; report %s", spec.name, rows, drifted or "none",
                  segments_drifted or "none", report)
         log.info("drift timing: %s", ", ".join(f"{name} {b - a:.2f} s" for (_, a), (name, b) in itertools.pairwise(took)))
-        return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report, by_segment, estimated)
+        return DriftOutcome(run_id, start, end, rows, results, performance, alerted, report, by_segment, estimated, previous)

@@ -21,7 +21,17 @@ import hashlib
 import json
 import logging
 
-from lakeray.monitor.window import ALL, Plan, WindowCounts, empty_window, merge_partials, merged, partials, window_of
+from lakeray.monitor.window import (
+    ALL,
+    Plan,
+    WindowCounts,
+    empty_window,
+    merge_partials,
+    merged,
+    partial_schema,
+    partials,
+    window_of,
+)
 
 log = logging.getLogger(__name__)
 LAYOUT = 1            # bump when the partial profile's meaning changes: a new query profiles the log again
@@ -50,6 +60,7 @@ def profile_new_rows(spark, log_path: str, profiles_path: str, checkpoints: str,
     batch replayed after a crash is stored once. A query starting without its checkpoint (first
     run, or the checkpoint was removed) first deletes what the run and plan have stored, and a
     stored table that was removed takes its checkpoint with it: the log is profiled again whole."""
+    import pyarrow as pa
     from pyspark.sql import functions as F
 
     from lakeray.lakehouse import fs
@@ -67,7 +78,15 @@ def profile_new_rows(spark, log_path: str, profiles_path: str, checkpoints: str,
     owned = f"train_run_id = '{train_run_id}' AND plan = '{pid}'"
 
     def each(batch, batch_id: int) -> None:
-        rows = merged(partials(batch, plan), ["h", *GROUP])
+        # the tasks' partials (a few per task, hour, segment and column) merged here, not in a shuffle
+        parts = partials(batch, plan).toArrow().to_pandas()
+        if parts.empty:
+            return
+        merged_rows = [merge_partials(group).to_dict("records")[0]
+                       for _, group in parts.groupby(["h", *GROUP], sort=False, dropna=False)]
+        for row in merged_rows:
+            row["h"] = None if row["h"] is None or row["h"] != row["h"] else int(row["h"])
+        rows = spark.createDataFrame(pa.Table.from_pylist(merged_rows, schema=partial_schema()))
         (rows.withColumn("hour", F.timestamp_seconds("h")).withColumn("train_run_id", F.lit(train_run_id))
          .withColumn("plan", F.lit(pid)).withColumn("stream_batch", F.lit(batch_id).cast("long"))
          .withColumn("profiled_at", F.current_timestamp())
@@ -113,36 +132,52 @@ def read_window(spark, log_frame, profiles_path: str, train_run_id: str, plan: P
     """{(segment column, value): counts} of the rows of `train_run_id` with start <= ts < end: stored
     profiles for the whole hours, one pass over `log_frame` (the inference log) for the edges. The
     partials of up to `driver_merge_hours` whole hours are merged on the driver, more by Spark."""
+    return read_windows(spark, log_frame, profiles_path, train_run_id, plan, {"": (start, end)}, driver_merge_hours)[""]
+
+
+def read_windows(spark, log_frame, profiles_path: str, train_run_id: str, plan: Plan,
+                 ranges: dict[str, tuple[dt.datetime, dt.datetime]], driver_merge_hours: int = 48) -> dict[str, dict]:
+    """read_window for several named ranges (e.g. this window and the one before), in one Spark job
+    where their hours are few."""
     from functools import reduce
 
     from pyspark.sql import functions as F
 
-    split = split_window(start, end)
-    parts = []
-    if split.hours and _table_exists(spark, profiles_path):
+    stored = None
+    if _table_exists(spark, profiles_path):
         stored = (spark.read.format("delta").load(profiles_path)
-                  .where((F.col("train_run_id") == train_run_id) & (F.col("plan") == plan_id(plan))
-                         & (F.col("hour") >= F.lit(split.hours[0])) & (F.col("hour") < F.lit(split.hours[1]))))
-        parts.append(stored.select(*partials_columns()))
-    if split.raw:
-        inside = reduce(lambda a, b: a | b, [(F.col("ts") >= F.lit(a)) & (F.col("ts") < F.lit(b)) for a, b in split.raw])
-        raw = log_frame.where((F.col("train_run_id") == train_run_id) & inside)
-        parts.append(partials(raw, plan))
-    if not parts:
-        return {(ALL, ALL): empty_window(plan)}
-    union = reduce(lambda a, b: a.unionByName(b), parts)
-    hours = (split.hours[1] - split.hours[0]) / HOUR if split.hours else 0
-    if hours <= driver_merge_hours:     # a few hundred partials: merged here, no shuffle, no Python worker
-        frame = union.toArrow().to_pandas()
-        rows = [merge_partials(group).iloc[0] for _, group in frame.groupby(GROUP, sort=False)]
-    else:
-        rows = merged(union, GROUP).collect()
-    windows = window_of(rows, plan)
-    windows.setdefault((ALL, ALL), empty_window(plan))
-    text = lambda r: f"[{r[0]:%Y-%m-%d %H:%M:%S}, {r[1]:%Y-%m-%d %H:%M:%S})"  # noqa: E731
-    log.info("window %s: %d row(s); whole hours %s from %s, raw rows %s", text((start, end)), windows[(ALL, ALL)].rows,
-             text(split.hours) if split.hours else "none", profiles_path, " + ".join(map(text, split.raw)) or "none")
-    return windows
+                  .where((F.col("train_run_id") == train_run_id) & (F.col("plan") == plan_id(plan))))
+    parts, hours = {}, 0.0
+    for name, (start, end) in ranges.items():
+        split = split_window(start, end)
+        mine = []
+        if split.hours and stored is not None:
+            mine.append(stored.where((F.col("hour") >= F.lit(split.hours[0])) & (F.col("hour") < F.lit(split.hours[1])))
+                        .select(*partials_columns()))
+            hours += (split.hours[1] - split.hours[0]) / HOUR
+        if split.raw:
+            inside = reduce(lambda a, b: a | b, [(F.col("ts") >= F.lit(a)) & (F.col("ts") < F.lit(b)) for a, b in split.raw])
+            mine.append(partials(log_frame.where((F.col("train_run_id") == train_run_id) & inside), plan))
+        parts[name] = [part.withColumn("w", F.lit(name)) for part in mine]
+        text = lambda r: f"[{r[0]:%Y-%m-%d %H:%M:%S}, {r[1]:%Y-%m-%d %H:%M:%S})"  # noqa: E731
+        log.info("window %s: whole hours %s from %s, raw rows %s", text((start, end)), text(split.hours) if split.hours else "none",
+                 profiles_path, " + ".join(map(text, split.raw)) or "none")
+    every = [part for mine in parts.values() for part in mine]
+    rows: dict[str, list] = {name: [] for name in ranges}
+    if every and hours <= driver_merge_hours:     # a few hundred partials: merged here, no shuffle, no Python worker
+        frame = reduce(lambda a, b: a.unionByName(b), every).toArrow().to_pandas()
+        for (name, *_), group in frame.groupby(["w", *GROUP], sort=False):
+            rows[name].append(merge_partials(group).iloc[0])
+    elif every:
+        for name, mine in parts.items():
+            if mine:
+                rows[name] = merged(reduce(lambda a, b: a.unionByName(b), mine).drop("w"), GROUP).collect()
+    out = {}
+    for name in ranges:
+        windows = window_of(rows[name], plan)
+        windows.setdefault((ALL, ALL), empty_window(plan))
+        out[name] = windows
+    return out
 
 
 def partials_columns() -> list[str]:

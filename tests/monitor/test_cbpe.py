@@ -85,7 +85,9 @@ def test_on_the_churn_world_the_estimate_follows_a_shift_of_the_inputs_but_not_o
     import xgboost as xgb
 
     base = _churn_frame("base", 20_000, seed=61)
-    train, valid, test = np.split(base.sample(frac=1.0, random_state=1), [len(base) // 2, 3 * len(base) // 4])
+    shuffled = base.sample(frac=1.0, random_state=1)
+    train, valid, test = (shuffled.iloc[:len(base) // 2], shuffled.iloc[len(base) // 2:3 * len(base) // 4],
+                          shuffled.iloc[3 * len(base) // 4:])
     model = xgb.XGBClassifier(n_estimators=80, max_depth=3, learning_rate=0.1, n_jobs=1, random_state=0)
     model.fit(_inputs(train), train["churned"])
     score = lambda frame: model.predict_proba(_inputs(frame))[:, 1]       # noqa: E731

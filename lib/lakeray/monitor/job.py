@@ -254,7 +254,8 @@ def performance_timeline(spec: PipelineSpec, model_version: str, history: pd.Dat
     """The primary metric, estimated and realised, over the model version's last drift runs and this one."""
     now = [{"run_id": run_id, "window_end": end, "kind": kind, "value": p["value"]}
            for kind, p in (("estimated", estimated), ("realised", realised)) if p and p.get("value") is not None]
-    rows = pd.concat([history, pd.DataFrame(now, columns=history.columns)], ignore_index=True) if now else history
+    parts = [frame for frame in (history, pd.DataFrame(now, columns=history.columns)) if len(frame)]
+    rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else history).copy()
     rows["window_end"] = pd.to_datetime(rows["window_end"], utc=True)
     runs = rows.drop_duplicates("run_id").sort_values("window_end").tail(last)
     labels = [f"{t:%m-%d %H:%M}" for t in runs["window_end"]]

@@ -26,8 +26,8 @@ from lakeray.monitor.window import (
     Plan,
     WindowCounts,
     empty_window,
-    merge_partials,
     merged,
+    merged_here,
     partial_schema,
     partials,
     window_of,
@@ -82,8 +82,7 @@ def profile_new_rows(spark, log_path: str, profiles_path: str, checkpoints: str,
         parts = partials(batch, plan).toArrow().to_pandas()
         if parts.empty:
             return
-        merged_rows = [merge_partials(group).to_dict("records")[0]
-                       for _, group in parts.groupby(["h", *GROUP], sort=False, dropna=False)]
+        merged_rows = [row for _, row in merged_here(parts, ["h", *GROUP])]
         for row in merged_rows:
             row["h"] = None if row["h"] is None or row["h"] != row["h"] else int(row["h"])
         rows = spark.createDataFrame(pa.Table.from_pylist(merged_rows, schema=partial_schema()))
@@ -166,8 +165,8 @@ def read_windows(spark, log_frame, profiles_path: str, train_run_id: str, plan: 
     rows: dict[str, list] = {name: [] for name in ranges}
     if every and hours <= driver_merge_hours:     # a few hundred partials: merged here, no shuffle, no Python worker
         frame = reduce(lambda a, b: a.unionByName(b), every).toArrow().to_pandas()
-        for (name, *_), group in frame.groupby(["w", *GROUP], sort=False):
-            rows[name].append(merge_partials(group).iloc[0])
+        for (name, *_), row in merged_here(frame, ["w", *GROUP]):
+            rows[name].append(row)
     elif every:
         for name, mine in parts.items():
             if mine:

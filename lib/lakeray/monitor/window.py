@@ -274,6 +274,13 @@ def merge_partials(frame):
         "hi": frame["hi"].max() if frame["hi"].notna().any() else None}])
 
 
+def merged_here(frame, keys: list[str]) -> list[tuple[tuple, dict]]:
+    """Partials (a pandas frame) merged per `keys` on the driver: [(key values, merged row)]; for a
+    few hundred partials, where a shuffle and a Python worker would cost more than the merge."""
+    return [(key if isinstance(key, tuple) else (key,), merge_partials(group).to_dict("records")[0])
+            for key, group in frame.groupby(keys, sort=False, dropna=False)]
+
+
 def register_workers() -> None:
     """The workers get this module's code with the task (lakeray need not be installed there)."""
     from pyspark import cloudpickle

@@ -21,5 +21,5 @@ setup(
     packages=find_packages("lib"),
     install_requires=_requirements("requirements.txt"),
     extras_require={"dev": _requirements("requirements-dev.txt")},
-    entry_points={"console_scripts": ["lakeray=lakeray.cli:main"]},
+    entry_points={"console_scripts": ["lakeray=lakeray.cli:main", "lakeray-haproxy=lakeray.serve.ingress:main"]},
 )

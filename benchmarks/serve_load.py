@@ -10,6 +10,15 @@ requests/s in all, each request a /predict row) runs twice for --seconds:
            controller replaces it. Failed answers are counted against the requests that were in
            flight at the moment of the kill.
 Printed per run: requests, answers per status, errors, achieved rate, p50/p99 latency.
+The app is served as `lakeray serve` serves it (serve.ingress: haproxy: HAProxy retries a request
+whose replica died on another one) and the client is a plain keep-alive http.client, without retries.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/serve_load.py --ramp
+
+--ramp: autoscaling instead (min 1, max 3 replicas of 0.5 CPU, target 2 ongoing requests per
+replica, upscale delay 3 s, downscale delay 15 s): the rate ramps 10 -> 100 -> 400 -> 100 -> 10
+requests/s (the phases below); printed per phase: errors, p50/p99 and the replicas Serve ran
+(at the phase's start, its most, at its end), sampled every second from serve.status().
 """
 
 from __future__ import annotations
@@ -105,12 +114,48 @@ def kill_one_replica(app: str) -> dict:
     return {"killed": victim.name, "replicas_before": len(replicas)}
 
 
+RAMP = [(10, 15), (100, 15), (400, 30), (100, 15), (10, 30)]        # (requests/s, seconds)
+AUTOSCALING = {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 2, "upscale_delay_s": 3,
+               "downscale_delay_s": 15, "metrics_interval_s": 1, "look_back_period_s": 3}
+
+
+def running_replicas(app: str) -> int:
+    from ray import serve
+
+    status = serve.status().applications[app]
+    return sum(d.replica_states.get("RUNNING", 0) for d in status.deployments.values())
+
+
+def ramp(port: int, body: str, clients: int, app: str) -> list[dict]:
+    """The RAMP phases one after the other, with the running replicas sampled every second."""
+    samples: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            samples.append((time.monotonic(), running_replicas(app)))
+            done.wait(1.0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    phases = []
+    for rate, seconds in RAMP:
+        began = time.monotonic()
+        result = Load(port, body, rate, clients).run(seconds)
+        seen = [n for t, n in samples if began <= t <= began + seconds] or [running_replicas(app)]
+        phases.append({"target_rate": rate, **result, "replicas_start": seen[0], "replicas_max": max(seen),
+                       "replicas_end": seen[-1]})
+    done.set()
+    return phases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=150, help="requests per second, all clients together")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--port", type=int, default=18100)
+    parser.add_argument("--ramp", action="store_true", help="autoscaling under a 10 -> 400 -> 10 req/s ramp")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("py4j", "lakeray", "mlflow", "alembic", "ray"):
@@ -127,12 +172,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lakeray-bench-load-") as tmp:
         champion = build_champion(Path(tmp))
         body = request_body(champion)
+        replicas = {"autoscaling": AUTOSCALING} if args.ramp else {"num_replicas": 2}
         settings = load_settings(overrides={"paths": champion["paths"], "serve": {
-            "port": args.port, "num_replicas": 2, "replica_cpus": 0.5}})
+            "port": args.port, "replica_cpus": 0.5, **replicas}})
         ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1",
                  logging_level="WARNING", log_to_driver=False)
         deploy(str(ROOT / "pipelines" / "churn.yaml"), settings, name="churn")
         Load(args.port, body, args.rate, args.clients).run(5)                     # warm-up, not reported
+        if args.ramp:
+            phases = ramp(args.port, body, max(args.clients, 32), "churn")
+            serve.shutdown()
+            ray.shutdown()
+            print("autoscaling ramp (min 1, max 3 replicas, target 2 ongoing; upscale 3 s, downscale 15 s), "
+                  "HAProxy ingress, loopback, 2 cores")
+            print(f"{'req/s':>6} {'s':>4} {'requests':>8} {'achieved':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} "
+                  f"{'replicas start/max/end':>22}")
+            for p in phases:
+                print(f"{p['target_rate']:>6} {p['wall_s']:>4.0f} {p['requests']:>8} {p['rate']:>8.1f} {p['errors']:>6} "
+                      f"{p['p50_ms']:>7.2f} {p['p99_ms']:>7.2f} "
+                      f"{p['replicas_start']:>10}/{p['replicas_max']}/{p['replicas_end']}")
+                if p["failed_examples"]:
+                    print(f"        e.g. {p['failed_examples']}")
+            return
         runs = {"steady": Load(args.port, body, args.rate, args.clients).run(args.seconds),
                 "kill": Load(args.port, body, args.rate, args.clients).run(args.seconds, lambda: kill_one_replica("churn"))}
         serve.shutdown()

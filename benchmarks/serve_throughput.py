@@ -8,9 +8,9 @@
 2. each server in turn, as its own process on loopback, warmed up, then `wrk` POSTing one
    /predict row with 1 connection and with 32 (closed loop, --latency):
      plain          uvicorn + FastAPI around ModelBundle.predict_frame (benchmarks/plain_server.py)
-     serve          `lakeray serve` as shipped: Serve's proxy -> replica, @serve.batch, inference log
-     serve-tp       the same with RAY_SERVE_THROUGHPUT_OPTIMIZED=1, through Serve's proxy port
-     serve-tp-direct  the same process, wrk on the replica's own direct-ingress port (30000+)
+     serve          `lakeray serve` as shipped (serve.ingress: haproxy): HAProxy -> the replica's own
+                    HTTP port, a lone request scored at once, @serve.batch under load, inference log
+     serve-proxy    the same with `--conf serve.ingress=proxy`: Serve's Python proxy actor -> replica
 3. requests/s, p50 and p99 per server and concurrency, non-2xx answers, and each Serve variant's
    throughput as a ratio of the plain server's.
 
@@ -91,19 +91,6 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 240) -> No
     raise RuntimeError(f"{url} not healthy after {timeout_s} s")
 
 
-def direct_port(lo: int = 30000, hi: int = 30010) -> int:
-    """The replica's direct-ingress HTTP port (Serve binds the first free one from 30000)."""
-    from lakeray.serve.client import call
-
-    for port in range(lo, hi):
-        try:
-            if call(f"http://127.0.0.1:{port}/healthz", timeout=2)[0] == 200:
-                return port
-        except OSError:
-            continue
-    raise RuntimeError(f"no direct-ingress port answering /healthz in {lo}..{hi - 1}")
-
-
 def wrk(url: str, script: Path, connections: int, duration: int) -> dict:
     threads = 1 if connections == 1 else 2
     proc = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s",
@@ -130,9 +117,9 @@ def start(kind: str, champion: dict, port: int, logs: Path) -> subprocess.Popen:
         cmd = [str(BIN / "python"), "-m", "uvicorn", "--factory", "--app-dir", str(HERE), "plain_server:build",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
     else:
-        if kind == "serve-tp":
-            env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
         conf = [f"paths.{k}={v}" for k, v in champion["paths"].items()] + [f"serve.port={port}", "ray.num_cpus=2"]
+        if kind == "serve-proxy":
+            conf.append("serve.ingress=proxy")
         cmd = [str(BIN / "lakeray"), "serve", "--pipeline", str(ROOT / "pipelines" / "churn.yaml"), "--log-level", "WARNING",
                *[arg for c in conf for arg in ("--conf", c)]]
     handle = (logs / f"{kind}.log").open("w")
@@ -152,7 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--port", type=int, default=18000)
-    parser.add_argument("--servers", default="plain,serve,serve-tp")
+    parser.add_argument("--servers", default="plain,serve,serve-proxy")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("py4j", "lakeray", "mlflow", "alembic", "ray"):
@@ -175,8 +162,6 @@ def main() -> None:
             try:
                 wait_healthy(url, proc)
                 targets = {kind: url}
-                if kind == "serve-tp":
-                    targets["serve-tp-direct"] = f"http://127.0.0.1:{direct_port()}"
                 for name, target in targets.items():
                     wrk(target, script, 32, 3)                                 # warm-up, not reported
                     for connections in (1, 32):

@@ -122,3 +122,32 @@ def pg_sql(postgres, *statements: str):
         for statement in statements:
             conn.execute(statement)
     return postgres
+
+
+def _slow(predict, delay_s: float, rows):
+    import time
+
+    time.sleep(delay_s)
+    return predict(rows)
+
+
+class SlowBundleLoader:
+    """lakeray.serve.model.BundleLoader whose model takes `delay_s` per prediction call (it holds the
+    replica's event loop, as a heavy model does): a replica that is easy to overload. Here, not in a
+    test module, so Serve's replicas can import it (the repository root is on their sys.path)."""
+
+    def __init__(self, bundle_dir, delay_s: float):
+        from lakeray.serve.model import BundleLoader
+
+        self.inner, self.delay_s = BundleLoader(bundle_dir), float(delay_s)
+
+    def load(self, alias: str):
+        import functools
+
+        model = self.inner.load(alias)
+        if model is not None:
+            model.bundle.predict_rows = functools.partial(_slow, model.bundle.predict_rows, self.delay_s)
+        return model
+
+    def version(self, alias: str):
+        return self.inner.version(alias)

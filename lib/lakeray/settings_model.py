@@ -213,6 +213,9 @@ class ServeChallenger(Section):
 class Serve(Section):
     host: str = None
     port: Annotated[int, Field(ge=1, le=65535)] = None
+    ingress: Literal["haproxy", "proxy"] = None
+    retry_on: str = None
+    drain_s: PositiveFloat = None
     num_replicas: PositiveInt = None
     autoscaling: dict[str, Any] | None = None    # Ray Serve's autoscaling_config, passed as it is
     max_ongoing_requests: PositiveInt = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import time
 import urllib.request
@@ -25,10 +24,11 @@ def served(ml, easy_spec, ray_local, tmp_path_factory, monkeypatch_module):
     from ray import serve
 
     from lakeray.serve.app import build_app
+    from lakeray.serve.ingress import start_serve
 
     monkeypatch_module.setenv("LAKERAY_API_KEY", KEY)
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    start_serve({**ml["settings"]["serve"], "host": "127.0.0.1", "port": port})    # as shipped: HAProxy
     overrides = {"paths": dict(ml["settings"]["paths"]),
                  "serve": {"require_api_key": True, "replica_cpus": 0.25, "reload_s": 1,
                            "log": {"flush_rows": 50, "flush_s": 0.5}}}
@@ -205,50 +205,23 @@ def test_canary_and_shadow_challengers(served, ml, easy_spec):
 
 
 def test_serve_exports_prometheus_metrics(served, ml, easy_spec):
-    """Serve's own request metrics, scraped from the node's Prometheus endpoint."""
+    """Serve's own request metrics, scraped from the node's Prometheus endpoint: behind HAProxy the
+    replica counts the requests it answered per route (the Python proxy's counter when
+    serve.ingress is proxy)."""
     import ray
 
     _, rows = _rows(ml, easy_spec, 1)
     for _ in range(5):
         assert _call(f"{served['url']}/predict", rows[0], {"x-api-key": KEY})[0] == 200
     port = ray._private.worker.global_worker.node.metrics_export_port
-    deadline, text = time.time() + 60, ""
+    counters = ("ray_serve_deployment_request_counter", "ray_serve_num_http_requests")
+    deadline, requests = time.time() + 60, []
     while time.time() < deadline:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
             text = response.read().decode()
-        if "ray_serve_num_http_requests" in text and "churn-predictor" in text:
+        requests = [line for line in text.splitlines()
+                    if line.startswith(counters) and 'route="/predict"' in line and "churn-predictor" in line]
+        if requests and max(float(line.rsplit(" ", 1)[1]) for line in requests) >= 5:
             break
         time.sleep(2)
-    requests = [line for line in text.splitlines()
-                if line.startswith("ray_serve_num_http_requests") and 'route="/predict"' in line]
-    assert requests and max(float(line.rsplit(" ", 1)[1]) for line in requests) >= 5
-
-
-def test_overload_gets_503_at_once_instead_of_a_growing_queue(served, ml, easy_spec):
-    """max_ongoing_requests 1 and max_queued_requests 1 on a replica whose batches wait 1.5 s:
-    of 8 simultaneous requests, two are taken (one running, one queued) and the rest are refused
-    with 503 straight away; the refused ones do not wait for the queue."""
-    from ray import serve
-
-    from lakeray.serve.app import build_app
-
-    conf = {**served["overrides"]["serve"], "reload_s": 0, "max_ongoing_requests": 1, "max_queued_requests": 1,
-            "batch": {"max_batch_size": 8, "wait_timeout_s": 1.5}}
-    serve.run(build_app(served["spec_file"], overrides={**served["overrides"], "serve": conf}), name="tight",
-              route_prefix="/tight")
-    _, rows = _rows(ml, easy_spec, 1)
-    auth = {"x-api-key": KEY}
-    try:
-        assert _call(f"{served['url']}/tight/predict", rows[0], auth)[0] == 200      # warm
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            def timed(_):
-                began = time.perf_counter()
-                status, _body = _call(f"{served['url']}/tight/predict", rows[0], auth)
-                return status, time.perf_counter() - began
-            answers = list(pool.map(timed, range(8)))
-    finally:
-        serve.delete("tight")
-    statuses = sorted(status for status, _ in answers)
-    assert set(statuses) == {200, 503}, statuses
-    assert 1 <= statuses.count(200) <= 3 and statuses.count(503) >= 5                 # never a 500, never all queued
-    assert max(t for status, t in answers if status == 503) < 1.0                     # refused at once
+    assert requests and max(float(line.rsplit(" ", 1)[1]) for line in requests) >= 5, requests

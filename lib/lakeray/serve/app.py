@@ -66,6 +66,7 @@ class PredictorCore:
                 log.warning("serve.challenger.mode is %s but no version has alias '%s': champion only",
                             self.challenge["mode"], alias)
         self._rng = np.random.default_rng()
+        self._in_flight = 0         # requests being scored on this replica (score_alone_or_batched)
 
     async def _watch_champion(self):
         """Hot swap: poll the loader; when `champion` moves, load the new version in a thread and
@@ -85,6 +86,18 @@ class PredictorCore:
     def _ensure_watcher(self):
         if self._watcher is None and float(self.conf.get("reload_s") or 0) > 0:
             self._watcher = asyncio.get_running_loop().create_task(self._watch_champion())
+
+    async def score_alone_or_batched(self, rows: list[dict], batched) -> tuple:
+        """Scoring runs in a thread, batched or not: behind HAProxy the replica's own event loop
+        accepts the requests, so it must stay free to queue them and to answer 503 beyond
+        max_queued_requests while a prediction runs."""
+        self._in_flight += 1
+        try:
+            if self._in_flight == 1:
+                return (await asyncio.to_thread(self.score_requests, [rows]))[0]
+            return await batched(rows)
+        finally:
+            self._in_flight -= 1
 
     def score_requests(self, requests: list[list[dict]]) -> list[tuple]:
         """One prediction for all rows of a batch's requests (building a frame per request and
@@ -213,8 +226,13 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
     @serve.ingress(api)
     class Predictor(PredictorCore):
         @serve.batch(max_batch_size=int(batching["max_batch_size"]), batch_wait_timeout_s=float(batching["wait_timeout_s"]))
-        async def score(self, requests: list[list[dict]]) -> list[tuple]:
-            return self.score_requests(requests)
+        async def batched(self, requests: list[list[dict]]) -> list[tuple]:
+            return await asyncio.to_thread(self.score_requests, requests)
+
+        async def score(self, rows: list[dict]) -> tuple:
+            """Alone on the replica: scored at once (no wait for company that is not coming); with
+            others in flight: through the batch, which gathers them into one prediction."""
+            return await self.score_alone_or_batched(rows, self.batched)
 
         @api.post("/predict", response_model=Prediction)
         async def predict(self, row: Row) -> Prediction:
@@ -248,15 +266,17 @@ def _unscorable(model, scored, batch: bool):
 
 
 def deploy(pipeline: str, settings, *, name: str | None = None, blocking: bool = False):
-    """Start Serve's HTTP proxy on serve.host:serve.port and run the app at "/" (on the connected Ray)."""
+    """Start Serve's ingress (serve.ingress: HAProxy by default) on serve.host:serve.port and run the
+    app at "/" (on the connected Ray)."""
     from pathlib import Path
 
     from ray import serve
 
     from lakeray.console import route_to_root
+    from lakeray.serve.ingress import start_serve
 
     conf = settings["serve"]
-    serve.start(http_options={"host": conf["host"], "port": int(conf["port"])})
+    start_serve(conf)
     route_to_root("ray.serve")       # Serve's driver-side lines ("Application ... is ready") into the run's log
     name = name or Path(pipeline).stem
     serve.run(build_app(pipeline, settings=settings), name=name, route_prefix="/", blocking=blocking)

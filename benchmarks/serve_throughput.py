@@ -109,7 +109,7 @@ def wrk(url: str, script: Path, connections: int, duration: int) -> dict:
             "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0}
 
 
-def start(kind: str, champion: dict, port: int, logs: Path) -> subprocess.Popen:
+def start(kind: str, champion: dict, port: int, logs: Path, extra: list[str] = ()) -> subprocess.Popen:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     env.pop("RAY_ADDRESS", None)
     if kind == "plain":
@@ -120,6 +120,7 @@ def start(kind: str, champion: dict, port: int, logs: Path) -> subprocess.Popen:
         conf = [f"paths.{k}={v}" for k, v in champion["paths"].items()] + [f"serve.port={port}", "ray.num_cpus=2"]
         if kind == "serve-proxy":
             conf.append("serve.ingress=proxy")
+        conf += list(extra)
         cmd = [str(BIN / "lakeray"), "serve", "--pipeline", str(ROOT / "pipelines" / "churn.yaml"), "--log-level", "WARNING",
                *[arg for c in conf for arg in ("--conf", c)]]
     handle = (logs / f"{kind}.log").open("w")
@@ -140,6 +141,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--port", type=int, default=18000)
     parser.add_argument("--servers", default="plain,serve,serve-proxy")
+    parser.add_argument("--conf", action="append", default=[], help="a setting for the Serve servers, e.g. serve.batch.wait_timeout_s=0.002")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("py4j", "lakeray", "mlflow", "alembic", "ray"):
@@ -157,7 +159,7 @@ def main() -> None:
         script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                           f"wrk.body = {json.dumps(body)}\n")
         for kind in args.servers.split(","):
-            proc = start(kind, champion, args.port, folder)
+            proc = start(kind, champion, args.port, folder, args.conf if kind != "plain" else ())
             url = f"http://127.0.0.1:{args.port}"
             try:
                 wait_healthy(url, proc)

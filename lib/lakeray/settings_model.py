@@ -215,6 +215,7 @@ class Serve(Section):
     port: Annotated[int, Field(ge=1, le=65535)] = None
     ingress: Literal["haproxy", "proxy"] = None
     retry_on: str = None
+    retries: NonNegInt = None
     drain_s: PositiveFloat = None
     num_replicas: PositiveInt = None
     autoscaling: dict[str, Any] | None = None    # Ray Serve's autoscaling_config, passed as it is

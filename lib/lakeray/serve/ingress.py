@@ -11,8 +11,9 @@ serve.ingress: proxy: Serve's Python proxy actor (Ray's default before 2.56).
 
 Ray reads these switches from the environment of the Serve controller, which passes them to the
 HAProxy manager and the replicas it starts: lakeray hands them over as the controller's runtime_env
-when it starts Serve, so they apply to that Serve instance only. An already running Serve keeps its
-own (Ray says so in the log). On a cluster started by someone else (KubeRay), set them on the pods.
+when it starts Serve, so they apply to that Serve instance only (a RAY_SERVE_* variable set in the
+caller's environment wins over lakeray's value). An already running Serve keeps its own (Ray says
+so in the log). On a cluster started by someone else (KubeRay), set them on the pods.
 
 Loopback: Ray binds HAProxy's stats (8404) and Prometheus (9101) listeners on all interfaces whatever
 serve.host says. When serve.host is a loopback address, lakeray points Ray at its own HAProxy launcher
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 MODES = ("haproxy", "proxy")
 DEFAULT_RETRY_ON = "conn-failure empty-response junk-response"
 DEFAULT_DRAIN_S = 5.0
+DEFAULT_RETRIES = 6
 LAUNCHER = "lakeray-haproxy"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -63,12 +65,18 @@ def controller_env(conf: dict) -> dict[str, str]:
         return {}
     env = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
            "RAY_SERVE_HAPROXY_RETRY_ON": str(conf.get("retry_on") or DEFAULT_RETRY_ON),
+           # each retry goes to another replica (Ray's `option redispatch 1`), but a dead one stays in the
+           # rotation until marked down: leastconn picks it again (it holds no connections), so allow
+           # more tries than Ray's 3 and mark a replica down at its first refused connection
+           "RAY_SERVE_HAPROXY_RETRIES": str(int(conf.get("retries", DEFAULT_RETRIES))),
+           "RAY_SERVE_HAPROXY_OBSERVE_ERROR_LIMIT": "1",
            # a stopping replica keeps answering this long while HAProxy is told it is gone (Ray: 30 s,
            # which also makes every Serve shutdown take 30 s)
            "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(float(conf.get("drain_s", DEFAULT_DRAIN_S)))}
     if str(conf["host"]) in LOOPBACK_HOSTS:
         env["RAY_SERVE_HAPROXY_BINARY_PATH"] = launcher_path()
-    return env
+    # Ray's own RAY_SERVE_* variables, where the caller's environment sets them, win
+    return {**env, **{k: v for k, v in os.environ.items() if k.startswith("RAY_SERVE_")}}
 
 
 def start_serve(conf: dict):

@@ -11,6 +11,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from lakeray.serve.client import Client, ServeError, call, request_rows
 from tests.support import SlowBundleLoader, free_port, synthetic_snapshot, write_spec
@@ -41,7 +44,9 @@ def endpoint(tiny_champion, churn_spec, ray_local, tmp_path_factory):
 
 
 def _frame(spec, rows: int) -> pd.DataFrame:
-    frame = synthetic_snapshot(spec, rows=rows, seed=5).frames["train"][list(spec.features)].reset_index(drop=True)
+    frame = synthetic_snapshot(spec, rows=rows * 3, seed=5).frames["train"][list(spec.features)].head(rows)
+    frame = frame.reset_index(drop=True)
+    assert len(frame) == rows
     numeric = [c for c, kind in spec.features.items() if kind == "numeric"]
     categorical = [c for c, kind in spec.features.items() if kind != "numeric"]
     frame = frame.astype({c: "object" for c in categorical})
@@ -184,3 +189,35 @@ def test_haproxy_and_the_replicas_listen_on_loopback_only(endpoint):
     assert {8404, 9101} <= ports         # the stats and Prometheus listeners exist, on loopback
     replica_ports = [c for c in listening if 30000 <= c.laddr.port < 31000]
     assert replica_ports and all(c.laddr.ip == "127.0.0.1" for c in replica_ports), replica_ports
+
+
+MISSING = st.sampled_from([None, np.nan, pd.NA, float("nan")])
+ODD_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)     # unseen, odd unicode
+
+
+@hypothesis_settings(max_examples=25, deadline=None, derandomize=True,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), rows=st.integers(1, 40), batch_size=st.sampled_from([1, 7, 500]))
+def test_client_frames_with_every_missing_kind_and_odd_text_equal_the_bundle(endpoint, tiny_champion, churn_spec,
+                                                                              data, rows, batch_size):
+    """Random frames: any cell missing as None, NaN or pd.NA, categoricals holding odd unicode the
+    model never saw: the Client's predictions equal the bundle's on the same rows, in order."""
+    features = list(churn_spec.features)
+    frame = _frame(churn_spec, rows).astype(object)         # any value in any cell
+    categorical = [c for c, kind in churn_spec.features.items() if kind != "numeric"]
+    for _ in range(data.draw(st.integers(0, rows * 2))):
+        column = data.draw(st.sampled_from(features))
+        value = data.draw(MISSING | ODD_TEXT) if column in categorical else data.draw(MISSING)
+        frame.iat[data.draw(st.integers(0, rows - 1)), frame.columns.get_loc(column)] = value
+    expected = tiny_champion["bundle"].predict_rows(request_rows(frame, features))
+    with Client(endpoint["url"], connections=3) as client:
+        got = client.predict_frame(frame, features, batch_size=batch_size, clients=3)
+    assert list(got.index) == list(frame.index)
+    np.testing.assert_allclose(got["prediction"].to_numpy(), expected, rtol=1e-6)
+
+
+def test_a_non_finite_number_is_a_422_naming_the_field(endpoint, churn_spec):
+    numeric = next(c for c, kind in churn_spec.features.items() if kind == "numeric")
+    with Client(endpoint["url"]) as client, pytest.raises(ServeError) as caught:
+        client.predict({**{c: None for c in churn_spec.features}, numeric: float("inf")})
+    assert caught.value.status == 422 and numeric in str(caught.value.detail)

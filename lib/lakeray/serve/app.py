@@ -172,6 +172,19 @@ class PredictorCore:
             self.logger.close()
 
 
+def _settle_garbage_collector() -> None:
+    """After the models are loaded: everything alive now (the models, the libraries) leaves the
+    cyclic collector's view (gc.freeze; refcounting still frees it), and young-generation collections
+    run every 50,000 allocations instead of 700. Each request allocates hundreds of objects; the
+    default thresholds ran a collection every few requests. Measured at 32 connections
+    (benchmarks/README.md): 4% less replica CPU per request, p99 37-40 -> 33-35 ms."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
+
+
 def _check_api_key(conf: dict) -> str | None:
     if not conf.get("require_api_key"):
         return None
@@ -225,6 +238,10 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
                       ray_actor_options={"num_cpus": float(conf["replica_cpus"])})
     @serve.ingress(api)
     class Predictor(PredictorCore):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            _settle_garbage_collector()      # the replica's own process, once its models are loaded
+
         @serve.batch(max_batch_size=int(batching["max_batch_size"]), batch_wait_timeout_s=float(batching["wait_timeout_s"]))
         async def batched(self, requests: list[list[dict]]) -> list[tuple]:
             return await asyncio.to_thread(self.score_requests, requests)

@@ -79,7 +79,8 @@ class Client:
     def request(self, method: str, path: str, body=None):
         """The decoded JSON answer of a 200; retries 503s and dropped connections; raises ServeError."""
         url = f"{self.base_url}{path}"
-        data = None if body is None else json.dumps(body, allow_nan=False).encode()
+        # NaN/Infinity are sent as JSON's extensions: the server answers 422 naming the field
+        data = None if body is None else json.dumps(body).encode()
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:

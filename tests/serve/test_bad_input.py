@@ -43,12 +43,13 @@ def tiny_served(tiny_champion, churn_spec, ray_local, tmp_path_factory):
     from ray import serve
 
     from lakeray.serve.app import build_app
+    from lakeray.serve.ingress import start_serve
     from lakeray.serve.model import BundleLoader
 
     mp = pytest.MonkeyPatch()
     mp.setenv("LAKERAY_API_KEY", KEY)
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    start_serve({**tiny_champion["settings"]["serve"], "host": "127.0.0.1", "port": port})   # as shipped: HAProxy
     overrides = {"paths": dict(tiny_champion["settings"]["paths"]),
                  "serve": {"require_api_key": True, "replica_cpus": 0.25, "reload_s": 0,
                            "batch": {"max_batch_size": 32, "wait_timeout_s": 0.01},

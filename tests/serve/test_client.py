@@ -19,22 +19,19 @@ from lakeray.serve.client import Client, ServeError, call, request_rows
 from tests.support import SlowBundleLoader, free_port, synthetic_snapshot, write_spec
 
 
-def _serve_conf(settings, port: int, **extra) -> dict:
-    return {**settings["serve"], "host": "127.0.0.1", "port": port, "reload_s": 0, "replica_cpus": 0.25,
-            "log": {"flush_rows": 500, "flush_s": 0.5}, **extra}
-
-
 @pytest.fixture(scope="module")
 def endpoint(tiny_champion, churn_spec, ray_local, tmp_path_factory):
     from ray import serve
 
+    from lakeray.config import load_settings
     from lakeray.serve.app import build_app
     from lakeray.serve.ingress import start_serve
     from lakeray.serve.model import BundleLoader
 
-    settings = tiny_champion["settings"]
     port = free_port()
-    settings["serve"].update(_serve_conf(settings, port, num_replicas=2))
+    settings = load_settings(overrides={"paths": dict(tiny_champion["settings"]["paths"]), "serve": {
+        "host": "127.0.0.1", "port": port, "reload_s": 0, "replica_cpus": 0.25, "num_replicas": 2,
+        "log": {"flush_rows": 500, "flush_s": 0.5}}})
     start_serve(settings["serve"])
     spec_file = str(write_spec(churn_spec, tmp_path_factory.mktemp("client-spec")))
     serve.run(build_app(spec_file, settings=settings, loader=BundleLoader(tiny_champion["bundle_dir"])),
@@ -99,7 +96,7 @@ def test_overload_gets_503_and_the_client_retries_until_answered(endpoint, tiny_
 
     from lakeray.serve.app import build_app
 
-    settings = tiny_champion["settings"]
+    settings = endpoint["settings"]
     conf = {**settings["serve"], "max_ongoing_requests": 1, "max_queued_requests": 1, "num_replicas": 1}
     app = build_app(endpoint["spec_file"], overrides={"paths": dict(settings["paths"]), "serve": conf},
                     loader=SlowBundleLoader(tiny_champion["bundle_dir"], 0.5))

@@ -8,9 +8,11 @@ POST /predict (one row) and /predict/batch (rows), GET /healthz; OpenAPI docs at
 sends nothing anywhere). The request models come from the spec (unknown or mistyped fields,
 non-finite or out-of-range numbers, text that is not valid Unicode -> 422 naming the field);
 bodies over serve.max_body_bytes -> 413, counted as they stream; an API key (header x-api-key,
-from the environment variable serve.api_key_env) when serve.require_api_key. Single requests
-are batched with @serve.batch into one vectorised prediction; a row the model cannot score fails
-only its own request (422 naming the row), never the others in the batch. Every prediction
+from the environment variable serve.api_key_env) when serve.require_api_key. A request alone on
+its replica is scored at once; concurrent ones are batched with @serve.batch into one vectorised
+prediction (scoring runs in a thread either way); a row the model cannot score fails only its own
+request (422 naming the row), never the others in the batch. How requests reach the replicas
+(HAProxy by default): lakeray.serve.ingress. Every prediction
 answered is logged to the inference-log Delta table off the request path.
 """
 # no `from __future__ import annotations` here: FastAPI resolves the generated request models

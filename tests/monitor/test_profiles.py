@@ -5,6 +5,7 @@ whatever arrived late, whatever was merged in, and after a lost checkpoint or ta
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from lakeray.monitor.inference_log import append_table, merge_labels
 from lakeray.monitor.profile import build_profile, build_segment_profiles
 from lakeray.monitor.profiles import profile_new_rows, read_window, split_window
 from lakeray.monitor.window import ALL, NULL, OTHER, count_windows, make_plan
+from tests.support import said
 
 FEATURES = {"age": "numeric", "plan": "categorical", "active": "boolean"}
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
@@ -97,7 +99,7 @@ def test_a_window_is_split_into_whole_hours_and_raw_edges():
     assert split_window(t, t + dt.timedelta(minutes=30)).hours is None           # inside one hour: all raw
 
 
-def test_stored_windows_equal_the_raw_rows_through_late_rows_labels_and_lost_state(spark, world):
+def test_stored_windows_equal_the_raw_rows_through_late_rows_labels_and_lost_state(spark, world, caplog):
     from pyspark.sql import functions as F
 
     rng, paths = world["rng"], world["paths"]
@@ -112,9 +114,17 @@ def test_stored_windows_equal_the_raw_rows_through_late_rows_labels_and_lost_sta
     assert ("gender", "F") in first and ("gender", OTHER) not in first     # X has no training segment: not judged
     assert first[("gender", "F")].rows + first[("gender", "M")].rows < whole.rows             # X and null rows are in no segment
 
+    # nothing new: no streaming query is started at all
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="lakeray.monitor.profiles"):
+        assert _profile(spark, world) == 0
+    assert said(caplog.text, "no query started")
     # late rows land in hours already profiled; only the new rows are profiled
     append_table(paths["log"], _served(rng, 500, (1, 3), 20_000))
-    assert _profile(spark, world) == 500
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="lakeray.monitor.profiles"):
+        assert _profile(spark, world) == 500
+    assert not said(caplog.text, "no query started")
     _assert_same(_stored(spark, world, start, end), _raw(spark, world, start, end))
     # labels merged into the log rewrite its files but add no rows: nothing is profiled twice
     merge_labels(paths["log"], {f"q{i}": "yes" for i in range(0, 3000, 3)})

@@ -75,6 +75,9 @@ def profile_new_rows(spark, log_path: str, profiles_path: str, checkpoints: str,
         from delta.tables import DeltaTable
 
         DeltaTable.forPath(spark, profiles_path).delete((F.col("train_run_id") == train_run_id) & (F.col("plan") == pid))
+    elif _caught_up(spark, checkpoint, log_path):
+        log.info("profiles: nothing appended to %s since the last profiled version: no query started", log_path)
+        return 0
     owned = f"train_run_id = '{train_run_id}' AND plan = '{pid}'"
 
     def each(batch, batch_id: int) -> None:
@@ -100,6 +103,30 @@ def profile_new_rows(spark, log_path: str, profiles_path: str, checkpoints: str,
     new = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
     log.info("profiles: %d new inference-log row(s) of train run %s profiled into %s", new, train_run_id, profiles_path)
     return new
+
+
+def _caught_up(spark, checkpoint: str, log_path: str) -> bool:
+    """True when the query's last committed batch ended past the inference log's latest version (its
+    Delta source offset names the next version to read, index -1): a query would start, read nothing
+    and stop, about a second of Spark's time for every run that finds no new rows. Read from the
+    checkpoint's files and the log's file names; no Spark job. False whenever unsure (no commit for
+    the last offset, a version read in part, another table at the path, the log's first commit cleaned)."""
+    import json
+
+    from lakeray.lakehouse import fs
+    from lakeray.lakehouse.delta import latest_version, table_id
+
+    batches = [int(n) for n in fs.listdir(f"{checkpoint}/offsets", spark) if n.isdigit()]
+    if not batches or not fs.exists(f"{checkpoint}/commits/{max(batches)}", spark):
+        return False
+    try:
+        offset = json.loads((fs.read_text(f"{checkpoint}/offsets/{max(batches)}", spark) or "").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return False
+    version = latest_version(spark, log_path)
+    return (isinstance(offset, dict) and offset.get("index") == -1 and not offset.get("isStartingVersion")
+            and version is not None and int(offset.get("reservoirVersion", -1)) > version
+            and offset.get("reservoirId") is not None and offset.get("reservoirId") == table_id(spark, log_path))
 
 
 def floor_hour(t: dt.datetime) -> dt.datetime:

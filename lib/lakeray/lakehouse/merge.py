@@ -38,11 +38,28 @@ def _q(column: str) -> str:
     return f"`{column}`"
 
 
+def _stored_bytes(frame: DataFrame) -> int | None:
+    """The bytes a local checkpoint's blocks take (the block manager's count; no Spark job)."""
+    try:
+        rdd = frame._jdf.queryExecution().analyzed().rdd().id()
+        for info in frame.sparkSession.sparkContext._jsc.sc().getRDDStorageInfo():
+            if info.id() == rdd:
+                return int(info.memSize()) + int(info.diskSize())
+    except Exception:  # noqa: BLE001 - not a LogicalRDD (e.g. Spark Connect): no size, no hint
+        return None
+    return None
+
+
 def checkpointed(frame: DataFrame) -> DataFrame:
-    """`frame` computed now into a local checkpoint: a leaf plan with a known size, so what is built on
-    it plans short (each stage of a re-planned lineage is one more Spark job: a MERGE copies its source
-    first) and joins against a small one are broadcasts."""
-    return frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+    """`frame` computed now into a local checkpoint: a leaf plan, so what is built on it plans short
+    (each stage of a re-planned lineage is one more Spark job: a MERGE copies its source first). When
+    it is small (under spark.sql.autoBroadcastJoinThreshold) it carries a broadcast hint: Spark's
+    estimate of a checkpoint is that of the plan it came from (a filter of a whole table), so joins
+    against it would otherwise shuffle both sides, the big table included."""
+    ready = frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+    size = _stored_bytes(ready)
+    limit = int(ready.sparkSession._jsparkSession.sessionState().conf().autoBroadcastJoinThreshold())
+    return F.broadcast(ready) if size is not None and 0 <= size <= limit else ready
 
 
 def merge_rows(spark, path: str, rows: DataFrame, gone: DataFrame, on: list[str], *,

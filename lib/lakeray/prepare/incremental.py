@@ -11,13 +11,14 @@ left, with the spec's hash and lakeray's version). Otherwise run.py recomputes e
             rows sharing a unique value with a new row or with an old row of K, and every row held in
             quarantine by a unique rule (the clash may be gone)
 
-Every bronze row of R is staged again exactly as a full run stages it (the dedupe sees the key's whole
-history; `unique` also counts the silver rows outside R), and silver gets one MERGE: the keys of R
+R is re-staged (restage.py): a source without `unique` rules or `deletes` from silver's rows of R and
+the new rows alone (no bronze read); the others from every bronze row of R (the dedupe sees the key's
+whole history; `unique` also counts the silver rows outside R). Silver gets one MERGE: the keys of R
 without a clean row are deleted, changed rows updated, new ones inserted. Gold: the entities whose base
 row is in R or whose join values appear in an old or new row of R are rebuilt from the new silver
-and MERGEd on the entity key. The quarantine: one MERGE replaces the rows of R's keys (and of the
-rebuilt entities) and adds the new rows that have no key. The tables then hold what a full recompute
-writes; tests/prepare/test_incremental.py checks that row for row.
+and MERGEd on the entity key. The quarantine: one MERGE adds the new rows it holds and, for a source
+re-staged from bronze (and the rebuilt entities), replaces the rows of R's keys. The tables then hold
+what a full recompute writes; tests/prepare/test_incremental.py checks that row for row.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ from lakeray.lakehouse import (
 from lakeray.lakehouse.merge import checkpointed, merge_rows, replace_rows
 from lakeray.lineage import code_version, lineage
 from lakeray.prepare.dataset import build_dataset
-from lakeray.prepare.dedupe import classify
 from lakeray.prepare.quarantine import key_json
+from lakeray.prepare.restage import OLD, changed_clean, from_bronze, from_silver, from_silver_ok, ties, touched_keys
 from lakeray.prepare.split import PARTS, SPLIT, column_type, split_column
 from lakeray.prepare.steps import (
     GOLD,
@@ -62,7 +63,7 @@ from lakeray.prepare.steps import (
     rejected_rows,
     split_failures,
 )
-from lakeray.prepare.validate import VIOLATIONS, validate_rows
+from lakeray.prepare.validate import validate_rows
 from lakeray.runs import append_run_metrics, metric_row
 from lakeray.spec import spec_hash
 from lakeray.spec.models import PipelineSpec, Source
@@ -168,44 +169,6 @@ def added_rows(spark, path: str, since: int, until: int) -> tuple[DataFrame, int
     return feed.where(F.col("_change_type") == "insert").drop("_change_type", "_commit_version", "_commit_timestamp"), added
 
 
-def _unique_rules(source: Source) -> list:
-    return [e for e in source.expectations if e.rule == "unique"]
-
-
-def _keys_present(keys: list[str]):
-    return reduce(lambda a, b: a & b, [F.col(k).isNotNull() for k in keys])
-
-
-def touched_keys(name: str, source: Source, new: DataFrame, silver_old: DataFrame, quarantine_old: DataFrame) -> DataFrame:
-    """R: the keys to re-stage (typed key columns, distinct)."""
-    keys = list(source.keys)
-    touched = new.where(_keys_present(keys)).select(*keys)
-    uniques = _unique_rules(source)
-    if not uniques:
-        return touched.distinct()
-    labels = [e.label for e in uniques]
-    schema = silver_old.select(*keys).schema
-    held = (quarantine_old.where((F.col("source") == name) & F.col("rule").isin(labels))
-            .select(F.from_json("key", schema).alias("_k")).select("_k.*"))
-    parts = [touched, held]
-    valid_new = new.where(F.size(VIOLATIONS) == 0)
-    old_of_touched = silver_old.join(touched.distinct(), keys, "left_semi")
-    for exp in uniques:
-        values = (valid_new.select(F.col(exp.column).alias("_v"))
-                  .unionByName(old_of_touched.select(F.col(exp.column).alias("_v")))
-                  .where(F.col("_v").isNotNull()).distinct())
-        parts.append(silver_old.join(values, silver_old[exp.column] == values["_v"], "left_semi").select(*keys))
-    return reduce(DataFrame.unionByName, parts).distinct()
-
-
-def restage(bronze: DataFrame, new: DataFrame, source: Source, keys_r: DataFrame, silver_old: DataFrame) -> DataFrame:
-    """Every bronze row of R, plus the new rows without a key, classified as a full run would."""
-    keys = list(source.keys)
-    rows = validate_rows(bronze, source).join(keys_r, keys, "left_semi").unionByName(new.where(~_keys_present(keys)))
-    outside = silver_old.join(keys_r, keys, "left_anti") if _unique_rules(source) else None
-    return classify(rows, source, outside)
-
-
 def _entities(spec: PipelineSpec, keys_r: dict[str, DataFrame], old_rows: dict[str, DataFrame],
               new_rows: dict[str, DataFrame], base_new: DataFrame) -> DataFrame:
     """The entities whose gold row can change: base keys in R, and base rows whose join values appear in
@@ -268,22 +231,46 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
 
     new: dict[str, DataFrame] = {}
 
+    old: dict[str, DataFrame] = {}      # silver's rows of R's keys before the run
+    from_bronze_too: set[str] = set()   # the sources re-staged from bronze (their quarantine rows are replaced)
+
     def stage(name: str, source: Source) -> Accounting:
         if name not in frames:
             return Accounting(name, 0, 0, 0, 0, {})
+        keys = list(source.keys)
         new[name] = checkpointed(validate_rows(frames[name], source))
         keys_r[name] = checkpointed(touched_keys(name, source, new[name], silver_old[name], quarantine_old))
-        bronze = read_version(spark, lake.bronze(name), bronze_versions[name])
-        staged[name] = checkpointed(restage(bronze, new[name], source, keys_r[name], silver_old[name]))
-        batches = [r[0] for r in new[name].select("_batch_id").distinct().collect()]
-        acct, _ = account(name, None, staged[name], new=F.col("_batch_id").isin(batches))
-        log.info("prepare %s (re-staged keys)", acct.line())
+        old[name] = checkpointed(silver_old[name].join(keys_r[name], keys, "left_semi"))
+        tie = from_silver_ok(source) and not ties(new[name], old[name], source).isEmpty()
+        if from_silver_ok(source) and not tie:
+            staged[name] = checkpointed(from_silver(new[name], old[name], source))
+            fresh, how = ~F.col(OLD), "new rows + silver's rows of their keys"
+        else:
+            if tie:
+                log.info("prepare %s: a new row ties with silver's row of its key on every order column; "
+                         "re-staging %s from bronze", run_id, name)
+            bronze = read_version(spark, lake.bronze(name), bronze_versions[name])
+            staged[name] = checkpointed(from_bronze(bronze, new[name], source, keys_r[name], silver_old[name]))
+            batches = [r[0] for r in new[name].select("_batch_id").distinct().collect()]
+            fresh, how = F.col("_batch_id").isin(batches), "every bronze row of the touched keys"
+            from_bronze_too.add(name)
+        acct, _ = account(name, None, staged[name], new=fresh)
+        log.info("prepare %s (re-staged: %s)", acct.line(), how)
         return acct
 
     accounting = each_source(spec, stage, workers)      # local checkpoints: Spark's cleaner frees them
     phase("stage + account touched keys")
-    return _write(spark, spec, settings, lake, run_id, bronze_versions, previous, staged, keys_r, accounting,
-                  silver_old, phase, workers)
+    return _write(spark, spec, settings, lake, run_id, bronze_versions, previous,
+                  Restaged(staged, keys_r, old, from_bronze_too), accounting, silver_old, phase, workers)
+
+
+@dataclasses.dataclass
+class Restaged:
+    """What staging left for the writes (the changed sources only)."""
+    staged: dict[str, DataFrame]    # classified rows (checkpointed)
+    keys_r: dict[str, DataFrame]    # R per source (checkpointed)
+    old: dict[str, DataFrame]       # silver's rows of R before the run (checkpointed)
+    from_bronze: set[str]           # re-staged from bronze: their quarantine rows of R are replaced
 
 
 @dataclasses.dataclass
@@ -302,7 +289,8 @@ def _rebuild_gold(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse
     `accounting`) and checks the limits and the split of gold as its MERGE would leave it."""
     key = spec.entity_key
     entities = checkpointed(_entities(spec, keys_r, old_rows, new_rows, silver_after[spec.dataset.base]))
-    base_rows = silver_after[spec.dataset.base].join(entities, key, "left_semi")
+    # computed once, small and of known size: the joins below broadcast it instead of shuffling silver
+    base_rows = checkpointed(silver_after[spec.dataset.base].join(entities, key, "left_semi"))
     inputs = {spec.dataset.base: base_rows}
     for join in spec.dataset.joins:
         inputs[join.source] = silver_after[join.source].join(base_rows.select(*join.on).distinct(), list(join.on),
@@ -324,15 +312,17 @@ def _rebuild_gold(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse
 
 
 def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_id: str, bronze_versions: dict[str, int],
-           previous: dict, staged: dict[str, DataFrame], keys_r: dict[str, DataFrame], accounting: dict[str, Accounting],
-           silver_old: dict[str, DataFrame], phase: Timer, workers: int) -> PrepareResult:
+           previous: dict, restaged: Restaged, accounting: dict[str, Accounting], silver_old: dict[str, DataFrame],
+           phase: Timer, workers: int) -> PrepareResult:
     """The silver MERGEs (one per changed source, in threads) while gold is rebuilt for the touched
-    entities from silver as those MERGEs leave it; then the gold and quarantine MERGEs side by side.
-    `staged` and `keys_r` hold the changed sources only."""
+    entities from silver as those MERGEs leave it; then the gold and quarantine MERGEs side by side."""
     key = spec.entity_key
+    staged, keys_r = restaged.staged, restaged.keys_r
     changed = [n for n in spec.sources if n in staged]
+    # a source re-staged from silver quarantines its new rows only (no older row's verdict moves)
     quarantined = [rejected_rows(staged[n], n, run_id, spec.sources[n].keys) for n in changed]
-    replaced = [keys_r[n].select(F.lit(n).alias("source"), key_json(spec.sources[n].keys).alias("key")) for n in changed]
+    replaced = [keys_r[n].select(F.lit(n).alias("source"), key_json(spec.sources[n].keys).alias("key"))
+                for n in changed if n in restaged.from_bronze]
     failures = check_limits(spec, settings, accounting, lake)
     silver = {n: TableVersion(lake.silver(n), v) for n, v in previous["silver"].items()}
     gold_version = TableVersion(lake.gold, previous["gold"]) if not changed else None
@@ -340,12 +330,14 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
     merged = bool(changed and not failures)
     if merged:
         new_rows = {n: clean_rows(staged[n], spec.sources[n]) for n in changed}
-        old_rows = {n: silver_old[n].join(keys_r[n], list(spec.sources[n].keys), "left_semi") for n in changed}
+        old_rows = restaged.old
 
         def merge_silver(name: str) -> TableVersion:
             keys = list(spec.sources[name].keys)
             gone = old_rows[name].select(*keys).join(new_rows[name].select(*keys), keys, "left_anti")
-            return merge_rows(spark, lake.silver(name), new_rows[name], gone, keys,
+            # silver's own rows that stay are left out of the MERGE's source (nothing to write for them)
+            rows = clean_rows(changed_clean(staged[name]), spec.sources[name])
+            return merge_rows(spark, lake.silver(name), rows, gone, keys,
                               lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
 
         # silver as the MERGEs will leave it (the old rows outside R, and R's clean rows): gold is rebuilt
@@ -372,7 +364,8 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
         qversion = TableVersion(lake.quarantine, previous["quarantine"])
         if changed:
             qversion = replace_rows(spark, lake.quarantine, reduce(DataFrame.unionByName, quarantined),
-                                    reduce(DataFrame.unionByName, replaced), ["source", "key"], lineage=lineage(
+                                    reduce(DataFrame.unionByName, replaced, spark.createDataFrame([], "source string, key string")),
+                                    ["source", "key"], lineage=lineage(
                                         run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
         if gold_merged is not None:
             gold_version = gold_merged.result()

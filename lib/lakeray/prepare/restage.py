@@ -1,0 +1,102 @@
+"""Re-staging the keys an incremental run touches (pure transforms; incremental.py runs them).
+
+Two ways, both giving the rows a full recompute would classify the same way:
+
+  from silver  (sources without `unique` rules or `deletes`): a key's winner after the run is the best
+               of the row silver holds for it and its new rows, because the dedupe's order is total and
+               only valid rows compete; row-level rules judge each row alone, so no older row's verdict
+               moves. No bronze row is read. The one thing silver lacks is the landed record that breaks
+               a tie on (latest_by, _ingested_at, _file): `ties` finds a new row equal to its key's
+               silver row on those, and then the source is re-staged from bronze.
+  from bronze  (the others): every bronze row of R is staged again (the dedupe sees the key's whole
+               history, including a delete marker that won and left nothing in silver; `unique` counts
+               the silver rows outside R, and R takes in the rows whose clash the change can move).
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakeray.prepare.dedupe import STATUS, classify
+from lakeray.prepare.validate import RAW, VIOLATION_TYPE, VIOLATIONS, validate_rows
+from lakeray.spec.models import Source
+
+OLD = "_old"        # true on a row silver held before the run (from-silver re-staging only)
+
+
+def unique_rules(source: Source) -> list:
+    return [e for e in source.expectations if e.rule == "unique"]
+
+
+def from_silver_ok(source: Source) -> bool:
+    """Whether the source can be re-staged from silver (see the module's docstring)."""
+    return not unique_rules(source) and source.deletes is None
+
+
+def keys_present(keys: list[str]):
+    return reduce(lambda a, b: a & b, [F.col(k).isNotNull() for k in keys])
+
+
+def touched_keys(name: str, source: Source, new: DataFrame, silver_old: DataFrame, quarantine_old: DataFrame) -> DataFrame:
+    """R: the keys to re-stage (typed key columns, distinct). Without `unique` rules, the keys of the
+    new rows; with them, also the silver rows sharing a unique value with a new row or with an old row
+    of those keys, and every row a unique rule holds in quarantine (its clash may be gone)."""
+    keys = list(source.keys)
+    touched = new.where(keys_present(keys)).select(*keys)
+    uniques = unique_rules(source)
+    if not uniques:
+        return touched.distinct()
+    labels = [e.label for e in uniques]
+    schema = silver_old.select(*keys).schema
+    held = (quarantine_old.where((F.col("source") == name) & F.col("rule").isin(labels))
+            .select(F.from_json("key", schema).alias("_k")).select("_k.*"))
+    parts = [touched, held]
+    valid_new = new.where(F.size(VIOLATIONS) == 0)
+    old_of_touched = silver_old.join(touched.distinct(), keys, "left_semi")
+    for exp in uniques:
+        values = (valid_new.select(F.col(exp.column).alias("_v"))
+                  .unionByName(old_of_touched.select(F.col(exp.column).alias("_v")))
+                  .where(F.col("_v").isNotNull()).distinct())
+        parts.append(silver_old.join(values, silver_old[exp.column] == values["_v"], "left_semi").select(*keys))
+    return reduce(DataFrame.unionByName, parts).distinct()
+
+
+def from_bronze(bronze: DataFrame, new: DataFrame, source: Source, keys_r: DataFrame, silver_old: DataFrame) -> DataFrame:
+    """Every bronze row of R, plus the new rows without a key, classified as a full run would."""
+    keys = list(source.keys)
+    rows = validate_rows(bronze, source).join(keys_r, keys, "left_semi").unionByName(new.where(~keys_present(keys)))
+    outside = silver_old.join(keys_r, keys, "left_anti") if unique_rules(source) else None
+    return classify(rows, source, outside)
+
+
+def _order_columns(source: Source) -> list[str]:
+    return [*([source.latest_by] if source.latest_by else []), "_ingested_at", "_file"]
+
+
+def ties(new: DataFrame, old: DataFrame, source: Source) -> DataFrame:
+    """The valid new rows equal to their key's silver row on every order column but the landed
+    record's hash (which silver does not keep)."""
+    on = [*source.keys, *_order_columns(source)]
+    cond = reduce(lambda a, b: a & b, [new[c].eqNullSafe(old[c]) for c in on])
+    return new.where(F.size(VIOLATIONS) == 0).join(old, cond, "left_semi")
+
+
+def from_silver(new: DataFrame, old: DataFrame, source: Source) -> DataFrame:
+    """The new rows (validated) and the silver rows of their keys (`old`), classified: the dedupe picks
+    each key's winner among them, as among the key's whole history. Rows carry OLD. The caller checks
+    `ties` first."""
+    # a silver row is a valid row as it was staged; its landed record is not kept (no tie reaches it)
+    held = old.select(*old.columns, F.array().cast(T.ArrayType(VIOLATION_TYPE)).alias(VIOLATIONS),
+                      F.lit(None).cast(new.schema[RAW].dataType).alias(RAW), F.lit(True).alias(OLD))
+    rows = new.withColumn(OLD, F.lit(False)).unionByName(held, allowMissingColumns=True)
+    return classify(rows, source)
+
+
+def changed_clean(staged: DataFrame) -> DataFrame:
+    """The clean rows that are not silver's own row (the silver MERGE's source)."""
+    clean = staged.where(F.col(STATUS) == "clean")
+    return clean.where(~F.col(OLD)) if OLD in staged.columns else clean

@@ -27,6 +27,9 @@ def statement_session(spark, lineage: dict | None) -> SparkSession:
     """A clone of `spark` (its settings, same SparkContext) whose commits carry `lineage`; `spark`
     itself is left as it was."""
     session = SparkSession(spark.sparkContext, spark._jsparkSession.cloneSession())
+    # the MERGE sources here are local checkpoints already: Delta's own copy of one would drop its
+    # broadcast hint (the copy has no size) and shuffle the whole target against it
+    session.conf.set("spark.databricks.delta.merge.materializeSource", "none")
     if lineage is not None:
         session.conf.set(_USER_METADATA, json.dumps(lineage, sort_keys=True, default=str))
     else:

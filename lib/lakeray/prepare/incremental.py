@@ -175,12 +175,16 @@ def _entities(spec: PipelineSpec, keys_r: dict[str, DataFrame], old_rows: dict[s
     an old or a new row of the joined source's R (sources that did not change are not in the dicts)."""
     key = spec.entity_key
     frames = [keys_r[spec.dataset.base].select(key)] if spec.dataset.base in keys_r else []
+    values: dict[tuple, list[DataFrame]] = {}       # joins on the same columns share one pass over the base
     for join in spec.dataset.joins:
-        if join.source not in new_rows:
-            continue
-        values = (old_rows[join.source].select(*join.on).unionByName(new_rows[join.source].select(*join.on))
-                  .distinct())
-        frames.append(base_new.join(values, list(join.on), "left_semi").select(key))
+        if join.source in new_rows:
+            values.setdefault(tuple(join.on), []).extend(
+                [old_rows[join.source].select(*join.on), new_rows[join.source].select(*join.on)])
+    for on, parts in values.items():
+        found = reduce(DataFrame.unionByName, parts)
+        # joined on the entity key itself: the values are the entities (one without a base row rebuilds
+        # to nothing: no gold row, no quarantine row, before or after)
+        frames.append(found if list(on) == [key] else base_new.join(found.distinct(), list(on), "left_semi").select(key))
     return reduce(DataFrame.unionByName, frames).distinct()
 
 

@@ -45,8 +45,18 @@ from lakeray.lakehouse import (
 from lakeray.lakehouse.merge import checkpointed, merge_rows, replace_rows
 from lakeray.lineage import code_version, lineage
 from lakeray.prepare.dataset import build_dataset
+from lakeray.prepare.dedupe import classify
 from lakeray.prepare.quarantine import key_json
-from lakeray.prepare.restage import OLD, changed_clean, from_bronze, from_silver, from_silver_ok, ties, touched_keys
+from lakeray.prepare.restage import (
+    OLD,
+    bronze_rows,
+    changed_clean,
+    from_silver,
+    from_silver_ok,
+    outside_rows,
+    ties,
+    touched_keys,
+)
 from lakeray.prepare.split import PARTS, SPLIT, column_type, split_column
 from lakeray.prepare.steps import (
     GOLD,
@@ -254,7 +264,8 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
                 log.info("prepare %s: a new row ties with silver's row of its key on every order column; "
                          "re-staging %s from bronze", run_id, name)
             bronze = read_version(spark, lake.bronze(name), bronze_versions[name])
-            staged[name] = checkpointed(from_bronze(bronze, new[name], source, keys_r[name], silver_old[name]))
+            rows = checkpointed(bronze_rows(bronze, new[name], source, keys_r[name]))    # one bronze pass
+            staged[name] = checkpointed(classify(rows, source, outside_rows(silver_old[name], keys_r[name], rows, source)))
             batches = [r[0] for r in new[name].select("_batch_id").distinct().collect()]
             fresh, how = F.col("_batch_id").isin(batches), "every bronze row of the touched keys"
             from_bronze_too.add(name)

@@ -65,12 +65,22 @@ def touched_keys(name: str, source: Source, new: DataFrame, silver_old: DataFram
     return reduce(DataFrame.unionByName, parts).distinct()
 
 
-def from_bronze(bronze: DataFrame, new: DataFrame, source: Source, keys_r: DataFrame, silver_old: DataFrame) -> DataFrame:
-    """Every bronze row of R, plus the new rows without a key, classified as a full run would."""
+def bronze_rows(bronze: DataFrame, new: DataFrame, source: Source, keys_r: DataFrame) -> DataFrame:
+    """Every bronze row of R, validated, plus the new rows without a key: what `classify` re-stages."""
     keys = list(source.keys)
-    rows = validate_rows(bronze, source).join(keys_r, keys, "left_semi").unionByName(new.where(~keys_present(keys)))
-    outside = silver_old.join(keys_r, keys, "left_anti") if unique_rules(source) else None
-    return classify(rows, source, outside)
+    return validate_rows(bronze, source).join(keys_r, keys, "left_semi").unionByName(new.where(~keys_present(keys)))
+
+
+def outside_rows(silver_old: DataFrame, keys_r: DataFrame, rows: DataFrame, source: Source) -> DataFrame | None:
+    """For `unique`: the silver rows outside R that share a unique value with one of `rows` (the only
+    ones whose count can reach a re-staged row; not a count over all of silver). None without the rule."""
+    uniques = unique_rules(source)
+    if not uniques:
+        return None
+    outside = silver_old.join(keys_r, list(source.keys), "left_anti")
+    parts = [outside.join(rows.select(e.column).where(F.col(e.column).isNotNull()).distinct(), e.column, "left_semi")
+             for e in uniques]
+    return reduce(DataFrame.unionByName, parts).distinct() if len(parts) > 1 else parts[0]
 
 
 def _order_columns(source: Source) -> list[str]:

@@ -41,6 +41,7 @@ from lakeray.lakehouse import (
     read_version,
     table_bytes,
     table_id,
+    write_table,
 )
 from lakeray.lakehouse.merge import checkpointed, merge_rows, replace_rows
 from lakeray.lineage import code_version, lineage
@@ -352,8 +353,14 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
             gone = old_rows[name].select(*keys).join(new_rows[name].select(*keys), keys, "left_anti")
             # silver's own rows that stay are left out of the MERGE's source (nothing to write for them)
             rows = clean_rows(changed_clean(staged[name]), spec.sources[name])
-            return merge_rows(spark, lake.silver(name), rows, gone, keys,
-                              lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
+            inputs = lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]})
+            if old_rows[name].isEmpty():
+                # no touched key is in silver (e.g. new events): every clean row is new, so an append
+                # does what the MERGE would, without joining the whole table against them
+                if rows.isEmpty():
+                    return TableVersion(lake.silver(name), previous["silver"][name])
+                return write_table(rows, lake.silver(name), mode="append", lineage=inputs)
+            return merge_rows(spark, lake.silver(name), rows, gone, keys, lineage=inputs)
 
         # silver as the MERGEs will leave it (the old rows outside R, and R's clean rows): gold is rebuilt
         # from it while the MERGEs run, instead of waiting for them and reading the new versions

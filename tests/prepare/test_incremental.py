@@ -285,6 +285,15 @@ def test_deleted_rows_flow_through_and_a_lost_feed_or_reset_bronze_recomputes(sp
         # p03 stays in gold (people is the base) without its account: no target, so gold quarantines it
         gold = [r for r in world.rows("incremental", "quarantine") if r[0] == "dataset"]
         assert any('"p03"' in r[1] for r in gold), gold
+        # events with keys silver does not hold (one breaks a rule): events' silver is appended to, no MERGE
+        fresh = [{"event_id": "e20", "person_id": "p04", "minutes": 2.0, "day": "2025-01-02"},
+                 {"event_id": "e21", "person_id": None, "minutes": 1.25, "day": "2025-01-02"}]
+        results = world.step({"people": [], "events": fresh, "accounts": []})
+        assert results["incremental"].mode == "incremental"
+        _check_same(world)
+        events = results["incremental"].silver["events"]
+        assert commit_info(spark, events.path, events.version)["operation"] == "WRITE"
+        assert results["incremental"].accounting["events"].quarantined == 1
         settings, lake = world.settings["incremental"], world.lake["incremental"]
 
         def rerun(batch: dict) -> str:

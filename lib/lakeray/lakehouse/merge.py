@@ -61,8 +61,10 @@ def checkpointed(frame: DataFrame) -> DataFrame:
     against it would otherwise shuffle both sides, the big table included."""
     ready = frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
     size = _stored_bytes(ready)
+    if size is None:
+        return ready
     limit = int(ready.sparkSession._jsparkSession.sessionState().conf().autoBroadcastJoinThreshold())
-    return F.broadcast(ready) if size is not None and 0 <= size <= limit else ready
+    return F.broadcast(ready) if 0 <= size <= limit else ready
 
 
 def merge_rows(spark, path: str, rows: DataFrame, gone: DataFrame, on: list[str], *,

@@ -111,16 +111,15 @@ def _caught_up(spark, checkpoint: str, log_path: str) -> bool:
     and stop, about a second of Spark's time for every run that finds no new rows. Read from the
     checkpoint's files and the log's file names; no Spark job. False whenever unsure (no commit for
     the last offset, a version read in part, another table at the path, the log's first commit cleaned)."""
-    import json
-
     from lakeray.lakehouse import fs
     from lakeray.lakehouse.delta import latest_version, table_id
 
     batches = [int(n) for n in fs.listdir(f"{checkpoint}/offsets", spark) if n.isdigit()]
-    if not batches or not fs.exists(f"{checkpoint}/commits/{max(batches)}", spark):
+    last = max(batches, default=None)
+    if last is None or not fs.exists(f"{checkpoint}/commits/{last}", spark):
         return False
     try:
-        offset = json.loads((fs.read_text(f"{checkpoint}/offsets/{max(batches)}", spark) or "").strip().splitlines()[-1])
+        offset = json.loads((fs.read_text(f"{checkpoint}/offsets/{last}", spark) or "").strip().splitlines()[-1])
     except (ValueError, IndexError):
         return False
     version = latest_version(spark, log_path)

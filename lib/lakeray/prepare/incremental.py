@@ -256,14 +256,15 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
         new[name] = checkpointed(validate_rows(frames[name], source))
         keys_r[name] = checkpointed(touched_keys(name, source, new[name], silver_old[name], quarantine_old))
         old[name] = checkpointed(silver_old[name].join(keys_r[name], keys, "left_semi"))
-        tie = from_silver_ok(source) and not ties(new[name], old[name], source).isEmpty()
-        if from_silver_ok(source) and not tie:
+        use_silver = from_silver_ok(source)
+        if use_silver and not ties(new[name], old[name], source).isEmpty():
+            log.info("prepare %s: a new row ties with silver's row of its key on every order column; "
+                     "re-staging %s from bronze", run_id, name)
+            use_silver = False
+        if use_silver:
             staged[name] = checkpointed(from_silver(new[name], old[name], source))
             fresh, how = ~F.col(OLD), "new rows + silver's rows of their keys"
         else:
-            if tie:
-                log.info("prepare %s: a new row ties with silver's row of its key on every order column; "
-                         "re-staging %s from bronze", run_id, name)
             bronze = read_version(spark, lake.bronze(name), bronze_versions[name])
             rows = checkpointed(bronze_rows(bronze, new[name], source, keys_r[name]))    # one bronze pass
             staged[name] = checkpointed(classify(rows, source, outside_rows(silver_old[name], keys_r[name], rows, source)))

@@ -100,9 +100,9 @@ def from_silver(new: DataFrame, old: DataFrame, source: Source) -> DataFrame:
     each key's winner among them, as among the key's whole history. Rows carry OLD. The caller checks
     `ties` first."""
     # a silver row is a valid row as it was staged; its landed record is not kept (no tie reaches it)
-    held = old.select(*old.columns, F.array().cast(T.ArrayType(VIOLATION_TYPE)).alias(VIOLATIONS),
+    silver_rows = old.select(*old.columns, F.array().cast(T.ArrayType(VIOLATION_TYPE)).alias(VIOLATIONS),
                       F.lit(None).cast(new.schema[RAW].dataType).alias(RAW), F.lit(True).alias(OLD))
-    rows = new.withColumn(OLD, F.lit(False)).unionByName(held, allowMissingColumns=True)
+    rows = new.withColumn(OLD, F.lit(False)).unionByName(silver_rows, allowMissingColumns=True)
     return classify(rows, source)
 
 

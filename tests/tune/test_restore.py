@@ -71,19 +71,25 @@ def test_killed_search_resumes_without_rerunning_finished_trials(churn_world, ra
 
 def test_search_whose_saved_state_a_kill_tore_is_searched_afresh(ray_local, tmp_path, churn_spec):
     """Ray copies the experiment state to storage with plain writes: a driver killed mid-copy can
-    leave it empty. That family is searched again; the others are restored as they were."""
+    leave it empty, or a state pickle cut short. Those families are searched again; the others are
+    restored as they were."""
     settings = settings_in(tmp_path)
     settings["tune"].update(smoke={"num_samples": 3, "rounds_scale": 0.05}, max_concurrent_trials=1)
     snapshot = synthetic_snapshot(churn_spec, rows=600)
     first = run_tune(churn_spec, settings, snapshot, spec_digest=spec_hash(churn_spec), smoke=True)
-    torn = Path(first.experiment_paths["xgboost"])
-    max(torn.glob("experiment_state-*.json")).write_bytes(b"")
-    assert not saved_state_readable(str(torn)) and saved_state_readable(first.experiment_paths["logistic"])
+    torn = {"xgboost": Path(first.experiment_paths["xgboost"]), "logistic": Path(first.experiment_paths["logistic"])}
+    max(torn["xgboost"].glob("experiment_state-*.json")).write_bytes(b"")
+    searcher = max(torn["logistic"].glob("searcher-state-*.pkl"))
+    searcher.write_bytes(searcher.read_bytes()[: searcher.stat().st_size // 2])      # non-empty, cut short
+    kept = set(first.experiment_paths) - set(torn)
+    assert kept and not any(saved_state_readable(str(p)) for p in torn.values())
+    assert all(saved_state_readable(first.experiment_paths[f]) for f in kept)
 
     second = run_tune(churn_spec, settings, snapshot, spec_digest=spec_hash(churn_spec), smoke=True)
-    assert second.restored and saved_state_readable(str(torn))
+    assert second.restored and all(saved_state_readable(str(p)) for p in torn.values())
     before = {r["trial_id"]: (r["family"], r["score"]) for r in first.leaderboard}
     after = {r["trial_id"]: (r["family"], r["score"]) for r in second.leaderboard}
-    assert {k: v for k, v in after.items() if v[0] != "xgboost"} == {k: v for k, v in before.items() if v[0] != "xgboost"}
-    searched_again = [k for k, v in after.items() if v[0] == "xgboost"]
-    assert len(searched_again) == 1 and not set(searched_again) & set(before)
+    assert {k: v for k, v in after.items() if v[0] in kept} == {k: v for k, v in before.items() if v[0] in kept}
+    for family in torn:
+        searched_again = [k for k, v in after.items() if v[0] == family]
+        assert len(searched_again) == 1 and not set(searched_again) & set(before)

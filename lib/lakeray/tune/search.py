@@ -250,22 +250,34 @@ def _optuna_logs_to_root() -> None:
 
 
 def saved_state_readable(path: str) -> bool:
-    """Whether the newest experiment state in `path` parses and no state pickle is empty. Ray copies
-    these files to the storage path with plain writes, from a background thread, so a driver
-    killed mid-copy can leave one empty (seen: a 0-byte experiment_state-*.json), which
-    Tuner.restore cannot read."""
+    """Whether the newest experiment state in `path` parses and the newest of each state pickle
+    (the searcher's and its wrappers', which Tuner.restore loads the same way: the greatest name)
+    unpickles. Ray copies these files to the storage path with plain writes, from a background
+    thread, so a driver killed mid-copy can leave one empty or cut short (seen: a 0-byte
+    experiment_state-*.json; a searcher-state pickle that raised EOFError in the restore, after
+    which Ray restarted the family with none of its trials)."""
     import pyarrow.fs
+    import ray.cloudpickle
 
     fs, root = arrow_filesystem(path)
     files = [i for i in fs.get_file_info(pyarrow.fs.FileSelector(root)) if i.type == pyarrow.fs.FileType.File]
     states = sorted(i.path for i in files if fnmatch.fnmatch(i.base_name, "experiment_state-*.json"))
-    if states:
-        try:
+    newest = {}
+    for info in files:
+        if info.base_name.endswith(".pkl"):
+            kind = info.base_name.rsplit("-", 1)[0]
+            newest[kind] = max(newest.get(kind, info.path), info.path)
+    try:
+        if states:
             with fs.open_input_stream(states[-1]) as stream:
                 json.loads(stream.read())
-        except ValueError:
-            return False
-    return all(i.size for i in files if i.base_name.endswith(".pkl"))
+        for pickled in newest.values():
+            with fs.open_input_stream(pickled) as stream:
+                ray.cloudpickle.loads(stream.read())
+    except Exception as e:   # noqa: BLE001 -- any way a torn file fails to load means the same: search afresh
+        log.debug("unreadable saved search state in %s: %r", path, e)
+        return False
+    return True
 
 
 def _search_family(spec, conf, family, samples, trainable, storage, name, fresh, max_concurrent, completed):

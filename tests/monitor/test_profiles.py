@@ -165,3 +165,38 @@ def test_segment_counts_are_the_counts_of_the_segment_rows(spark, world):
     everyone = frame["age"][np.isfinite(frame["age"])]
     s2, lo, hi = windows[(ALL, ALL)].moments["age"]
     assert (lo, hi) == (everyone.min(), everyone.max()) and s2 == pytest.approx((everyone ** 2).sum())
+
+
+def test_the_log_is_read_from_its_files_with_pyarrow_unless_delta_must_read_them(spark, world, tmp_path, caplog):
+    """The stream's batches are counted from their Parquet files (pyarrow in Spark's Python workers),
+    the same counts as Spark's scan, also over files written before a column was logged; a log whose
+    files need Delta's reader (deletion vectors) or whose partition column is counted goes through Spark."""
+    from deltalake import write_deltalake
+
+    from lakeray.monitor.profiles import direct_read_problem
+
+    rng = world["rng"]
+    paths = {"log": str(tmp_path / "log"), "profiles": str(tmp_path / "profiles"), "checkpoints": str(tmp_path / "ckpt")}
+    mine = {**world, "paths": paths}
+    write_deltalake(paths["log"], _served(rng, 400, (0, 2), 0).drop_columns(["gender"]), mode="append", partition_by=["date"])
+    write_deltalake(paths["log"], _served(rng, 600, (0, 2), 1000), mode="append", partition_by=["date"], schema_mode="merge")
+    assert direct_read_problem(paths["log"], world["plan"]) is None
+    with caplog.at_level(logging.INFO, logger="lakeray.monitor.profiles"):
+        assert _profile(spark, mine) == 1000
+    assert said(caplog.text, "read with pyarrow") and not said(caplog.text, "go through Spark")
+    whole = (T0, T0 + dt.timedelta(hours=2))
+    stored = _stored(spark, mine, *whole)
+    _assert_same(stored, _raw(spark, mine, *whole))
+    assert stored[(ALL, ALL)].rows == 1000 and stored[("gender", "F")].rows < 600     # the old rows: gender null
+
+    dated = make_plan({"age": {"kind": "categorical"}}, segments={"date": [T0.date().isoformat()]})
+    assert "partition column(s) ['date']" in direct_read_problem(paths["log"], dated)
+    assert direct_read_problem("s3a://bucket/log", world["plan"]) == "not on the local file system"
+    spark.sql(f"ALTER TABLE delta.`{paths['log']}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+    assert "deletionVectors" in direct_read_problem(paths["log"], world["plan"])
+    write_deltalake(paths["log"], _served(rng, 300, (1, 2), 5000), mode="append", partition_by=["date"])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="lakeray.monitor.profiles"):
+        assert _profile(spark, mine) == 300
+    assert said(caplog.text, "go through Spark") and not said(caplog.text, "read with pyarrow")
+    _assert_same(_stored(spark, mine, *whole), _raw(spark, mine, *whole))

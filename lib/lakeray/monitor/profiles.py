@@ -26,6 +26,7 @@ from lakeray.monitor.window import (
     Plan,
     WindowCounts,
     empty_window,
+    file_partials,
     merged,
     merged_here,
     partial_schema,
@@ -79,12 +80,25 @@ def profile_new_rows(spark, log_path: str, profiles_path: str, checkpoints: str,
         log.info("profiles: nothing appended to %s since the last profiled version: no query started", log_path)
         return 0
     owned = f"train_run_id = '{train_run_id}' AND plan = '{pid}'"
+    why_not = direct_read_problem(log_path, plan)
+    if why_not:
+        log.info("profiles: the inference log's rows go through Spark's scan (%s)", why_not)
+    counted = [0]
 
     def each(batch, batch_id: int) -> None:
+        files = None if why_not else scanned_files(batch)
+        if files is None:
+            frame = partials(batch, plan)
+        else:
+            log.info("profiles: batch %d read with pyarrow from %d file(s), %.0f MB", batch_id, len(files),
+                     sum(files.values()) / 2**20)
+            frame = file_partials(spark, files, plan, ("train_run_id", train_run_id))
         # the tasks' partials (a few per task, hour, segment and column) merged here, not in a shuffle
-        parts = partials(batch, plan).toArrow().to_pandas()
+        parts = frame.toArrow().to_pandas()
         if parts.empty:
             return
+        whole = (parts["segment_column"] == ALL) & (parts["c"] == plan.columns[0][0])
+        counted[0] += int(parts.loc[whole, "rows"].sum())
         merged_rows = [row for _, row in merged_here(parts, ["h", *GROUP])]
         for row in merged_rows:
             row["h"] = None if row["h"] is None or row["h"] != row["h"] else int(row["h"])
@@ -100,9 +114,56 @@ def profile_new_rows(spark, log_path: str, profiles_path: str, checkpoints: str,
     query = (stream.writeStream.foreachBatch(each).trigger(availableNow=True)
              .option("checkpointLocation", checkpoint).start())
     query.awaitTermination()
-    new = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
+    new = counted[0]
     log.info("profiles: %d new inference-log row(s) of train run %s profiled into %s", new, train_run_id, profiles_path)
     return new
+
+
+def direct_read_problem(log_path: str, plan: Plan) -> str | None:
+    """Why the stream's batches cannot be read straight from their Parquet files with pyarrow (None:
+    they can): the log is not on the local file system (object stores keep Spark's credentials
+    and readers), its files need Delta to be read (deletion vectors, column mapping), or a column
+    the plan counts is a partition column (not in the files)."""
+    from deltalake import DeltaTable
+
+    from lakeray.lakehouse.fs import is_uri
+
+    if is_uri(log_path) and not log_path.startswith("file:"):
+        return "not on the local file system"
+    try:
+        table = DeltaTable(log_path)
+    except Exception as exc:  # noqa: BLE001 -- delta-rs cannot read it: Spark's reader decides
+        return f"delta-rs cannot open it: {str(exc)[:200]}"
+    features = set(table.protocol().reader_features or []) & {"deletionVectors", "columnMapping"}
+    if features or table.metadata().configuration.get("delta.columnMapping.mode", "none") != "none":
+        return f"its files need Delta's reader ({', '.join(sorted(features)) or 'column mapping'})"
+    parted = set(table.metadata().partition_columns) & set(plan.needed)
+    return f"partition column(s) {sorted(parted)} are counted" if parted else None
+
+
+def scanned_files(batch) -> dict[str, int] | None:
+    """{path: bytes} of the local Parquet files a stream batch scans, from its RDD lineage (the one
+    FileScanRDD under it: the batch DataFrame itself is a LogicalRDD, so inputFiles() is empty);
+    None when the batch is anything else."""
+    scans, stack = [], [batch._jdf.queryExecution().analyzed().rdd()]
+    while stack:
+        rdd = stack.pop()
+        if rdd.getClass().getName().endswith(".FileScanRDD"):
+            scans.append(rdd)
+            continue
+        deps = rdd.dependencies().iterator()
+        while deps.hasNext():
+            stack.append(deps.next().rdd())
+    if len(scans) != 1:
+        return None
+    files: dict[str, int] = {}
+    for part in scans[0].partitions():
+        for piece in part.files():
+            uri = piece.filePath().toUri()
+            if uri.getScheme() not in (None, "file"):
+                return None
+            files[uri.getPath()] = files.get(uri.getPath(), 0) + int(piece.length())
+    return files
 
 
 def _caught_up(spark, checkpoint: str, log_path: str) -> bool:

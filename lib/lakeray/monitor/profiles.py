@@ -145,25 +145,29 @@ def scanned_files(batch) -> dict[str, int] | None:
     """{path: bytes} of the local Parquet files a stream batch scans, from its RDD lineage (the one
     FileScanRDD under it: the batch DataFrame itself is a LogicalRDD, so inputFiles() is empty);
     None when the batch is anything else."""
-    scans, stack = [], [batch._jdf.queryExecution().analyzed().rdd()]
-    while stack:
-        rdd = stack.pop()
-        if rdd.getClass().getName().endswith(".FileScanRDD"):
-            scans.append(rdd)
-            continue
-        deps = rdd.dependencies().iterator()
-        while deps.hasNext():
-            stack.append(deps.next().rdd())
-    if len(scans) != 1:
+    try:
+        scans, stack = [], [batch._jdf.queryExecution().analyzed().rdd()]
+        while stack:
+            rdd = stack.pop()
+            if rdd.getClass().getName().endswith(".FileScanRDD"):
+                scans.append(rdd)
+                continue
+            deps = rdd.dependencies().iterator()
+            while deps.hasNext():
+                stack.append(deps.next().rdd())
+        if len(scans) != 1:
+            return None
+        files: dict[str, int] = {}
+        for part in scans[0].partitions():
+            for piece in part.files():
+                uri = piece.filePath().toUri()
+                if uri.getScheme() not in (None, "file"):
+                    return None
+                files[uri.getPath()] = files.get(uri.getPath(), 0) + int(piece.length())
+        return files
+    except Exception as exc:  # noqa: BLE001 -- Spark's internals differ (Spark Connect, another version): Spark's scan
+        log.debug("profiles: the batch's files are not known (%r); Spark's scan reads it", exc)
         return None
-    files: dict[str, int] = {}
-    for part in scans[0].partitions():
-        for piece in part.files():
-            uri = piece.filePath().toUri()
-            if uri.getScheme() not in (None, "file"):
-                return None
-            files[uri.getPath()] = files.get(uri.getPath(), 0) + int(piece.length())
-    return files
 
 
 def _caught_up(spark, checkpoint: str, log_path: str) -> bool:

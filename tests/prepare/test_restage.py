@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
@@ -75,3 +75,34 @@ def test_a_tie_on_every_order_column_is_found(spark):
         assert [r["_batch_id"] for r in ties(fresh, silver_old, SOURCE).collect()] == expected
     assert not from_silver_ok(Source.model_validate({**SOURCE.model_dump(exclude_none=True),
                                                      "expectations": [{"rule": "unique", "column": "v"}]}))
+
+
+KEYED = {
+    "normalised text key": Source.model_validate({
+        "format": "csv", "path": "x", "keys": ["id"], "columns": {"id": "string", "v": "int", "updated_at": "timestamp"},
+        "normalize": {"id": {"case": "lower"}}}),
+    "integer key, filled": Source.model_validate({
+        "format": "csv", "path": "x", "keys": ["id"], "columns": {"id": "int", "v": "int", "updated_at": "timestamp"},
+        "missing": {"id": {"strategy": "fill", "value": 0}}}),
+}
+raw_key = st.sampled_from(["a", " A ", "A", "", None, "1", " 01 ", "0", "x1", "2"])
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(keys=st.lists(raw_key, min_size=1, max_size=10), touched=st.lists(raw_key, min_size=1, max_size=4),
+       which=st.sampled_from(sorted(KEYED)))
+@example(keys=[" A ", "a", "A", "", None, "x1"], touched=["a"], which="normalised text key")     # three spellings of a
+@example(keys=[" 01 ", "1", "", None, "x1", "0"], touched=["1", ""], which="integer key, filled")    # 1 twice; "" fills to 0
+def test_bronze_is_filtered_on_its_keys_as_validation_types_them(spark, keys, touched, which):
+    """bronze_rows filters bronze on each key typed, normalised and filled as validate_rows leaves it,
+    before validating: the same rows as validating all of bronze and then keeping R's keys."""
+    from lakeray.prepare.restage import bronze_rows
+
+    source = KEYED[which]
+    bronze = _bronze(spark, _tagged([(k, "1", "2025-01-01 00:00:00", "f0") for k in keys], T[:1], "b"), None)
+    keys_r = validate_rows(_bronze(spark, _tagged([(k, "1", None, "f1") for k in touched], T[:1], "t"), None), source)
+    keys_r = keys_r.where(F.col("id").isNotNull()).select("id").distinct()
+    no_new = validate_rows(bronze.limit(0), source)
+    got = bronze_rows(bronze, no_new, source, keys_r).select("_batch_id", "id").collect()
+    want = validate_rows(bronze, source).join(keys_r, ["id"], "left_semi").select("_batch_id", "id").collect()
+    assert sorted(map(tuple, got)) == sorted(map(tuple, want))

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakeray.prepare.dedupe import STATUS, classify
-from lakeray.prepare.validate import RAW, VIOLATION_TYPE, VIOLATIONS, validate_rows
+from lakeray.prepare.validate import RAW, VIOLATION_TYPE, VIOLATIONS, key_values, validate_rows
 from lakeray.spec.models import Source
 
 OLD = "_old"        # true on a row silver held before the run (from-silver re-staging only)
@@ -66,9 +66,15 @@ def touched_keys(name: str, source: Source, new: DataFrame, silver_old: DataFram
 
 
 def bronze_rows(bronze: DataFrame, new: DataFrame, source: Source, keys_r: DataFrame) -> DataFrame:
-    """Every bronze row of R, validated, plus the new rows without a key: what `classify` re-stages."""
+    """Every bronze row of R, validated, plus the new rows without a key: what `classify` re-stages.
+    Bronze is filtered on its keys as validation types them before the rows are validated (the
+    rules, regexes and the raw record of every other row would cost most of the pass)."""
     keys = list(source.keys)
-    return validate_rows(bronze, source).join(keys_r, keys, "left_semi").unionByName(new.where(~keys_present(keys)))
+    typed = key_values(source)
+    r = keys_r.select(*[F.col(k).alias(f"_r_{k}") for k in keys])
+    match = reduce(lambda a, b: a & b, [typed[k] == F.col(f"_r_{k}") for k in keys])
+    ours = bronze.join(r, match, "left_semi")      # r keeps keys_r's broadcast hint when it has one
+    return validate_rows(ours, source).unionByName(new.where(~keys_present(keys)))
 
 
 def outside_rows(silver_old: DataFrame, keys_r: DataFrame, rows: DataFrame, source: Source) -> DataFrame | None:

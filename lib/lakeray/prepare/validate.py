@@ -38,19 +38,22 @@ def _text(col: str) -> Column:
     return F.when(trimmed == "", F.lit(None)).otherwise(trimmed)
 
 
+def _typed(col: str, kind: str, source: Source) -> Column:
+    """A landed column as its declared type (null where the text does not convert)."""
+    if keeps_raw_text(source):
+        return _text(col) if kind == "string" else F.expr(f"try_cast(trim(`{col}`) AS {SPARK_TYPES[kind].simpleString()})")
+    return F.col(col).cast(SPARK_TYPES[kind])
+
+
 def coerce_types(df: DataFrame, source: Source) -> DataFrame:
     """Typed columns plus `_raw` (the row as it landed, a struct) and type/malformed violations."""
     raw_cols = [c for c in source.columns] + ([CORRUPT] if CORRUPT in df.columns else [])
     checks = []
     typed = {}
     for col, kind in source.columns.items():
-        if keeps_raw_text(source):
-            text = _text(col)
-            value = text if kind == "string" else F.expr(f"try_cast(trim(`{col}`) AS {SPARK_TYPES[kind].simpleString()})")
-            if kind != "string":
-                checks.append(violation(text.isNotNull() & value.isNull(), f"type:{col}", col, F.col(col)))
-        else:
-            value = F.col(col).cast(SPARK_TYPES[kind])
+        value = _typed(col, kind, source)
+        if keeps_raw_text(source) and kind != "string":
+            checks.append(violation(_text(col).isNotNull() & value.isNull(), f"type:{col}", col, F.col(col)))
         typed[col] = value
     if CORRUPT in df.columns:
         checks.insert(0, violation(F.col(CORRUPT).isNotNull(), "malformed_record", None, F.col(CORRUPT)))
@@ -63,21 +66,43 @@ def coerce_types(df: DataFrame, source: Source) -> DataFrame:
     )
 
 
+def _normalized(value: Column, rule) -> Column:
+    if rule.case == "lower":
+        value = F.lower(value)
+    elif rule.case == "upper":
+        value = F.upper(value)
+    if rule.map:
+        folded = {(k.lower() if rule.case == "lower" else k.upper() if rule.case == "upper" else k): v
+                  for k, v in rule.map.items()}
+        mapping = F.create_map(*[F.lit(x) for kv in folded.items() for x in kv])
+        value = F.coalesce(mapping[value], value)
+    return value
+
+
 def normalize_categories(df: DataFrame, source: Source) -> DataFrame:
     """Case folding and spelling maps for the columns the spec lists (after trimming)."""
     out = df
     for col, rule in source.normalize.items():
-        value = F.col(col)
-        if rule.case == "lower":
-            value = F.lower(value)
-        elif rule.case == "upper":
-            value = F.upper(value)
-        if rule.map:
-            folded = {(k.lower() if rule.case == "lower" else k.upper() if rule.case == "upper" else k): v
-                      for k, v in rule.map.items()}
-            mapping = F.create_map(*[F.lit(x) for kv in folded.items() for x in kv])
-            value = F.coalesce(mapping[value], value)
-        out = out.withColumn(col, value)
+        out = out.withColumn(col, _normalized(F.col(col), rule))
+    return out
+
+
+def _filled(value: Column, col: str, source: Source) -> Column:
+    policy = source.missing.get(col)
+    if policy is not None and policy.strategy == "fill":
+        return F.coalesce(value, F.lit(policy.value).cast(SPARK_TYPES[source.columns[col]]))
+    return value
+
+
+def key_values(source: Source) -> dict[str, Column]:
+    """Each key column of a landed (bronze) row as validate_rows leaves it (typed, normalised,
+    filled), computed from that column alone: a filter on keys before the whole row is validated."""
+    out = {}
+    for key in source.keys:
+        value = _typed(key, source.columns[key], source)
+        if key in source.normalize:
+            value = _normalized(value, source.normalize[key])
+        out[key] = _filled(value, key, source)
     return out
 
 
@@ -86,7 +111,7 @@ def apply_missing_policy(df: DataFrame, source: Source) -> DataFrame:
     checks = []
     for col, policy in source.missing.items():
         if policy.strategy == "fill":
-            out = out.withColumn(col, F.coalesce(F.col(col), F.lit(policy.value).cast(SPARK_TYPES[source.columns[col]])))
+            out = out.withColumn(col, _filled(F.col(col), col, source))
         elif policy.strategy == "quarantine":
             checks.append(violation(F.col(col).isNull(), f"missing:{col}", col, F.lit(None)))
     return _add_violations(out, checks)

@@ -135,7 +135,7 @@ def lakeray_run(spark, folder: Path, rows: int, train: pd.DataFrame, name: str) 
             "log_path": log_path, "settings": settings}
 
 
-def evidently_run(spark, folder: Path, result: dict, train: pd.DataFrame) -> dict | None:
+def evidently_run(spark, folder: Path, result: dict, train: pd.DataFrame, timeout_s: float) -> dict | None:
     python = HERE / "out" / "venv-evidently" / "bin" / "python"
     if not python.exists():
         log.warning("no %s: run `make bench-install` for the Evidently comparison", python)
@@ -147,8 +147,14 @@ def evidently_run(spark, folder: Path, result: dict, train: pd.DataFrame) -> dic
     train[features].to_parquet(reference)
     out = folder / "evidently.json"
     began = time.perf_counter()
-    subprocess.run([str(python), str(HERE / "evidently_drift.py"), str(reference), str(current), str(out)], check=True)
+    try:
+        done = subprocess.run([str(python), str(HERE / "evidently_drift.py"), str(reference), str(current), str(out)],
+                              timeout=timeout_s, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        return {"failed": f"did not finish in {timeout_s:.0f} s (killed)", "process_s": time.perf_counter() - began}
     wall = time.perf_counter() - began
+    if done.returncode != 0:      # e.g. -9: the kernel's OOM killer
+        return {"failed": f"exited {done.returncode} after {wall:.0f} s: {done.stderr.strip()[-300:]}", "process_s": wall}
     return {**json.loads(out.read_text()), "process_s": wall}
 
 
@@ -156,7 +162,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, action="append", help="window sizes (repeatable); default 1M and 10M")
     parser.add_argument("--train-rows", type=int, default=200_000)
-    parser.add_argument("--evidently-rows", type=int, default=1_000_000)
+    parser.add_argument("--evidently-rows", type=int, action="append",
+                        help="window sizes Evidently also runs on (repeatable; default 1M; 0: none)")
+    parser.add_argument("--evidently-timeout", type=float, default=1800, help="seconds before an Evidently run is killed")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("py4j", "lakeray", "mlflow", "alembic"):
@@ -176,8 +184,8 @@ def main() -> None:
             result = lakeray_run(spark, folder, rows, train, f"drift{rows}")
             log.info("%d rows: window written in %.1f s; drift job %.1f s; drifted %s", rows, result["write_s"],
                      result["job_s"], result["drifted"])
-            if rows == args.evidently_rows:
-                result["evidently"] = evidently_run(spark, folder, result, train)
+            if rows in (args.evidently_rows or [1_000_000]):
+                result["evidently"] = evidently_run(spark, folder, result, train, args.evidently_timeout)
             results.append(result)
     spark.stop()
     print(f"drift job: {NUMERIC} numeric + {CATEGORICAL} categorical features (+ the prediction); "
@@ -187,7 +195,9 @@ def main() -> None:
                 f"again over the profiled window {r['rerun_s']:5.1f} s  drifted: {', '.join(r['drifted'])}")
         print(line)
         ev = r.get("evidently")
-        if ev:
+        if ev and ev.get("failed"):
+            print(f"rows={r['rows']:>10,}  Evidently DataDriftPreset: {ev['failed']}")
+        elif ev:
             evidently_s = ev["report_s"]
             print(f"rows={r['rows']:>10,}  Evidently DataDriftPreset run {ev['run_s']:.1f} s + HTML = {evidently_s:.1f} s "
                   f"(pandas read {ev['read_s']:.1f} s not counted); drifted: {', '.join(ev['drifted'])}; "

@@ -190,7 +190,7 @@ def test_the_log_is_read_from_its_files_with_pyarrow_unless_delta_must_read_them
     assert stored[(ALL, ALL)].rows == 1000 and stored[("gender", "F")].rows < 600     # the old rows: gender null
 
     dated = make_plan({"age": {"kind": "categorical"}}, segments={"date": [T0.date().isoformat()]})
-    assert "partition column(s) ['date']" in direct_read_problem(paths["log"], dated)
+    assert "partition column(s) ['date'] are read" in direct_read_problem(paths["log"], dated)
     assert direct_read_problem("s3a://bucket/log", world["plan"]) == "not on the local file system"
     spark.sql(f"ALTER TABLE delta.`{paths['log']}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
     assert "deletionVectors" in direct_read_problem(paths["log"], world["plan"])

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 LAYOUT = 1            # bump when the partial profile's meaning changes: a new query profiles the log again
 GROUP = ["segment_column", "segment_value", "c"]
 HOUR = dt.timedelta(hours=1)
+RUN_COLUMN = "train_run_id"     # the inference log's column naming the model that served the row
 
 
 def plan_id(plan: Plan) -> str:
@@ -92,7 +93,7 @@ def profile_new_rows(spark, log_path: str, profiles_path: str, checkpoints: str,
         else:
             log.info("profiles: batch %d read with pyarrow from %d file(s), %.0f MB", batch_id, len(files),
                      sum(files.values()) / 2**20)
-            frame = file_partials(spark, files, plan, ("train_run_id", train_run_id))
+            frame = file_partials(spark, files, plan, (RUN_COLUMN, train_run_id))
         # the tasks' partials (a few per task, hour, segment and column) merged here, not in a shuffle
         parts = frame.toArrow().to_pandas()
         if parts.empty:
@@ -110,7 +111,7 @@ def profile_new_rows(spark, log_path: str, profiles_path: str, checkpoints: str,
          .save(profiles_path))
 
     stream = (spark.readStream.format("delta").option("skipChangeCommits", "true").option("maxBytesPerTrigger", "1g")
-              .load(log_path).where(F.col("train_run_id") == train_run_id))
+              .load(log_path).where(F.col(RUN_COLUMN) == train_run_id))
     query = (stream.writeStream.foreachBatch(each).trigger(availableNow=True)
              .option("checkpointLocation", checkpoint).start())
     query.awaitTermination()
@@ -123,7 +124,7 @@ def direct_read_problem(log_path: str, plan: Plan) -> str | None:
     """Why the stream's batches cannot be read straight from their Parquet files with pyarrow (None:
     they can): the log is not on the local file system (object stores keep Spark's credentials
     and readers), its files need Delta to be read (deletion vectors, column mapping), or a column
-    the plan counts is a partition column (not in the files)."""
+    the plan counts (or the run column rows are kept by) is a partition column (not in the files)."""
     from deltalake import DeltaTable
 
     from lakeray.lakehouse.fs import is_uri
@@ -137,8 +138,8 @@ def direct_read_problem(log_path: str, plan: Plan) -> str | None:
     features = set(table.protocol().reader_features or []) & {"deletionVectors", "columnMapping"}
     if features or table.metadata().configuration.get("delta.columnMapping.mode", "none") != "none":
         return f"its files need Delta's reader ({', '.join(sorted(features)) or 'column mapping'})"
-    parted = set(table.metadata().partition_columns) & set(plan.needed)
-    return f"partition column(s) {sorted(parted)} are counted" if parted else None
+    parted = set(table.metadata().partition_columns) & {*plan.needed, RUN_COLUMN}
+    return f"partition column(s) {sorted(parted)} are read (not in the files)" if parted else None
 
 
 def scanned_files(batch) -> dict[str, int] | None:

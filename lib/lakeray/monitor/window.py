@@ -11,8 +11,12 @@ segment column), a partial profile:
 Partial profiles are mergeable (the counts of a union are the sums of the counts), so Spark merges
 the tasks' partials per (hour, segment, column) for the profiles table (lakeray.monitor.profiles)
 and per (segment, column) for a window, and the driver receives a few hundred rows whatever the
-window's size. The functions the workers run need numpy, pandas and pyarrow only (this module
-travels by value, so lakeray need not be installed there).
+window's size. The workers get the rows either as Spark's scan hands them over (`partials`), or
+read them from the Parquet files themselves with pyarrow (`file_partials`: no JVM-to-Arrow hand-off,
+for a local log whose files need no Delta reader; lakeray.monitor.profiles decides). Each value's
+bins come from one grid lookup (`binner`), not two binary searches. The functions the workers run
+need numpy, pandas and pyarrow only (this module travels by value, so lakeray need not be
+installed there).
 """
 
 from __future__ import annotations

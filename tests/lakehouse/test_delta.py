@@ -63,3 +63,23 @@ def test_table_id_changes_when_a_table_is_made_again_and_size_matches_delta(spar
     shutil.rmtree(path)
     write_table(spark.range(100).toDF("k"), path)
     assert table_id(spark, path) not in (None, first)
+
+
+def test_raw_read_blockers_name_what_a_plain_parquet_read_would_misread(spark, tmp_path):
+    """Deletion vectors and column mapping (feature or table property) keep a table's files from being
+    read raw: the drift job then reads through Spark, and scoring refuses the table by name."""
+    import pytest
+    from deltalake import DeltaTable as RsTable
+
+    from lakeray.errors import LakerayError
+    from lakeray.evaluate.scoring import split_files
+    from lakeray.lakehouse.delta import raw_read_blockers
+
+    path = str(tmp_path / "t")
+    spark.range(5).selectExpr("id", "'train' AS split").write.format("delta").partitionBy("split").save(path)
+    assert raw_read_blockers(RsTable(path)) == [] and split_files(path, 0, "train")
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.minReaderVersion' = '2', "
+              "'delta.minWriterVersion' = '5', 'delta.columnMapping.mode' = 'name')")
+    assert raw_read_blockers(RsTable(path)) == ["columnMapping"]
+    with pytest.raises(LakerayError, match=r"@1 uses Delta reader feature\(s\) \['columnMapping'\]"):
+        split_files(path, 1, "train")

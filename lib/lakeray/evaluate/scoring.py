@@ -17,9 +17,9 @@ import pandas as pd
 
 from lakeray.errors import LakerayError
 from lakeray.evaluate.metrics import group_labels
+from lakeray.lakehouse.delta import raw_read_blockers
 
 log = logging.getLogger(__name__)
-UNSUPPORTED_READER_FEATURES = {"deletionVectors", "columnMapping"}
 
 
 def split_files(table_path: str, version: int, split: str) -> list[str]:
@@ -28,9 +28,9 @@ def split_files(table_path: str, version: int, split: str) -> list[str]:
     from deltalake import DeltaTable
 
     table = DeltaTable(table_path, version=int(version))
-    features = set(table.protocol().reader_features or [])
-    if features & UNSUPPORTED_READER_FEATURES:
-        raise LakerayError(f"{table_path}@{version} uses Delta reader feature(s) {sorted(features & UNSUPPORTED_READER_FEATURES)}: "
+    blockers = raw_read_blockers(table)
+    if blockers:
+        raise LakerayError(f"{table_path}@{version} uses Delta reader feature(s) {blockers}: "
                            "its Parquet files cannot be scored directly")
     actions = pa.table(table.get_add_actions(flatten=True))
     paths, splits = actions.column("path").to_pylist(), actions.column("partition.split").to_pylist()

@@ -132,3 +132,13 @@ def write_table(df, path: str, *, mode: str = "overwrite", lineage: dict | None 
     version = latest_version(df.sparkSession, path)
     log.info("wrote %s (version %s, mode %s)", path, version, mode)
     return TableVersion(path, version)
+
+
+def raw_read_blockers(table) -> list[str]:
+    """What keeps the Parquet files of a delta-rs DeltaTable from being read as they are: deletion
+    vectors (a raw read keeps deleted rows) and column mapping (files hold physical column names),
+    as reader features or, for column mapping at reader version 2, as the table property."""
+    found = set(table.protocol().reader_features or []) & {"deletionVectors", "columnMapping"}
+    if table.metadata().configuration.get("delta.columnMapping.mode", "none") != "none":
+        found.add("columnMapping")
+    return sorted(found)

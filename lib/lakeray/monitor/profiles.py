@@ -127,6 +127,7 @@ def direct_read_problem(log_path: str, plan: Plan) -> str | None:
     the plan counts (or the run column rows are kept by) is a partition column (not in the files)."""
     from deltalake import DeltaTable
 
+    from lakeray.lakehouse.delta import raw_read_blockers
     from lakeray.lakehouse.fs import is_uri
 
     if is_uri(log_path) and not log_path.startswith("file:"):
@@ -135,9 +136,9 @@ def direct_read_problem(log_path: str, plan: Plan) -> str | None:
         table = DeltaTable(log_path)
     except Exception as exc:  # noqa: BLE001 -- delta-rs cannot read it: Spark's reader decides
         return f"delta-rs cannot open it: {str(exc)[:200]}"
-    features = set(table.protocol().reader_features or []) & {"deletionVectors", "columnMapping"}
-    if features or table.metadata().configuration.get("delta.columnMapping.mode", "none") != "none":
-        return f"its files need Delta's reader ({', '.join(sorted(features)) or 'column mapping'})"
+    blockers = raw_read_blockers(table)
+    if blockers:
+        return f"its files need Delta's reader ({', '.join(blockers)})"
     parted = set(table.metadata().partition_columns) & {*plan.needed, RUN_COLUMN}
     return f"partition column(s) {sorted(parted)} are read (not in the files)" if parted else None
 

@@ -9,7 +9,8 @@
    /predict row with 1 connection and with 32 (closed loop, --latency):
      plain          uvicorn + FastAPI around ModelBundle.predict_frame (benchmarks/plain_server.py)
      serve          `lakeray serve` as shipped (serve.ingress: haproxy): HAProxy -> the replica's own
-                    HTTP port, a lone request scored at once, @serve.batch under load, inference log
+                    HTTP port, the prediction routes straight from ASGI, a lone request scored at
+                    once, adaptive batches under load, inference log
      serve-proxy    the same with `--conf serve.ingress=proxy`: Serve's Python proxy actor -> replica
 3. requests/s, p50 and p99 per server and concurrency, non-2xx answers, and each Serve variant's
    throughput as a ratio of the plain server's.
@@ -141,7 +142,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--port", type=int, default=18000)
     parser.add_argument("--servers", default="plain,serve,serve-proxy")
-    parser.add_argument("--conf", action="append", default=[], help="a setting for the Serve servers, e.g. serve.batch.wait_timeout_s=0.002")
+    parser.add_argument("--conf", action="append", default=[], help="a setting for the Serve servers, e.g. serve.batch.max_batch_size=32")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("py4j", "lakeray", "mlflow", "alembic", "ray"):

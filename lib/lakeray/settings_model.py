@@ -193,7 +193,8 @@ class Drift(Section):
 
 class ServeBatch(Section):
     max_batch_size: PositiveInt = None
-    wait_timeout_s: NonNegFloat = None
+    wait_timeout_s: NonNegFloat = None      # unused since batches form without a timer (lakeray.serve.batcher);
+                                            # accepted so that older overlays still load
 
 
 class ServeLog(Section):
@@ -222,6 +223,7 @@ class Serve(Section):
     max_ongoing_requests: PositiveInt = None
     max_queued_requests: Annotated[int, Field(ge=-1)] = None
     replica_cpus: NonNegFloat = None
+    access_log: bool = None
     batch: ServeBatch = None
     max_batch_rows: PositiveInt = None
     max_body_bytes: Union[PositiveInt, Literal["auto"]] = None

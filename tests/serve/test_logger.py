@@ -117,3 +117,32 @@ def test_dead_letters_replay_from_a_command(churn_spec, tmp_path):
     assert sorted(logged.index) == [f"r{i}" for i in range(6)] and logged.loc["r2", "region"] == "no\ufffdrth"
     assert logged.loc["r0", "ts"] == rows[0]["ts"]               # timestamps survive the round trip
     assert replay(path, churn_spec) == (0, 0)                    # nothing twice
+
+
+def test_rows_are_converted_a_chunk_at_a_time_and_committed_together(churn_spec, tmp_path):
+    """Chunks of chunk_rows are converted as they fill (the GIL is never held for a whole batch),
+    and committed as one batch of flush_rows; the remainder when it is due."""
+    path = str(tmp_path / "log")
+    logger = InferenceLogger(path, churn_spec, flush_rows=12, flush_s=0.5, chunk_rows=5)
+    for start in range(0, 30, 3):
+        logger.log(_rows(churn_spec, 3, start=start))
+    assert _wait(lambda: logger.written == 30)
+    sizes = [int(h["operationMetrics"]["num_added_rows"]) for h in reversed(DeltaTable(path).history())
+             if h.get("operationMetrics", {}).get("num_added_rows")]
+    assert sizes == [12, 12, 6], sizes
+    assert logger._tables == [] and logger._converted == [] and logger.pending == 0
+    logger.close()
+
+
+def test_a_due_batch_of_rows_that_all_fail_to_convert_does_not_make_the_writer_spin(churn_spec, tmp_path):
+    logger = InferenceLogger(str(tmp_path / "log"), churn_spec, flush_rows=100, flush_s=0.05,
+                             dead_letter=str(tmp_path / "dl"))
+    logger.log([{"request_id": "no-ts", "ts": None}])            # no usable ts: kept aside, never written
+    assert _wait(lambda: logger.dead_lettered == 1)
+    time.sleep(0.2)
+    began = time.process_time()
+    time.sleep(1.0)
+    busy = time.process_time() - began
+    logger.close()
+    assert busy < 0.4, f"the logger thread used {busy:.2f} s of CPU in 1 s with nothing to write"
+    assert logger.written == 0 and logger.dropped == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 import pyarrow as pa
 
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 
 ARROW_TYPES = {"numeric": pa.float64(), "categorical": pa.string(), "boolean": pa.bool_()}
 PREDICTION_COLUMN = "prediction"
+# Rows converted to Arrow per call: pa.Table.from_pylist holds the GIL for all of its rows (9 ms for
+# 5,000 inference-log rows, a pause every request on a serving replica waited out); 500 at a time
+# with the GIL offered between them keeps each hold under 1 ms
+CHUNK_ROWS = 500
 
 
 def inference_schema(spec: PipelineSpec) -> pa.Schema:
@@ -36,12 +41,17 @@ def inference_schema(spec: PipelineSpec) -> pa.Schema:
 def predictions_table(spec: PipelineSpec, rows: list[dict]) -> pa.Table:
     """Logged predictions (dicts with the schema's fields; date, pipeline and label are filled
     in) as an Arrow table of the inference-log schema. Raises if a value does not convert."""
-    for row in rows:
-        ts = row["ts"]
-        row.setdefault("date", (ts if isinstance(ts, dt.datetime) else dt.datetime.fromisoformat(ts)).date().isoformat())
-        row.setdefault("pipeline", spec.name)
-        row.setdefault("label", None)
-    return pa.Table.from_pylist(rows, schema=inference_schema(spec))
+    schema, chunks = inference_schema(spec), []
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows[start:start + CHUNK_ROWS]
+        for row in chunk:
+            ts = row["ts"]
+            row.setdefault("date", (ts if isinstance(ts, dt.datetime) else dt.datetime.fromisoformat(ts)).date().isoformat())
+            row.setdefault("pipeline", spec.name)
+            row.setdefault("label", None)
+        chunks.append(pa.Table.from_pylist(chunk, schema=schema))
+        time.sleep(0)        # let the serving thread have the GIL between chunks (see CHUNK_ROWS)
+    return pa.concat_tables(chunks) if chunks else schema.empty_table()
 
 
 def append_table(path: str, table: pa.Table) -> None:

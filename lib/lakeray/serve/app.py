@@ -8,26 +8,29 @@ POST /predict (one row) and /predict/batch (rows), GET /healthz; OpenAPI docs at
 sends nothing anywhere). The request models come from the spec (unknown or mistyped fields,
 non-finite or out-of-range numbers, text that is not valid Unicode -> 422 naming the field);
 bodies over serve.max_body_bytes -> 413, counted as they stream; an API key (header x-api-key,
-from the environment variable serve.api_key_env) when serve.require_api_key. A request alone on
-its replica is scored at once; concurrent ones are batched with @serve.batch into one vectorised
-prediction (scoring runs in a thread either way); a row the model cannot score fails only its own
-request (422 naming the row), never the others in the batch. How requests reach the replicas
-(HAProxy by default): lakeray.serve.ingress. Every prediction
-answered is logged to the inference-log Delta table off the request path.
+from the environment variable serve.api_key_env) when serve.require_api_key. The two prediction
+routes are answered straight from ASGI (lakeray.serve.routes), the rest by FastAPI. A request that
+finds the scorer idle is scored at once; requests arriving meanwhile go together into the next
+vectorised prediction (lakeray.serve.batcher; scoring runs in a thread); a row the model cannot
+score fails only its own request (422 naming the row), never the others in the batch. How requests
+reach the replicas (HAProxy by default): lakeray.serve.ingress. Every prediction answered is
+logged to the inference-log Delta table off the request path.
 """
 # no `from __future__ import annotations` here: FastAPI resolves the generated request models
 # from the endpoint annotations at definition time
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 import os
+import secrets
 import time
-import uuid
 
 import numpy as np
 
 from lakeray.errors import ConfigError
+from lakeray.serve.batcher import Batcher
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,8 @@ def _predicted_label(bundle, score: float):
 class PredictorCore:
     """What a replica does, apart from the routes: hold the models (from the injected loader), watch
     the champion alias for a hot swap, score batches with per-row isolation, log every answer, and
-    run the challenger (canary/shadow). Build_app's deployment class adds the FastAPI routes and
-    Serve's batching on top; everything here is plain Python."""
+    run the challenger (canary/shadow), batch concurrent requests. Build_app's deployment class adds
+    the routes on top; everything here is plain Python."""
 
     def __init__(self, spec, conf: dict, lake, loader):
         from lakeray.errors import LakerayError
@@ -68,7 +71,9 @@ class PredictorCore:
                 log.warning("serve.challenger.mode is %s but no version has alias '%s': champion only",
                             self.challenge["mode"], alias)
         self._rng = np.random.default_rng()
-        self._in_flight = 0         # requests being scored on this replica (score_alone_or_batched)
+        self.batcher = Batcher(self.score_requests, int(conf["batch"]["max_batch_size"]))
+        # request ids: a random prefix per replica and a counter (uuid4 per request cost 1.5% of the CPU)
+        self._ids = (f"{secrets.token_hex(8)}{n:016x}" for n in itertools.count())
 
     async def _watch_champion(self):
         """Hot swap: poll the loader; when `champion` moves, load the new version in a thread and
@@ -89,22 +94,16 @@ class PredictorCore:
         if self._watcher is None and float(self.conf.get("reload_s") or 0) > 0:
             self._watcher = asyncio.get_running_loop().create_task(self._watch_champion())
 
-    async def score_alone_or_batched(self, rows: list[dict], batched) -> tuple:
-        """Scoring runs in a thread, batched or not: behind HAProxy the replica's own event loop
-        accepts the requests, so it must stay free to queue them and to answer 503 beyond
-        max_queued_requests while a prediction runs."""
-        self._in_flight += 1
-        try:
-            if self._in_flight == 1:
-                return (await asyncio.to_thread(self.score_requests, [rows]))[0]
-            return await batched(rows)
-        finally:
-            self._in_flight -= 1
+    async def score(self, rows: list[dict]) -> tuple:
+        """(model, Scored) for `rows`, scored in a thread (behind HAProxy the replica's own event loop
+        accepts the requests: it must stay free to queue them and to answer 503 beyond
+        max_queued_requests while a prediction runs), at once or with the requests queued beside it."""
+        return await self.batcher.submit(rows)
 
     def score_requests(self, requests: list[list[dict]]) -> list[tuple]:
         """One prediction for all rows of a batch's requests (building a frame per request and
-        concatenating them cost more than the prediction itself). Never raises: @serve.batch would
-        fail every request of the batch with it. A failing call is bisected instead, and only the
+        concatenating them cost more than the prediction itself). Never raises: that would fail
+        every request of the batch. A failing call is bisected instead, and only the
         requests holding rows that fail alone get an error."""
         from lakeray.serve.model import Scored, score_isolated
 
@@ -116,20 +115,20 @@ class PredictorCore:
                                scored.model_broken))
                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-    async def predict_rows(self, rows: list[dict], score, batch: bool = False) -> tuple[str, list]:
-        """Score `rows` (through `score`, the batched call, or the canary), log them, shadow them."""
+    async def predict_rows(self, rows: list[dict], score=None, batch: bool = False) -> tuple[str, list]:
+        """Score `rows` (through `score`, by default the batcher, or the canary), log them, shadow them."""
         from lakeray.serve.model import score_isolated
         from lakeray.serve.schema import Prediction
 
         self._ensure_watcher()
         began = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = next(self._ids)
         variant, challenger = "champion", self.challenger
         if challenger and self.challenge["mode"] == "canary" and self._rng.random() * 100 < float(self.challenge["percent"]):
             variant, model = "canary", challenger
             scored = await asyncio.to_thread(score_isolated, model.bundle.predict_rows, rows)
         else:
-            model, scored = await score(rows)   # the model that produced these scores
+            model, scored = await (score or self.score)(rows)   # the model that produced these scores
         if scored.errors:
             raise _unscorable(model, scored, batch)
         values = [float(np.ravel(s)[0]) if np.ndim(s) else float(s) for s in scored.scores]
@@ -196,21 +195,49 @@ def _check_api_key(conf: dict) -> str | None:
     return api_key
 
 
-def _api(spec, conf: dict):
-    """The FastAPI app: offline docs, the body-size and API-key guard, 422s naming the field."""
+def _api(spec, conf: dict, core: PredictorCore, api_key: str | None = None):
+    """The ASGI app of one replica: the body-size and API-key guard in front of the prediction
+    routes (straight ASGI) and FastAPI (/healthz, offline docs; it also declares the prediction
+    routes, for OpenAPI), 422s naming the field. `api_key` (read where the app was built: the
+    replica's environment need not hold it) is required in x-api-key when serve.require_api_key."""
     from fastapi.exceptions import RequestValidationError
     from fastapi_offline import FastAPIOffline
 
     from lakeray.serve.guard import Guard
-    from lakeray.serve.schema import max_body_bytes, validation_error_handler
+    from lakeray.serve.routes import PredictRoutes
+    from lakeray.serve.schema import (
+        BatchPrediction,
+        Prediction,
+        batch_model,
+        max_body_bytes,
+        row_model,
+        validation_error_handler,
+    )
 
-    hint = ("" if conf.get("max_body_bytes", "auto") not in (None, "auto") else
-            f"; auto: serve.max_batch_rows {int(conf['max_batch_rows'])} x {len(spec.features)} fields")
+    Row = row_model(spec)   # the request models come from the spec
+    Batch = batch_model(spec, Row, int(conf["max_batch_rows"]))
     api = FastAPIOffline(title=f"lakeray {spec.name}", description=spec.description, static_url="/docs/static",
                          swagger_ui_parameters={"validatorUrl": None})
-    api.add_middleware(Guard, max_body_bytes=max_body_bytes(spec, conf), api_key=_check_api_key(conf), limit_hint=hint)
     api.add_exception_handler(RequestValidationError, validation_error_handler)
-    return api
+
+    async def predict(row: Row) -> Prediction:
+        _, preds = await core.predict_rows([row.model_dump()])
+        return preds[0]
+
+    async def predict_batch(body: Batch) -> BatchPrediction:
+        request_id, preds = await core.predict_rows([r.model_dump() for r in body.rows], batch=True)
+        return BatchPrediction(request_id=request_id, model_version=preds[0].model_version, predictions=preds)
+
+    async def healthz() -> dict:
+        return await core.health()
+
+    api.post("/predict", response_model=Prediction)(predict)
+    api.post("/predict/batch", response_model=BatchPrediction)(predict_batch)
+    api.get("/healthz")(healthz)
+    hint = ("" if conf.get("max_body_bytes", "auto") not in (None, "auto") else
+            f"; auto: serve.max_batch_rows {int(conf['max_batch_rows'])} x {len(spec.features)} fields")
+    routes = PredictRoutes(api, {"/predict": (Row, predict), "/predict/batch": (Batch, predict_batch)})
+    return Guard(routes, max_body_bytes=max_body_bytes(spec, conf), api_key=api_key, limit_hint=hint)
 
 
 def build_app(pipeline: str, env: str | None = None, overrides: dict | None = None, settings=None, loader=None):
@@ -222,53 +249,33 @@ def build_app(pipeline: str, env: str | None = None, overrides: dict | None = No
     from lakeray.config import load_settings
     from lakeray.lakehouse import Lakehouse
     from lakeray.serve.model import RegistryLoader
-    from lakeray.serve.schema import BatchPrediction, Prediction, batch_model, row_model
+    from lakeray.serve.schema import max_body_bytes
     from lakeray.spec import load_spec
 
     spec = load_spec(pipeline)
     settings = settings or load_settings(env, overrides=overrides)
     conf = settings["serve"]
-    Row = row_model(spec)   # the request models come from the spec: the routes are declared here
-    Batch = batch_model(spec, Row, int(conf["max_batch_rows"]))
-    api = _api(spec, conf)
-    batching = conf["batch"]
+    api_key = _check_api_key(conf)       # from the caller's environment; bad settings fail here, not in a replica
+    max_body_bytes(spec, conf)
 
     @serve.deployment(name=f"{spec.name}-predictor", max_ongoing_requests=int(conf["max_ongoing_requests"]),
                       max_queued_requests=int(conf.get("max_queued_requests", -1)),
                       num_replicas=conf.get("num_replicas", 1) if not conf.get("autoscaling") else "auto",
                       autoscaling_config=conf.get("autoscaling") or None,
+                      logging_config={"enable_access_log": bool(conf.get("access_log", False))},
                       ray_actor_options={"num_cpus": float(conf["replica_cpus"])})
-    @serve.ingress(api)
+    @serve.ingress()             # the ASGI app is built in the replica, around this instance
     class Predictor(PredictorCore):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
+        def __init__(self, spec, conf, lake, loader, api_key):
+            super().__init__(spec, conf, lake, loader)
+            self._api_key = api_key
             _settle_garbage_collector()      # the replica's own process, once its models are loaded
 
-        @serve.batch(max_batch_size=int(batching["max_batch_size"]), batch_wait_timeout_s=float(batching["wait_timeout_s"]))
-        async def batched(self, requests: list[list[dict]]) -> list[tuple]:
-            return await asyncio.to_thread(self.score_requests, requests)
-
-        async def score(self, rows: list[dict]) -> tuple:
-            """Alone on the replica: scored at once (no wait for company that is not coming); with
-            others in flight: through the batch, which gathers them into one prediction."""
-            return await self.score_alone_or_batched(rows, self.batched)
-
-        @api.post("/predict", response_model=Prediction)
-        async def predict(self, row: Row) -> Prediction:
-            _, preds = await self.predict_rows([row.model_dump()], self.score)
-            return preds[0]
-
-        @api.post("/predict/batch", response_model=BatchPrediction)
-        async def predict_batch(self, body: Batch) -> BatchPrediction:
-            request_id, preds = await self.predict_rows([r.model_dump() for r in body.rows], self.score, batch=True)
-            return BatchPrediction(request_id=request_id, model_version=preds[0].model_version, predictions=preds)
-
-        @api.get("/healthz")
-        async def healthz(self) -> dict:
-            return await self.health()
+        def __serve_build_asgi_app__(self):
+            return _api(self.spec, self.conf, self, self._api_key)
 
     return Predictor.bind(spec, conf, Lakehouse.for_pipeline(settings, spec),
-                          loader or RegistryLoader(settings, spec.name))
+                          loader or RegistryLoader(settings, spec.name), api_key)
 
 
 def _unscorable(model, scored, batch: bool):

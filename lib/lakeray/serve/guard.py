@@ -14,7 +14,20 @@ BODYLESS = (b"GET", b"HEAD", b"OPTIONS")
 TOO_LARGE = object()
 
 
-class Guard:
+class Wrapper:
+    """An ASGI app around `self.app` that shows the wrapped app's routes: Serve matches each request
+    against `routes` (and `router.redirect_slashes`) for the `route` label of its request metrics."""
+
+    @property
+    def routes(self):
+        return self.app.routes
+
+    @property
+    def router(self):
+        return self.app.router
+
+
+class Guard(Wrapper):
     def __init__(self, app, max_body_bytes: int, api_key: str | None, limit_hint: str = ""):
         self.app, self.max_body_bytes, self.limit_hint = app, max_body_bytes, limit_hint
         self.api_key = api_key.encode() if api_key else None

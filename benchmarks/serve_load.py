@@ -4,14 +4,17 @@
 
 The churn champion of benchmarks/serve_throughput.py (built in a scratch folder) is served with
 2 replicas on a local Ray. A paced client (--clients threads, keep-alive connections, --rate
-requests/s in all, each request a /predict row) runs twice for --seconds:
+requests/s in all, each request a /predict row) runs three times for --seconds:
   steady   no interference: every answer must be a 200;
   kill     at half time one replica actor is killed (ray.kill, no restart by hand): Serve's
            controller replaces it. Failed answers are counted against the requests that were in
-           flight at the moment of the kill.
+           flight at the moment of the kill. The client is a plain keep-alive http.client without
+           retries: what the server guarantees by itself;
+  kill-client  the same with lakeray's Client (lakeray.serve.client: a request whose connection
+           dropped before an answer, or answered 503, is sent again): what a caller of the client gets.
 Printed per run: requests, answers per status, errors, achieved rate, p50/p99 latency.
 The app is served as `lakeray serve` serves it (serve.ingress: haproxy: HAProxy retries a request
-whose replica died on another one) and the client is a plain keep-alive http.client, without retries.
+whose replica died on another one).
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/serve_load.py --ramp
 
@@ -42,13 +45,39 @@ log = logging.getLogger("benchmark")
 class Load:
     """`clients` threads, each on its own keep-alive connection, paced to `rate` requests/s in all."""
 
-    def __init__(self, port: int, body: str, rate: float, clients: int):
+    def __init__(self, port: int, body: str, rate: float, clients: int, lakeray_client: bool = False):
         self.port, self.body, self.interval, self.clients = port, body.encode(), clients / rate, clients
+        self.lakeray_client, self.retried = lakeray_client, 0
         self.records: list[tuple[float, float, object]] = []     # (sent, answered, status or error text)
         self.in_flight = 0
         self._lock = threading.Lock()
 
+    def _lakeray_client(self, until: float, offset: float) -> None:
+        from lakeray.serve.client import Client, ServeError
+
+        row = json.loads(self.body)
+        with Client(f"http://127.0.0.1:{self.port}", connections=1, timeout=30) as client:
+            next_at = time.monotonic() + offset
+            while next_at < until:
+                time.sleep(max(0.0, next_at - time.monotonic()))
+                next_at += self.interval
+                sent = time.monotonic()
+                with self._lock:
+                    self.in_flight += 1
+                try:
+                    client.predict(row)
+                    outcome = 200
+                except ServeError as exc:
+                    outcome = exc.status or f"no answer: {exc.detail}"
+                with self._lock:
+                    self.in_flight -= 1
+                    self.records.append((sent, time.monotonic(), outcome))
+            with self._lock:
+                self.retried += client.retried
+
     def _client(self, until: float, offset: float) -> None:
+        if self.lakeray_client:
+            return self._lakeray_client(until, offset)
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         next_at = time.monotonic() + offset
         while next_at < until:
@@ -99,6 +128,7 @@ class Load:
         return {"requests": len(self.records), "statuses": statuses, "errors": len(failed), "wall_s": wall,
                 "rate": len(self.records) / wall, "p50_ms": float(np.percentile(latency, 50)) if latency.size else None,
                 "p99_ms": float(np.percentile(latency, 99)) if latency.size else None, "event": event,
+                "retried": self.retried,
                 "failed_examples": [str(o)[:200] for _, _, o in failed[:3]]}
 
 
@@ -198,14 +228,17 @@ def main() -> None:
                     print(f"        e.g. {p['failed_examples']}")
             return
         runs = {"steady": Load(args.port, body, args.rate, args.clients).run(args.seconds),
-                "kill": Load(args.port, body, args.rate, args.clients).run(args.seconds, lambda: kill_one_replica("churn"))}
+                "kill": Load(args.port, body, args.rate, args.clients).run(args.seconds, lambda: kill_one_replica("churn")),
+                "kill-client": Load(args.port, body, args.rate, args.clients, lakeray_client=True).run(
+                    args.seconds, lambda: kill_one_replica("churn"))}
         serve.shutdown()
         ray.shutdown()
     print(f"{args.seconds:.0f} s per run, {args.clients} keep-alive clients paced to {args.rate:.0f} req/s, "
           f"2 replicas, loopback, 2 cores")
     for name, r in runs.items():
-        print(f"{name:<7} requests {r['requests']}  answers {json.dumps(r['statuses'])}  errors {r['errors']}  "
-              f"rate {r['rate']:.1f}/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms")
+        print(f"{name:<11} requests {r['requests']}  answers {json.dumps(r['statuses'])}  errors {r['errors']}  "
+              f"rate {r['rate']:.1f}/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms"
+              + (f"  sent again {r['retried']}" if name == "kill-client" else ""))
         if r["event"]:
             e = r["event"]
             print(f"        killed {e['killed']} at {e['t']:.1f} s with {e['in_flight_at_kill']} request(s) in flight "

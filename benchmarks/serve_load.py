@@ -18,7 +18,7 @@ whose replica died on another one).
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/serve_load.py --ramp
 
---ramp: autoscaling instead (min 1, max 3 replicas of 0.5 CPU, target 1 ongoing request per
+--ramp: autoscaling instead (min 1, max 3 replicas of 0.5 CPU, target 0.5 ongoing requests per
 replica, upscale delay 3 s, downscale delay 15 s): the rate ramps 10 -> 100 -> 400 -> 100 -> 10
 requests/s (the phases below); printed per phase: errors, p50/p99 and the replicas Serve ran
 (at the phase's start, its most, at its end), sampled every second from serve.status().
@@ -145,7 +145,7 @@ def kill_one_replica(app: str) -> dict:
 
 
 RAMP = [(10, 15), (100, 15), (400, 30), (100, 15), (10, 30)]        # (requests/s, seconds)
-AUTOSCALING = {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 1, "upscale_delay_s": 3,
+AUTOSCALING = {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 0.5, "upscale_delay_s": 3,
                "downscale_delay_s": 15, "metrics_interval_s": 1, "look_back_period_s": 3}
 
 
@@ -215,7 +215,7 @@ def main() -> None:
             phases = ramp(args.port, body, max(args.clients, 32), "churn")
             serve.shutdown()
             ray.shutdown()
-            print("autoscaling ramp (min 1, max 3 replicas, target 1 ongoing; upscale 3 s, downscale 15 s), "
+            print("autoscaling ramp (min 1, max 3 replicas, target 0.5 ongoing; upscale 3 s, downscale 15 s), "
                   "HAProxy ingress, loopback, 2 cores")
             print(f"{'req/s':>6} {'s':>4} {'requests':>8} {'achieved':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} "
                   f"{'replicas start/max/end':>22} {'changed after':>13}")

@@ -34,9 +34,10 @@ def replica(tiny_champion, churn_spec, tmp_path_factory):
     core.logger.close()
 
 
-def call(app, method: str, path: str, body: bytes = b"", key: str | None = KEY, chunks: int = 1):
+def call(app, method: str, path: str, body: bytes = b"", key: str | None = KEY, chunks: int = 1,
+         content_type: bytes | None = b"application/json"):
     """One request through an ASGI app: (status, parsed JSON or text)."""
-    headers = [(b"content-type", b"application/json")] + ([(b"x-api-key", key.encode())] if key else [])
+    headers = ([(b"content-type", content_type)] if content_type else []) + ([(b"x-api-key", key.encode())] if key else [])
     if chunks == 1:
         headers.append((b"content-length", str(len(body)).encode()))
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
@@ -111,6 +112,18 @@ def test_a_body_that_is_not_utf8_gets_400_naming_the_byte(replica):
     assert call(replica["fastapi"], "POST", "/predict", body) == (400, {"detail": "There was an error parsing the body"})
     status, answer = call(replica["app"], "POST", "/predict", body)
     assert status == 400 and "not valid UTF-8 (byte 14: b'\\xff')" in answer["detail"], answer
+
+
+def test_a_body_not_sent_as_json_gets_415_naming_the_content_type(replica):
+    """FastAPI reads a body as JSON only with a JSON content type (it answered 422 about a dictionary
+    otherwise): an HTML form from another site cannot post rows into the inference log."""
+    body = json.dumps(good_row(replica["spec"])).encode()
+    for content_type in (b"text/plain", b"application/x-www-form-urlencoded", None):
+        assert call(replica["fastapi"], "POST", "/predict", body, content_type=content_type)[0] == 422
+        status, answer = call(replica["app"], "POST", "/predict", body, content_type=content_type)
+        assert status == 415 and (content_type or b"no Content-Type").decode() in answer["detail"], answer
+    for content_type in (b"application/json; charset=utf-8", b"Application/JSON", b"application/vnd.lakeray+json"):
+        assert call(replica["app"], "POST", "/predict", body, content_type=content_type)[0] == 200, content_type
 
 
 def test_batch_errors_name_the_row_and_field(replica):

@@ -52,33 +52,46 @@ class Load:
         self.in_flight = 0
         self._lock = threading.Lock()
 
-    def _lakeray_client(self, until: float, offset: float) -> None:
+    def _raw_caller(self):
+        """(call, close) on a plain keep-alive http.client connection, reopened after a failure; no retries."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+        def call():
+            nonlocal conn
+            try:
+                conn.request("POST", "/predict", self.body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                return response.status
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                return f"{type(exc).__name__}: {exc}"
+
+        return call, lambda: conn.close()
+
+    def _lakeray_caller(self):
+        """(call, close) on lakeray's Client (resends on a dropped connection or a 503)."""
         from lakeray.serve.client import Client, ServeError
 
-        row = json.loads(self.body)
-        with Client(f"http://127.0.0.1:{self.port}", connections=1, timeout=30) as client:
-            next_at = time.monotonic() + offset
-            while next_at < until:
-                time.sleep(max(0.0, next_at - time.monotonic()))
-                next_at += self.interval
-                sent = time.monotonic()
-                with self._lock:
-                    self.in_flight += 1
-                try:
-                    client.predict(row)
-                    outcome = 200
-                except ServeError as exc:
-                    outcome = exc.status or f"no answer: {exc.detail}"
-                with self._lock:
-                    self.in_flight -= 1
-                    self.records.append((sent, time.monotonic(), outcome))
+        row, client = json.loads(self.body), Client(f"http://127.0.0.1:{self.port}", connections=1, timeout=30)
+
+        def call():
+            try:
+                client.predict(row)
+                return 200
+            except ServeError as exc:
+                return exc.status or f"no answer: {exc.detail}"
+
+        def close():
+            client.close()
             with self._lock:
                 self.retried += client.retried
 
+        return call, close
+
     def _client(self, until: float, offset: float) -> None:
-        if self.lakeray_client:
-            return self._lakeray_client(until, offset)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        call, close = self._lakeray_caller() if self.lakeray_client else self._raw_caller()
         next_at = time.monotonic() + offset
         while next_at < until:
             time.sleep(max(0.0, next_at - time.monotonic()))
@@ -86,19 +99,11 @@ class Load:
             sent = time.monotonic()
             with self._lock:
                 self.in_flight += 1
-            try:
-                conn.request("POST", "/predict", self.body, {"Content-Type": "application/json"})
-                response = conn.getresponse()
-                response.read()
-                outcome = response.status
-            except (OSError, http.client.HTTPException) as exc:
-                outcome = f"{type(exc).__name__}: {exc}"
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            outcome = call()
             with self._lock:
                 self.in_flight -= 1
                 self.records.append((sent, time.monotonic(), outcome))
-        conn.close()
+        close()
 
     def run(self, seconds: float, at_half=None) -> dict:
         began = time.monotonic()

@@ -42,18 +42,12 @@ def _rows(spec, n):
              for name, kind in spec.features.items()} for i in range(n)]
 
 
-async def _batched(core):
-    async def score(rows):
-        return core.score_requests([rows])[0]
-    return score
-
-
 def test_predictions_come_from_the_injected_model_and_are_logged(tiny_champion, churn_spec, tmp_path):
     core = _core(churn_spec, tmp_path, BundleLoader(tiny_champion["bundle_dir"], version="7"))
     rows = _rows(churn_spec, 5)
 
     async def run():
-        return await core.predict_rows(rows, await _batched(core), batch=True)
+        return await core.predict_rows(rows, batch=True)
 
     request_id, preds = asyncio.run(run())
     expected = tiny_champion["bundle"].predict_rows(rows)

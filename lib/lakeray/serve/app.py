@@ -115,8 +115,8 @@ class PredictorCore:
                                scored.model_broken))
                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-    async def predict_rows(self, rows: list[dict], score=None, batch: bool = False) -> tuple[str, list]:
-        """Score `rows` (through `score`, by default the batcher, or the canary), log them, shadow them."""
+    async def predict_rows(self, rows: list[dict], batch: bool = False) -> tuple[str, list]:
+        """Score `rows` (through the batcher, or the canary), log them, shadow them."""
         from lakeray.serve.model import score_isolated
         from lakeray.serve.schema import Prediction
 
@@ -128,7 +128,7 @@ class PredictorCore:
             variant, model = "canary", challenger
             scored = await asyncio.to_thread(score_isolated, model.bundle.predict_rows, rows)
         else:
-            model, scored = await (score or self.score)(rows)   # the model that produced these scores
+            model, scored = await self.score(rows)   # the model that produced these scores
         if scored.errors:
             raise _unscorable(model, scored, batch)
         values = [float(np.ravel(s)[0]) if np.ndim(s) else float(s) for s in scored.scores]

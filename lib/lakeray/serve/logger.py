@@ -149,7 +149,7 @@ class InferenceLogger:
             if self._converted and (len(self._converted) >= self.flush_rows or (urgent and not self._pending)):
                 self._write()
             elif rows:
-                time.sleep(0)                       # the GIL to the request path between chunks
+                continue                            # the next chunk (predictions_table offered the GIL after this one)
             elif stopping and not self._pending:
                 return
             elif not urgent:

@@ -185,3 +185,28 @@ def test_any_body_gets_what_fastapi_answers(replica, data):
         assert fast[1]["prediction"] == slow[1]["prediction"] and fast[1]["label"] == slow[1]["label"]
     else:
         assert fast == slow, (row, fast, slow)
+
+
+def test_a_handler_that_fails_unexpectedly_gets_a_logged_500_and_the_next_request_is_served(replica, caplog):
+    """Anything but an HTTPException from the handler: 500 naming the exception's type (its text
+    stays in the replica's log, not in the answer), and the route keeps serving."""
+    from lakeray.serve.routes import PredictRoutes
+
+    spec = replica["spec"]
+    Row = replica["app"].app.handlers["/predict"][0]
+    calls = []
+
+    async def flaky(row):
+        calls.append(row)
+        if len(calls) == 1:
+            raise KeyError("secret internals")
+        return await replica["app"].app.handlers["/predict"][1](row)
+
+    routes = PredictRoutes(replica["fastapi"], {"/predict": (Row, flaky)})
+    body = json.dumps(good_row(spec)).encode()
+    with caplog.at_level("ERROR", logger="lakeray.serve.routes"):
+        status, answer = call(routes, "POST", "/predict", body)
+    assert status == 500 and "KeyError" in answer["detail"] and "secret" not in answer["detail"], answer
+    assert any("prediction failed" in r.message and r.exc_info for r in caplog.records)
+    status, answer = call(routes, "POST", "/predict", body)
+    assert status == 200 and answer["model_version"] == "3"

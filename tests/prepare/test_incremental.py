@@ -294,6 +294,17 @@ def test_deleted_rows_flow_through_and_a_lost_feed_or_reset_bronze_recomputes(sp
         events = results["incremental"].silver["events"]
         assert commit_info(spark, events.path, events.version)["operation"] == "WRITE"
         assert results["incremental"].accounting["events"].quarantined == 1
+        # one rebuilt entity (p04), fewer than gold's files: a MERGE rewrites only its file
+        gold = results["incremental"].gold
+        assert commit_info(spark, gold.path, gold.version)["operation"] == "MERGE"
+        # an event for every person: more rebuilt entities than gold has files, so gold is written whole
+        everyone = [{"event_id": f"e{30 + i}", "person_id": p, "minutes": 0.5, "day": "2025-01-03"}
+                    for i, p in enumerate(PEOPLE)]
+        results = world.step({"people": [], "events": everyone, "accounts": []})
+        assert results["incremental"].mode == "incremental"
+        _check_same(world)
+        gold = results["incremental"].gold
+        assert commit_info(spark, gold.path, gold.version)["operation"] == "WRITE"
         settings, lake = world.settings["incremental"], world.lake["incremental"]
 
         def rerun(batch: dict) -> str:

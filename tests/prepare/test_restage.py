@@ -106,3 +106,24 @@ def test_bronze_is_filtered_on_its_keys_as_validation_types_them(spark, keys, to
     got = bronze_rows(bronze, no_new, source, keys_r).select("_batch_id", "id").collect()
     want = validate_rows(bronze, source).join(keys_r, ["id"], "left_semi").select("_batch_id", "id").collect()
     assert sorted(map(tuple, got)) == sorted(map(tuple, want))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(wanted=st.lists(st.tuples(st.sampled_from(["a", "k03", "k17", "k39", "z"]), st.sampled_from([0, 1, 2, 9])),
+                       max_size=5))
+def test_rows_of_keys_equals_the_join_and_reads_no_file_for_new_keys(spark, tmp_path_factory, wanted):
+    """The key-range filter never changes the rows (a two-column key, keys inside, between and outside
+    the table's range, none at all); keys beyond every file's statistics read no file."""
+    from lakeray.lakehouse import stats_property
+    from lakeray.prepare.restage import rows_of_keys
+
+    path = str(tmp_path_factory.mktemp("silver"))
+    rows = [(f"k{i:02d}", i % 3, f"v{i}") for i in range(40)]
+    (spark.createDataFrame(rows, "id string, part int, v string").repartition(4, "id").write.format("delta")
+     .option(*stats_property(["id", "part"])).save(path))
+    table = spark.read.format("delta").load(path)
+    keys_r = spark.createDataFrame(wanted, "id string, part int").distinct()
+    found = sorted(tuple(r) for r in rows_of_keys(table, keys_r, ["id", "part"]).collect())
+    assert found == sorted(tuple(r) for r in table.join(keys_r, ["id", "part"], "left_semi").collect())
+    new_only = rows_of_keys(table, spark.createDataFrame([("z1", 0), ("z2", 1)], "id string, part int"), ["id", "part"])
+    assert len(table.inputFiles()) == 4 and new_only.inputFiles() == [] and new_only.count() == 0

@@ -58,16 +58,26 @@ def table_id(spark, path: str) -> str | None:
     return meta.get("id") if meta else None
 
 
-def table_bytes(spark, path: str) -> int:
-    """The size of a table's live files at its newest version: the commit's checksum file (tableSizeBytes)
-    when Delta wrote one, else DESCRIBE DETAIL."""
+def _snapshot_detail(spark, path: str, field: str, detail: str) -> int:
+    """One figure of a table's newest version: from the commit's checksum file when Delta wrote one
+    (no Spark job), else DESCRIBE DETAIL."""
     version = latest_version(spark, path)
     text = fs.read_text(fs.join(path, "_delta_log", f"{int(version):020d}.crc"), spark) if version is not None else None
     if text:
-        size = json.loads(text).get("tableSizeBytes")
-        if size is not None:
-            return int(size)
-    return int(spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["sizeInBytes"])
+        value = json.loads(text).get(field)
+        if value is not None:
+            return int(value)
+    return int(spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()[detail])
+
+
+def table_bytes(spark, path: str) -> int:
+    """The size of a table's live files at its newest version."""
+    return _snapshot_detail(spark, path, "tableSizeBytes", "sizeInBytes")
+
+
+def table_files(spark, path: str) -> int:
+    """How many live files a table has at its newest version."""
+    return _snapshot_detail(spark, path, "numFiles", "numFiles")
 
 
 def commit_info(spark, path: str, version: int) -> dict:

@@ -16,7 +16,8 @@ the new rows alone (no bronze read); the others from every bronze row of R (the 
 whole history; `unique` also counts the silver rows outside R). Silver gets one MERGE: the keys of R
 without a clean row are deleted, changed rows updated, new ones inserted. Gold: the entities whose base
 row is in R or whose join values appear in an old or new row of R are rebuilt from the new silver
-and MERGEd on the entity key. The quarantine: one MERGE adds the new rows it holds and, for a source
+and written back (a MERGE on the entity key, or the whole table once the rebuilt entities outnumber
+gold's files: see _update_gold). The quarantine: one MERGE adds the new rows it holds and, for a source
 re-staged from bronze (and the rebuilt entities), replaces the rows of R's keys. The tables then hold
 what a full recompute writes; tests/prepare/test_incremental.py checks that row for row.
 """
@@ -40,6 +41,7 @@ from lakeray.lakehouse import (
     latest_version,
     read_version,
     table_bytes,
+    table_files,
     table_id,
     write_table,
 )
@@ -55,6 +57,7 @@ from lakeray.prepare.restage import (
     from_silver,
     from_silver_ok,
     outside_rows,
+    rows_of_keys,
     ties,
     touched_keys,
 )
@@ -255,7 +258,7 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
         keys = list(source.keys)
         new[name] = checkpointed(validate_rows(frames[name], source))
         keys_r[name] = checkpointed(touched_keys(name, source, new[name], silver_old[name], quarantine_old))
-        old[name] = checkpointed(silver_old[name].join(keys_r[name], keys, "left_semi"))
+        old[name] = checkpointed(rows_of_keys(silver_old[name], keys_r[name], keys))
         use_silver = from_silver_ok(source)
         if use_silver and not ties(new[name], old[name], source).isEmpty():
             log.info("prepare %s: a new row ties with silver's row of its key on every order column; "
@@ -294,7 +297,8 @@ class Restaged:
 class GoldRebuild:
     entities: DataFrame         # the entity keys rebuilt (checkpointed)
     staged: DataFrame           # their gold rows, staged and classified (checkpointed)
-    rows: DataFrame | None      # the clean rows the gold MERGE writes (None when a limit failed)
+    rows: DataFrame | None      # the clean rows of those entities (None when a limit failed)
+    after: DataFrame | None     # gold as the update leaves it: the other entities' rows and `rows`
     split_rows: dict[str, int]  # rows per split of gold as the MERGE leaves it
     failures: list[str]
 
@@ -319,13 +323,34 @@ def _rebuild_gold(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse
     log.info("prepare %s (rebuilt entities)", accounting[GOLD].line())
     failures = check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
     if failures:
-        return GoldRebuild(entities, staged, None, {}, failures)
+        return GoldRebuild(entities, staged, None, None, {}, failures)
     rows = gold_clean_rows(staged, joined, spec)
     kept = read_version(spark, lake.gold, previous["gold"]).join(entities, key, "left_anti")
     after = kept.unionByName(rows)       # the gold the MERGE would leave, checked first
     counts = {r[SPLIT]: r["n"] for r in after.groupBy(SPLIT).agg(F.count(F.lit(1)).alias("n")).collect()}
     split_rows = {part: counts.get(part, 0) for part in PARTS}
-    return GoldRebuild(entities, staged, rows, split_rows, split_failures(split_rows, staged, spec, settings, clean=after))
+    return GoldRebuild(entities, staged, rows, after, split_rows,
+                       split_failures(split_rows, staged, spec, settings, clean=after))
+
+
+def _outside_r(silver_old: DataFrame, keys_r: DataFrame, old: DataFrame, source: Source) -> DataFrame:
+    """Silver's rows outside R; all of them, with no join, when silver held no row of R (new keys)."""
+    return silver_old if old.isEmpty() else silver_old.join(keys_r, list(source.keys), "left_anti")
+
+
+def _update_gold(spark, spec: PipelineSpec, lake: Lakehouse, gold: GoldRebuild, entities: int,
+                 inputs: dict) -> TableVersion:
+    """One commit. Rebuilt entities are spread over every file of gold (it is ordered by split, not by
+    key), so once they outnumber its files a MERGE would rewrite nearly all of them anyway, after a
+    pass to find them and a shuffle join of gold against its source: gold is then written whole from
+    the rows the rebuild already has (the other entities' rows read once, and the rebuilt ones).
+    Fewer entities than files: MERGE on the entity key, which rewrites only the files they are in."""
+    key = spec.entity_key
+    if entities >= table_files(spark, lake.gold):
+        log.info("gold: %d rebuilt entities, rewriting the table", entities)
+        return write_table(gold.after, lake.gold, partition_by=[SPLIT], stats_columns=[key], lineage=inputs)
+    gone = gold.entities.join(gold.rows.select(key), key, "left_anti")
+    return merge_rows(spark, lake.gold, gold.rows, gone, [key], lineage=inputs)
 
 
 def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_id: str, bronze_versions: dict[str, int],
@@ -365,8 +390,8 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
 
         # silver as the MERGEs will leave it (the old rows outside R, and R's clean rows): gold is rebuilt
         # from it while the MERGEs run, instead of waiting for them and reading the new versions
-        silver_after = {n: (silver_old[n].join(keys_r[n], list(spec.sources[n].keys), "left_anti")
-                            .unionByName(new_rows[n]) if n in changed else silver_old[n]) for n in spec.sources}
+        silver_after = {n: (_outside_r(silver_old[n], keys_r[n], old_rows[n], spec.sources[n]).unionByName(new_rows[n])
+                            if n in changed else silver_old[n]) for n in spec.sources}
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="prepare-merge") as pool:
             merges = {n: pool.submit(merge_silver, n) for n in changed}
             gold = _rebuild_gold(spark, spec, settings, lake, previous, keys_r, old_rows, new_rows, silver_after,
@@ -381,8 +406,7 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="prepare-merge") as pool:   # two tables at once
         gold_merged = None
         if merged and not failures:
-            gone = gold.entities.join(gold.rows.select(key), key, "left_anti")
-            gold_merged = pool.submit(merge_rows, spark, lake.gold, gold.rows, gone, [key], lineage=lineage(
+            gold_merged = pool.submit(_update_gold, spark, spec, lake, gold, accounting[GOLD].rows_in, lineage(
                 run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
         qversion = TableVersion(lake.quarantine, previous["quarantine"])
         if changed:

@@ -65,6 +65,18 @@ def touched_keys(name: str, source: Source, new: DataFrame, silver_old: DataFram
     return reduce(DataFrame.unionByName, parts).distinct()
 
 
+def rows_of_keys(table: DataFrame, keys_r: DataFrame, keys: list[str]) -> DataFrame:
+    """The rows of `table` whose keys are in R. Filtered first on the range of R's keys (one small job
+    over R): Delta skips every file whose key statistics fall outside it, so keys that are all new
+    (events with increasing ids) read no file at all, where the join alone reads the whole table."""
+    bounds = keys_r.agg(*[F.min(k) for k in keys], *[F.max(k) for k in keys]).first()
+    if bounds[0] is None:
+        return table.limit(0)
+    lows, highs = bounds[:len(keys)], bounds[len(keys):]
+    within = reduce(lambda a, b: a & b, [F.col(k).between(F.lit(lo), F.lit(hi)) for k, lo, hi in zip(keys, lows, highs, strict=True)])
+    return table.where(within).join(keys_r, keys, "left_semi")
+
+
 def bronze_rows(bronze: DataFrame, new: DataFrame, source: Source, keys_r: DataFrame) -> DataFrame:
     """Every bronze row of R, validated, plus the new rows without a key: what `classify` re-stages.
     Bronze is filtered on its keys as validation types them before the rows are validated (the

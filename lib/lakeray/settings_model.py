@@ -65,6 +65,7 @@ class Jvm(Section):
 
 class Ingest(Section):
     jdbc_fetchsize: PositiveInt = None
+    parallel_sources: PositiveInt = None
 
 
 class Prepare(Section):

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 
 from pyspark.sql import types as T
 
 from lakeray.ingest.screen import Rejection
 
 log = logging.getLogger(__name__)
+# sources are ingested from threads: the first append creates the table, and two creating it at once
+# would conflict (Delta's version 0), so appends here go one at a time
+_APPEND = threading.Lock()
 
 REJECTED_FILES_SCHEMA = T.StructType([
     T.StructField("run_id", T.StringType()), T.StructField("source", T.StringType()),
@@ -30,7 +34,8 @@ def record_rejections(spark, path: str, source: str, rejections: list[Rejection]
         return
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     rows = [(run_id, source, r.file, r.reason, r.detail, int(batch_id), now) for r in rejections]
-    (spark.createDataFrame(rows, REJECTED_FILES_SCHEMA).write.format("delta").mode("append")
-     .option("txnAppId", app_id).option("txnVersion", batch_id).save(path))
+    with _APPEND:
+        (spark.createDataFrame(rows, REJECTED_FILES_SCHEMA).write.format("delta").mode("append")
+         .option("txnAppId", app_id).option("txnVersion", batch_id).save(path))
     for r in rejections:
         log.warning("source %s: file %s set aside (%s): %s; recorded in %s", source, r.file, r.reason, r.detail, path)

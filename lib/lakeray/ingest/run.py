@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from lakeray.config import Settings
 from lakeray.console import progress
@@ -45,13 +46,18 @@ def run_ingest(spark, spec: PipelineSpec, settings: Settings, sources: list[str]
     lake = Lakehouse.for_pipeline(settings, spec)
     run_id = run_id or new_run_id("ingest")
     fetchsize = int(settings.get("ingest", {}).get("jdbc_fetchsize", 10000))
-    results: dict[str, IngestResult] = {}
+    workers = int(settings.get("ingest", {}).get("parallel_sources", 1))
     selected = spec.selected_sources(sources, "--sources")
-    with progress(len(selected), f"ingest {spec.name}", "source") as bar:
-        for name in selected:
-            bar.set_postfix_str(name)
-            results[name] = _ingest_one(spark, spec, name, lake, run_id, fetchsize)
+    with progress(len(selected), f"ingest {spec.name}", "source") as bar, \
+            ThreadPoolExecutor(max_workers=max(1, min(workers, len(selected))), thread_name_prefix="ingest") as pool:
+        def one(name: str) -> IngestResult:
+            result = _ingest_one(spark, spec, name, lake, run_id, fetchsize)
             bar.update(1)
+            return result
+
+        # every source runs to its end even when another fails; the first failure (spec order) is raised
+        futures = {name: pool.submit(one, name) for name in selected}
+        results: dict[str, IngestResult] = {name: future.result() for name, future in futures.items()}
     append_run_metrics(spark, lake.run_metrics, [
         metric_row(run_id, "ingest", f"bronze/{r.source}", rows_in=r.rows_added, clean=r.rows_added,
                    details={**r.detail, "bronze_version": r.bronze_version})

@@ -25,6 +25,7 @@ from lakeray.ingest import run_ingest
 from lakeray.lakehouse import Lakehouse, commit_info, latest_version, read_version
 from lakeray.lakehouse.reset import reset
 from lakeray.prepare import run_prepare
+from lakeray.runs import append_run_metrics, last_note, metric_row
 from lakeray.spec.loader import parse_spec
 from tests.support import PG_CONNECTION, pg_sql, settings_in
 
@@ -235,6 +236,9 @@ def test_a_rerun_without_new_rows_commits_nothing_and_a_changed_spec_recomputes(
         settings, lake = world.settings["incremental"], world.lake["incremental"]
         tables = [*(lake.silver(n) for n in SPEC.sources), lake.gold, lake.quarantine]
         before = [latest_version(spark, t) for t in tables]
+        # a row appended by hand (no commit note): the last run's state is then read from the table itself
+        append_run_metrics(spark, lake.run_metrics, [metric_row("by-hand", "audit", "t", rows_in=0)])
+        assert last_note(spark, lake.run_metrics, "prepare") == (None, False)
         again = run_prepare(spark, SPEC, settings)
         assert again.mode == "incremental"
         assert [latest_version(spark, t) for t in tables] == before          # no source moved: no commit at all

@@ -62,5 +62,5 @@ def run_ingest(spark, spec: PipelineSpec, settings: Settings, sources: list[str]
         metric_row(run_id, "ingest", f"bronze/{r.source}", rows_in=r.rows_added, clean=r.rows_added,
                    details={**r.detail, "bronze_version": r.bronze_version})
         for r in results.values()
-    ])
+    ], note={"stage": "ingest", "run_id": run_id})
     return results

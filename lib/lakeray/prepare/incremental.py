@@ -78,7 +78,7 @@ from lakeray.prepare.steps import (
     split_failures,
 )
 from lakeray.prepare.validate import validate_rows
-from lakeray.runs import append_run_metrics, metric_row
+from lakeray.runs import append_run_metrics, last_note, metric_row
 from lakeray.spec import spec_hash
 from lakeray.spec.models import PipelineSpec, Source
 
@@ -99,16 +99,18 @@ def record_run(spark, spec: PipelineSpec, lake: Lakehouse, run_id: str, mode: st
     """One run-metrics row per table; an ok run also records the state the next run continues from."""
     ok = not failures and gold is not None
     state = {STATE: _state(spark, lake, spec, bronze_versions, silver, gold, quarantine)} if ok else {}
+    status = "ok" if not failures else "failed"
+    note = {"stage": "prepare", "run_id": run_id, "status": status, **state}   # what previous_run reads
     append_run_metrics(spark, lake.run_metrics, [
         metric_row(run_id, "prepare", a.table, rows_in=a.rows_in, clean=a.clean, quarantined=a.quarantined,
-                   duplicates=a.duplicates, deleted=a.deleted, status="ok" if not failures else "failed",
+                   duplicates=a.duplicates, deleted=a.deleted, status=status,
                    details={"mode": mode, "quarantine_by_rule": a.quarantine_by_rule,
                             "bronze_version": bronze_versions.get(n),
                             **({"split_rows": split_rows} if n == GOLD and split_rows else {}),
                             "output_version": (silver[n].version if n in silver else gold.version if n == GOLD and gold else None),
                             **state})
         for n, a in accounting.items()
-    ])
+    ], note=note)
 
 
 def gold_problem(spec: PipelineSpec) -> str | None:
@@ -131,13 +133,15 @@ def previous_run(spark, lake: Lakehouse, spec: PipelineSpec, bronze_now: dict[st
     problem = gold_problem(spec)
     if problem:
         return None, f"gold is rebuilt whole: {problem}"
-    if latest_version(spark, lake.run_metrics) is None:
-        return None, "no earlier run"
-    last = (spark.read.format("delta").load(lake.run_metrics).where(F.col("stage") == "prepare")
-            .orderBy(F.col("recorded_at").desc()).select("run_id", "status", "details").first())
+    last, known = last_note(spark, lake.run_metrics, "prepare")
+    if not known:       # the log cannot say: ask the table
+        row = (spark.read.format("delta").load(lake.run_metrics).where(F.col("stage") == "prepare")
+               .orderBy(F.col("recorded_at").desc()).select("run_id", "status", "details").first())
+        last = row and {"run_id": row["run_id"], "status": row["status"],
+                        STATE: json.loads(row["details"] or "{}").get(STATE)}
     if last is None:
         return None, "no earlier run"
-    state = json.loads(last["details"] or "{}").get(STATE)
+    state = last.get(STATE)
     if last["status"] != "ok" or not state:
         return None, f"the last run ({last['run_id']}) did not finish ok"
     if state["spec_hash"] != spec_hash(spec):

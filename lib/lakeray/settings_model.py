@@ -75,6 +75,7 @@ class Prepare(Section):
     incremental: bool = None
     incremental_min_bronze_mb: NonNegFloat = None
     incremental_max_change: Fraction = None
+    rewrite_rows_per_file: NonNegFloat = None
     deletion_vectors: bool = None
 
 

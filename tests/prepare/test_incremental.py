@@ -218,11 +218,21 @@ def test_incremental_equals_full_recompute(spark, pg_env, drops):
         assert first["incremental"].mode == "full"          # nothing to continue from yet
         _check_same(world)
         merged = 0
-        for batch in drops:
+        for n, batch in enumerate(drops):
+            # the first drop MERGEs every table it changes, the second writes each of them whole
+            rewrite = n % 2 == 1
+            world.settings["incremental"]["prepare"]["rewrite_rows_per_file"] = 0 if rewrite else 1e9
             results = world.step(batch)
             assert results["incremental"].mode == "incremental" and results["full"].mode == "full"
             _check_same(world)
             merged += _check_lineage(spark, results["incremental"])
+            for table in [results["incremental"].gold, *results["incremental"].silver.values()]:
+                info = commit_info(spark, table.path, table.version)
+                if info["user_metadata"]["run_id"] == results["incremental"].run_id and info["operation"] != "WRITE":
+                    assert not rewrite and info["operation"] == "MERGE", (table.path, info["operation"])
+                elif info["user_metadata"]["run_id"] == results["incremental"].run_id and not rewrite:
+                    # written, not MERGEd, while MERGE was asked for: only an append of new keys does that
+                    assert info["metrics"].get("numRemovedFiles", "0") == "0", table.path
         assert merged >= 2          # silver MERGEs ran (their lineage was checked)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

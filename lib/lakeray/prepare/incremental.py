@@ -14,7 +14,8 @@ left, with the spec's hash and lakeray's version). Otherwise run.py recomputes e
 R is re-staged (restage.py): a source without `unique` rules or `deletes` from silver's rows of R and
 the new rows alone (no bronze read); the others from every bronze row of R (the dedupe sees the key's
 whole history; `unique` also counts the silver rows outside R). Silver gets one MERGE: the keys of R
-without a clean row are deleted, changed rows updated, new ones inserted. Gold: the entities whose base
+without a clean row are deleted, changed rows updated, new ones inserted (or one append when none of R
+was in silver, or a rewrite of the table when the changed rows are spread over its files: _rewrites). Gold: the entities whose base
 row is in R or whose join values appear in an old or new row of R are rebuilt from the new silver
 and written back (a MERGE on the entity key, or the whole table once the rebuilt entities outnumber
 gold's files: see _update_gold). The quarantine: one MERGE adds the new rows it holds and, for a source
@@ -342,15 +343,23 @@ def _outside_r(silver_old: DataFrame, keys_r: DataFrame, old: DataFrame, source:
     return silver_old if old.isEmpty() else silver_old.join(keys_r, list(source.keys), "left_anti")
 
 
-def _update_gold(spark, spec: PipelineSpec, lake: Lakehouse, gold: GoldRebuild, entities: int,
+def _rewrites(spark, settings: Settings, path: str, changed: int) -> bool:
+    """Whether writing the table whole costs less than a MERGE of `changed` rows (conf's
+    prepare.rewrite_rows_per_file)."""
+    per_file = float(settings.get("prepare", {}).get("rewrite_rows_per_file", 1))
+    return changed >= per_file * table_files(spark, path)
+
+
+def _update_gold(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, gold: GoldRebuild, entities: int,
                  inputs: dict) -> TableVersion:
     """One commit. Rebuilt entities are spread over every file of gold (it is ordered by split, not by
-    key), so once they outnumber its files a MERGE would rewrite nearly all of them anyway, after a
-    pass to find them and a shuffle join of gold against its source: gold is then written whole from
-    the rows the rebuild already has (the other entities' rows read once, and the rebuilt ones).
-    Fewer entities than files: MERGE on the entity key, which rewrites only the files they are in."""
+    key), so once they outnumber its files (_rewrites) a MERGE would rewrite nearly all of them anyway,
+    after a pass to find them and a shuffle join of gold against its source: gold is then written whole
+    from the rows the rebuild already has (the other entities' rows read once, and the rebuilt ones).
+    Fewer entities: MERGE on the entity key, which rewrites only the files they are in. Silver is
+    treated alike (merge_silver in _write)."""
     key = spec.entity_key
-    if entities >= table_files(spark, lake.gold):
+    if _rewrites(spark, settings, lake.gold, entities):
         log.info("gold: %d rebuilt entities, rewriting the table", entities)
         return write_table(gold.after, lake.gold, partition_by=[SPLIT], stats_columns=[key], lineage=inputs)
     gone = gold.entities.join(gold.rows.select(key), key, "left_anti")
@@ -390,6 +399,9 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
                 if rows.isEmpty():
                     return TableVersion(lake.silver(name), previous["silver"][name])
                 return write_table(rows, lake.silver(name), mode="append", lineage=inputs)
+            if _rewrites(spark, settings, lake.silver(name), old_rows[name].count()):
+                log.info("silver/%s: the changed keys are spread over its files, rewriting the table", name)
+                return write_table(silver_after[name], lake.silver(name), lineage=inputs)
             return merge_rows(spark, lake.silver(name), rows, gone, keys, lineage=inputs)
 
         # silver as the MERGEs will leave it (the old rows outside R, and R's clean rows): gold is rebuilt
@@ -410,7 +422,7 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="prepare-merge") as pool:   # two tables at once
         gold_merged = None
         if merged and not failures:
-            gold_merged = pool.submit(_update_gold, spark, spec, lake, gold, accounting[GOLD].rows_in, lineage(
+            gold_merged = pool.submit(_update_gold, spark, spec, settings, lake, gold, accounting[GOLD].rows_in, lineage(
                 run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
         qversion = TableVersion(lake.quarantine, previous["quarantine"])
         if changed:

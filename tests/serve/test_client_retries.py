@@ -1,6 +1,7 @@
 """The Client's retries against a real socket server (no Ray): a connection dropped before an
-answer is sent again, a 503 is sent again after its Retry-After, and when every attempt fails the
-error says so instead of returning nothing."""
+answer is sent again, a 503 is sent again after its Retry-After, a 500/502/504 the ingress answered
+(not marked as lakeray's app's own) is sent again while the app's own 500 is raised at once, and when
+every attempt fails the error says so instead of returning nothing."""
 
 from __future__ import annotations
 
@@ -63,3 +64,21 @@ def test_every_attempt_failing_raises_with_the_last_answer():
     with Client(nobody, retries=1, backoff_s=0.01) as client, pytest.raises(ServeError) as refused:
         client.predict({"x": 1})
     assert refused.value.status == 0 and refused.value.attempts == 2 and "no answer" in str(refused.value)
+
+
+def test_an_ingress_5xx_is_sent_again_but_the_apps_own_500_is_raised_at_once():
+    ingress_500 = (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
+                   b"Connection: close\r\n\r\nInternal Server Error")
+    url, seen = _server([ingress_500, _http("502 Bad Gateway", {"detail": "no server"}),
+                         _http("504 Gateway Timeout", {"detail": "timeout"}), _http("200 OK", {"prediction": 0.5})])
+    with Client(url, retries=3, backoff_s=0.01) as client:
+        assert client.predict({"x": 1}) == {"prediction": 0.5}
+    assert client.retried == 3 and len(seen) == 4
+
+    own = _http("500 Internal Server Error", {"detail": "internal error (KeyError); the replica's log has it"},
+                "x-lakeray-error: 1\r\n")
+    url, seen = _server([own, _http("200 OK", {"prediction": 0.5})])
+    with Client(url, retries=3, backoff_s=0.01) as client, pytest.raises(ServeError) as caught:
+        client.predict({"x": 1})
+    assert caught.value.status == 500 and "KeyError" in caught.value.detail and caught.value.attempts == 1
+    assert client.retried == 0 and len(seen) == 1

@@ -35,8 +35,9 @@ def replica(tiny_champion, churn_spec, tmp_path_factory):
 
 
 def call(app, method: str, path: str, body: bytes = b"", key: str | None = KEY, chunks: int = 1,
-         content_type: bytes | None = b"application/json"):
-    """One request through an ASGI app: (status, parsed JSON or text)."""
+         content_type: bytes | None = b"application/json", headers_out: list | None = None):
+    """One request through an ASGI app: (status, parsed JSON or text); the answer's headers are added
+    to `headers_out`."""
     headers = ([(b"content-type", content_type)] if content_type else []) + ([(b"x-api-key", key.encode())] if key else [])
     if chunks == 1:
         headers.append((b"content-length", str(len(body)).encode()))
@@ -55,7 +56,10 @@ def call(app, method: str, path: str, body: bytes = b"", key: str | None = KEY, 
         sent.append(message)
 
     asyncio.run(app(scope, receive, send))
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    status = start["status"]
+    if headers_out is not None:
+        headers_out.extend(start.get("headers", []))
     content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     try:
         return status, json.loads(content)
@@ -204,9 +208,13 @@ def test_a_handler_that_fails_unexpectedly_gets_a_logged_500_and_the_next_reques
 
     routes = PredictRoutes(replica["fastapi"], {"/predict": (Row, flaky)})
     body = json.dumps(good_row(spec)).encode()
+    failed, served = [], []
     with caplog.at_level("ERROR", logger="lakeray.serve.routes"):
-        status, answer = call(routes, "POST", "/predict", body)
+        status, answer = call(routes, "POST", "/predict", body, headers_out=failed)
     assert status == 500 and "KeyError" in answer["detail"] and "secret" not in answer["detail"], answer
     assert any("prediction failed" in r.message and r.exc_info for r in caplog.records)
-    status, answer = call(routes, "POST", "/predict", body)
+    # marked as the app's own answer: the Client does not send it again (an ingress 500 it does)
+    assert (b"x-lakeray-error", b"1") in failed
+    status, answer = call(routes, "POST", "/predict", body, headers_out=served)
     assert status == 200 and answer["model_version"] == "3"
+    assert not any(k == b"x-lakeray-error" for k, _ in served)

@@ -9,8 +9,10 @@
 
 Keep-alive connections (a urllib3 pool shared by threads). Every route is an idempotent prediction,
 so a request is sent again, after an exponential backoff with jitter (and no sooner than a
-Retry-After header asks), when the server answers 503 (overloaded: serve.max_queued_requests) or the
-connection drops before an answer (a replica or the ingress went away). Any other answer than 200
+Retry-After header asks), when the server answers 503 (overloaded: serve.max_queued_requests), when
+the connection drops before an answer (a replica or the ingress went away), or on a 500/502/504 that
+the ingress answered, not lakeray's app (no x-lakeray-error header: HAProxy's own errors, which Ray's
+configuration answers as 500, around a replica that died). Any other answer than 200
 raises ServeError with the server's detail (a 422 names the field or row). `call` sends one raw
 request and returns the status, for callers that look at error answers themselves.
 """
@@ -32,6 +34,9 @@ import urllib3
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = (503,)
+# answered by the ingress, not by a replica's app (which marks its own 5xx with APP_ERROR_HEADER)
+INGRESS_STATUSES = (500, 502, 504)
+APP_ERROR_HEADER = "x-lakeray-error"
 # the connection went away before an answer: nothing was answered, so the prediction can be asked again
 DROPPED = (urllib3.exceptions.ProtocolError, urllib3.exceptions.NewConnectionError,
            urllib3.exceptions.ConnectTimeoutError)
@@ -54,7 +59,7 @@ class Client:
         self.connections = int(connections)
         self.headers = {"Content-Type": "application/json", **({"x-api-key": api_key} if api_key else {}),
                         **(headers or {})}
-        self.retried = 0            # requests sent again (503 or a dropped connection), for the caller's metrics
+        self.retried = 0            # requests sent again (503, the ingress's 5xx, a dropped connection)
         self._pool = urllib3.PoolManager(maxsize=self.connections, retries=False,
                                          timeout=urllib3.Timeout(total=float(timeout)))
 
@@ -94,7 +99,8 @@ class Client:
                 continue
             if response.status == 200:
                 return json.loads(response.data)
-            if response.status in RETRY_STATUSES and not last:
+            if not last and (response.status in RETRY_STATUSES or (
+                    response.status in INGRESS_STATUSES and APP_ERROR_HEADER not in response.headers)):
                 self.retried += 1
                 self._wait(attempt, response.headers.get("Retry-After"))
                 continue

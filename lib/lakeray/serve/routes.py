@@ -27,6 +27,9 @@ from lakeray.serve.schema import validation_errors
 
 log = logging.getLogger(__name__)
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# on every 5xx the app answers itself: a 500 without it came from the ingress (HAProxy's own 502/503/504,
+# which Ray's configuration answers as 500), before any replica answered, and the Client sends it again
+APP_ERROR_HEADER = b"x-lakeray-error"
 
 
 async def read_body(receive) -> bytes | None:
@@ -41,8 +44,9 @@ async def read_body(receive) -> bytes | None:
 
 
 async def answer(send, status: int, body: bytes) -> None:
+    extra = [(APP_ERROR_HEADER, b"1")] if status >= 500 else []
     await send({"type": "http.response.start", "status": status,
-                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
+                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *extra]})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -312,6 +312,7 @@ def test_deleted_rows_flow_through_and_a_lost_feed_or_reset_bronze_recomputes(sp
         gold = results["incremental"].gold
         assert commit_info(spark, gold.path, gold.version)["operation"] == "MERGE"
         # an event for every person: more rebuilt entities than gold has files, so gold is written whole
+        world.settings["incremental"]["prepare"]["rewrite_rows_per_file"] = 1
         everyone = [{"event_id": f"e{30 + i}", "person_id": p, "minutes": 0.5, "day": "2025-01-03"}
                     for i, p in enumerate(PEOPLE)]
         results = world.step({"people": [], "events": everyone, "accounts": []})

@@ -346,14 +346,14 @@ def _outside_r(silver_old: DataFrame, keys_r: DataFrame, old: DataFrame, source:
 def _rewrites(spark, settings: Settings, path: str, changed: int) -> bool:
     """Whether writing the table whole costs less than a MERGE of `changed` rows (conf's
     prepare.rewrite_rows_per_file)."""
-    per_file = float(settings.get("prepare", {}).get("rewrite_rows_per_file", 1))
+    per_file = float(settings.get("prepare", {}).get("rewrite_rows_per_file", 3))
     return changed >= per_file * table_files(spark, path)
 
 
 def _update_gold(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, gold: GoldRebuild, entities: int,
                  inputs: dict) -> TableVersion:
     """One commit. Rebuilt entities are spread over every file of gold (it is ordered by split, not by
-    key), so once they outnumber its files (_rewrites) a MERGE would rewrite nearly all of them anyway,
+    key), so once they are several per file (_rewrites) a MERGE would rewrite nearly all of them anyway,
     after a pass to find them and a shuffle join of gold against its source: gold is then written whole
     from the rows the rebuild already has (the other entities' rows read once, and the rebuilt ones).
     Fewer entities: MERGE on the entity key, which rewrites only the files they are in. Silver is

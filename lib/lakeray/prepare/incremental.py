@@ -338,9 +338,10 @@ def _rebuild_gold(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse
                        split_failures(split_rows, staged, spec, settings, clean=after))
 
 
-def _outside_r(silver_old: DataFrame, keys_r: DataFrame, old: DataFrame, source: Source) -> DataFrame:
-    """Silver's rows outside R; all of them, with no join, when silver held no row of R (new keys)."""
-    return silver_old if old.isEmpty() else silver_old.join(keys_r, list(source.keys), "left_anti")
+def _outside_r(silver_old: DataFrame, keys_r: DataFrame, held: int, source: Source) -> DataFrame:
+    """Silver's rows outside R; all of them, with no join, when silver held no row of R (`held` = 0:
+    new keys)."""
+    return silver_old.join(keys_r, list(source.keys), "left_anti") if held else silver_old
 
 
 def _rewrites(spark, settings: Settings, path: str, changed: int) -> bool:
@@ -386,6 +387,7 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
     if merged:
         new_rows = {n: clean_rows(staged[n], spec.sources[n]) for n in changed}
         old_rows = restaged.old
+        held = {n: old_rows[n].count() for n in changed}     # silver's rows of R (each a small checkpoint)
 
         def merge_silver(name: str) -> TableVersion:
             keys = list(spec.sources[name].keys)
@@ -393,20 +395,20 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
             # silver's own rows that stay are left out of the MERGE's source (nothing to write for them)
             rows = clean_rows(changed_clean(staged[name]), spec.sources[name])
             inputs = lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]})
-            if old_rows[name].isEmpty():
+            if not held[name]:
                 # no touched key is in silver (e.g. new events): every clean row is new, so an append
                 # does what the MERGE would, without joining the whole table against them
                 if rows.isEmpty():
                     return TableVersion(lake.silver(name), previous["silver"][name])
                 return write_table(rows, lake.silver(name), mode="append", lineage=inputs)
-            if _rewrites(spark, settings, lake.silver(name), old_rows[name].count()):
+            if _rewrites(spark, settings, lake.silver(name), held[name]):
                 log.info("silver/%s: the changed keys are spread over its files, rewriting the table", name)
                 return write_table(silver_after[name], lake.silver(name), lineage=inputs)
             return merge_rows(spark, lake.silver(name), rows, gone, keys, lineage=inputs)
 
         # silver as the MERGEs will leave it (the old rows outside R, and R's clean rows): gold is rebuilt
         # from it while the MERGEs run, instead of waiting for them and reading the new versions
-        silver_after = {n: (_outside_r(silver_old[n], keys_r[n], old_rows[n], spec.sources[n]).unionByName(new_rows[n])
+        silver_after = {n: (_outside_r(silver_old[n], keys_r[n], held[n], spec.sources[n]).unionByName(new_rows[n])
                             if n in changed else silver_old[n]) for n in spec.sources}
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="prepare-merge") as pool:
             merges = {n: pool.submit(merge_silver, n) for n in changed}

@@ -22,6 +22,7 @@ import logging
 from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
 
+from lakeray.serve.client import APP_ERROR_HEADER
 from lakeray.serve.guard import Wrapper
 from lakeray.serve.schema import validation_errors
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 JSON_HEADERS = [(b"content-type", b"application/json")]
 # on every 5xx the app answers itself: a 500 without it came from the ingress (HAProxy's own 502/503/504,
 # which Ray's configuration answers as 500), before any replica answered, and the Client sends it again
-APP_ERROR_HEADER = b"x-lakeray-error"
+APP_ERROR = APP_ERROR_HEADER.encode()
 
 
 async def read_body(receive) -> bytes | None:
@@ -44,7 +45,7 @@ async def read_body(receive) -> bytes | None:
 
 
 async def answer(send, status: int, body: bytes) -> None:
-    extra = [(APP_ERROR_HEADER, b"1")] if status >= 500 else []
+    extra = [(APP_ERROR, b"1")] if status >= 500 else []
     await send({"type": "http.response.start", "status": status,
                 "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *extra]})
     await send({"type": "http.response.body", "body": body})

@@ -231,9 +231,14 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
     phase = Timer()
     # the sources whose bronze moved; the others keep their silver as it is (no Spark job at all)
     changed = [n for n in spec.sources if bronze_versions[n] != previous["bronze"][n]]
+    workers = int(settings.get("prepare", {}).get("parallel_sources", 1))
     frames, added = {}, 0
+    # planning each change-feed scan is driver work (about 1 s per source): side by side
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="prepare-feed") as pool:
+        feeds = {n: pool.submit(added_rows, spark, lake.bronze(n), previous["bronze"][n], bronze_versions[n])
+                 for n in changed}
     for name in changed:
-        found = added_rows(spark, lake.bronze(name), previous["bronze"][name], bronze_versions[name])
+        found = feeds[name].result()
         if found is None:
             log.info("prepare %s: full recompute (bronze/%s has no change data feed for v%d..v%d)", run_id, name,
                      previous["bronze"][name] + 1, bronze_versions[name])
@@ -250,7 +255,6 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
     quarantine_old = read_version(spark, lake.quarantine, previous["quarantine"])
     staged: dict[str, DataFrame] = {}
     keys_r: dict[str, DataFrame] = {}
-    workers = int(settings.get("prepare", {}).get("parallel_sources", 1))
 
     new: dict[str, DataFrame] = {}
 

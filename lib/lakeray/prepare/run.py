@@ -8,8 +8,6 @@ bronze rows touch are re-staged and MERGEd. This module is the full recompute, a
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from functools import reduce
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -130,18 +128,17 @@ def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, ru
         if not failures:
             failures = split_failures(split_rows, gold_staged, spec, settings)
             phase("split checked")
-        # gold and the quarantine are written side by side (two jobs over the cached staged rows: each
-        # alone leaves a core idle for part of its write)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-gold") as pool:
-            gold_written = None if failures else pool.submit(
-                write_table, gold_clean_rows(gold_staged, joined, spec), lake.gold, partition_by=[SPLIT],
-                overwrite_schema=True, stats_columns=[spec.entity_key],
-                lineage=lineage(run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
-            qversion = write_table(reduce(DataFrame.unionByName, quarantined), lake.quarantine, partition_by=["source"],
-                                   overwrite_schema=True, stats_columns=["key", "run_id", "rule"], deletion_vectors=dv,
-                                   lineage=lineage(run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
-            gold = gold_written.result() if gold_written else None
-        phase("gold and quarantine written")
+        if not failures:
+            gold = write_table(gold_clean_rows(gold_staged, joined, spec), lake.gold, partition_by=[SPLIT], overwrite_schema=True, stats_columns=[spec.entity_key],
+                               lineage=lineage(run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
+            phase("gold written")
+        rejected = quarantined[0]
+        for extra in quarantined[1:]:
+            rejected = rejected.unionByName(extra)
+        qversion = write_table(rejected, lake.quarantine, partition_by=["source"], overwrite_schema=True,
+                               stats_columns=["key", "run_id", "rule"], deletion_vectors=dv,
+                               lineage=lineage(run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
+        phase("quarantine written")
         record_run(spark, spec, lake, run_id, "full", accounting, bronze_versions, silver, gold, qversion,
                    split_rows, failures)
         phase("run metrics written")

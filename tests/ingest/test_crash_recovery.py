@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from lakeray.lakehouse import Lakehouse
 from tests.support import ROOT, stage_churn
@@ -59,8 +60,6 @@ def test_reruns_after_kills_do_not_duplicate(spark, postgres, churn_spec, tmp_pa
 
     # 4. side by side: a re-delivered file in every file source, the job killed at the JDBC MERGE's
     # commit while the file streams run; the rerun lands each new file once, whatever the kill left
-    from pyspark.sql import functions as F
-
     for name in ("customers", "tickets", "usage"):
         folder = Path(lake.landing(churn_spec.sources[name].path, name))
         first = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))[0]

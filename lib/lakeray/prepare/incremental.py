@@ -75,6 +75,7 @@ from lakeray.prepare.steps import (
     finish,
     gold_clean_rows,
     gold_stage,
+    parallel_sources,
     rejected_rows,
     split_failures,
 )
@@ -231,10 +232,10 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
     phase = Timer()
     # the sources whose bronze moved; the others keep their silver as it is (no Spark job at all)
     changed = [n for n in spec.sources if bronze_versions[n] != previous["bronze"][n]]
-    workers = int(settings.get("prepare", {}).get("parallel_sources", 1))
+    workers = parallel_sources(settings)
     frames, added = {}, 0
     # planning each change-feed scan is driver work (about 1 s per source): side by side
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="prepare-feed") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare-feed") as pool:
         feeds = {n: pool.submit(added_rows, spark, lake.bronze(n), previous["bronze"][n], bronze_versions[n])
                  for n in changed}
     for name in changed:
@@ -414,7 +415,7 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
         # from it while the MERGEs run, instead of waiting for them and reading the new versions
         silver_after = {n: (_outside_r(silver_old[n], keys_r[n], held[n], spec.sources[n]).unionByName(new_rows[n])
                             if n in changed else silver_old[n]) for n in spec.sources}
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="prepare-merge") as pool:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare-merge") as pool:
             merges = {n: pool.submit(merge_silver, n) for n in changed}
             gold = _rebuild_gold(spark, spec, settings, lake, previous, keys_r, old_rows, new_rows, silver_after,
                                  accounting)

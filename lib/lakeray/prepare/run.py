@@ -32,6 +32,7 @@ from lakeray.prepare.steps import (
     finish,
     gold_clean_rows,
     gold_stage,
+    parallel_sources,
     rejected_rows,
     split_failures,
     stage_source,
@@ -78,7 +79,7 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
 
 def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_id: str,
               bronze_versions: dict[str, int]) -> PrepareResult:
-    workers = int(settings.get("prepare", {}).get("parallel_sources", 1))
+    workers = parallel_sources(settings)
     dv = deletion_vectors(settings)
     # a live bar on a terminal: each source staged, each silver written, gold + quarantine
     bar = progress(2 * len(spec.sources) + 1, f"prepare {spec.name}")

@@ -182,6 +182,11 @@ def check_limits(spec: PipelineSpec, settings: Settings, accounting: dict[str, A
     return failures
 
 
+def parallel_sources(settings: Settings) -> int:
+    """How many sources prepare works on at once (conf prepare.parallel_sources)."""
+    return max(1, int(settings.get("prepare", {}).get("parallel_sources", 1)))
+
+
 def each_source(spec: PipelineSpec, fn, workers: int) -> dict:
     """fn(name, source) for every source; in threads when workers > 1 (Spark runs their jobs
     concurrently, which hides the fixed cost of each small job). Results in spec order."""

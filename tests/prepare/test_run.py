@@ -106,11 +106,17 @@ def test_gold_has_features_target_and_split(spark, churn_world):
 
 def test_quarantine_limit_fails_the_job_and_keeps_silver(spark, churn_world):
     settings, spec, lake = churn_world["settings"], churn_world["spec"], churn_world["lake"]
-    strict = spec.model_copy(update={"sources": {**spec.sources, "customers": spec.sources["customers"].model_copy(
-        update={"max_quarantine_rate": 0.01})}})
+    truth = churn_world["truth"].expected
+    tickets_rate = truth["tickets"]["quarantined"] / truth["tickets"]["rows_in"]
+    assert tickets_rate > 0
+    # customers (a unique rule: staged whole) and tickets (row rules only: its rejected rows counted apart)
+    strict = spec.model_copy(update={"sources": {
+        **spec.sources, "customers": spec.sources["customers"].model_copy(update={"max_quarantine_rate": 0.01}),
+        "tickets": spec.sources["tickets"].model_copy(update={"max_quarantine_rate": tickets_rate / 2})}})
     silver_before = latest_version(spark, lake.silver("customers"))
     gold_before = latest_version(spark, lake.gold)
     q_before = latest_version(spark, lake.quarantine)
+    runs_before = {r["run_id"] for r in spark.read.format("delta").load(lake.run_metrics).select("run_id").collect()}
     with pytest.raises(DataQualityError) as info:
         run_prepare(spark, strict, settings)
     msg = str(info.value)
@@ -119,8 +125,14 @@ def test_quarantine_limit_fails_the_job_and_keeps_silver(spark, churn_world):
     assert latest_version(spark, lake.silver("customers")) == silver_before
     assert latest_version(spark, lake.gold) == gold_before
     assert latest_version(spark, lake.quarantine) == q_before + 1     # the rejected rows are still kept
-    failed = spark.read.format("delta").load(lake.run_metrics).where("status = 'failed'").collect()
-    assert {r["table"] for r in failed} == set(spec.sources)
+    assert "source 'tickets'" in msg and "(sources.tickets.max_quarantine_rate)" in msg
+    failed = [r for r in spark.read.format("delta").load(lake.run_metrics).where("status = 'failed'").collect()
+              if r["run_id"] not in runs_before]
+    assert sorted(r["table"] for r in failed) == sorted(spec.sources)
+    for r in failed:        # a stopped run still counts every status of every source
+        assert r["reconciled"], r["table"]
+        assert (r["rows_in"], r["rows_clean"], r["rows_quarantined"], r["rows_duplicate"]) == tuple(
+            truth[r["table"]][k] for k in ("rows_in", "clean", "quarantined", "duplicates")), r["table"]
 
 
 def test_gold_quarantine_limit_comes_from_conf(spark, churn_world):

@@ -7,10 +7,12 @@ bronze rows touch are re-staged and MERGEd. This module is the full recompute, a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
+from pyspark.sql import functions as F
 
 from lakeray.config import Settings
 from lakeray.console import progress
@@ -18,6 +20,7 @@ from lakeray.errors import SourceError
 from lakeray.lakehouse import Lakehouse, TableVersion, latest_version, read_version, write_table
 from lakeray.lineage import lineage
 from lakeray.prepare.dataset import build_dataset
+from lakeray.prepare.dedupe import STATUS
 from lakeray.prepare.incremental import previous_run, record_run, run_incremental
 from lakeray.prepare.split import PARTS, SPLIT, column_type, split_column
 from lakeray.prepare.steps import (
@@ -26,13 +29,18 @@ from lakeray.prepare.steps import (
     PrepareResult,
     Timer,
     account,
+    account_rejected,
     check_limits,
     clean_rows,
+    complete_accounting,
     each_source,
     finish,
     gold_clean_rows,
     gold_stage,
+    keeps_every_row,
+    observe_statuses,
     parallel_sources,
+    rejected_by_validation,
     rejected_rows,
     split_failures,
     stage_source,
@@ -77,48 +85,89 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
     return _run_full(spark, spec, settings, lake, run_id, bronze_versions)
 
 
+@dataclasses.dataclass
+class _Staged:
+    """A source after the first pass: its accounting so far, its rejected rows (cached), and either
+    every staged row (cached: a source with a set-level rule) or its bronze, staged again by the
+    silver write, which counts the statuses as it goes (no cache of the whole source)."""
+    bronze: DataFrame
+    acct: Accounting
+    rejected: DataFrame
+    every_row: DataFrame | None
+
+
+def _stage(bronze: DataFrame, name: str, source: Source) -> _Staged:
+    rows_in = bronze.count()
+    if keeps_every_row(source):
+        frame = stage_source(bronze, source).persist(StorageLevel.MEMORY_AND_DISK)
+        acct, _ = account(name, rows_in, frame)
+        return _Staged(bronze, acct, frame.where(F.col(STATUS) == "quarantined"), frame)
+    rejected = rejected_by_validation(bronze, source).persist(StorageLevel.MEMORY_AND_DISK)
+    return _Staged(bronze, account_rejected(name, rows_in, rejected), rejected, None)
+
+
+def _silver_rows(staged: _Staged, name: str, source: Source) -> tuple[DataFrame, Observation | None]:
+    if staged.every_row is not None:
+        return clean_rows(staged.every_row, source), None
+    frame, observation = observe_statuses(stage_source(staged.bronze, source), name)
+    return clean_rows(frame, source), observation
+
+
+def _account_unwritten(staged: dict[str, _Staged], spec: PipelineSpec) -> None:
+    """A run the limits stop writes no silver: the counts a silver write would have seen, by a pass
+    of their own (the failure path only), so its run metrics still reconcile."""
+    for name, st in staged.items():
+        if st.every_row is None:
+            st.acct, _ = account(name, st.acct.rows_in, stage_source(st.bronze, spec.sources[name]))
+
+
 def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_id: str,
               bronze_versions: dict[str, int]) -> PrepareResult:
+    """First a pass that counts what each source quarantines (and keeps those rows), judged against
+    the limits before anything is written; then silver straight from bronze, its statuses counted by
+    the write itself; gold from the silver just written; one quarantine write."""
     workers = parallel_sources(settings)
     dv = deletion_vectors(settings)
     # a live bar on a terminal: each source staged, each silver written, gold + quarantine
     bar = progress(2 * len(spec.sources) + 1, f"prepare {spec.name}")
     phase = Timer()
 
-    def stage(name: str, source: Source) -> tuple[DataFrame, Accounting]:
-        bronze = read_version(spark, lake.bronze(name), bronze_versions[name])
-        frame = stage_source(bronze, source).persist(StorageLevel.MEMORY_AND_DISK)
-        acct, _ = account(name, bronze.count(), frame)
-        log.info("prepare %s", acct.line())
+    def stage(name: str, source: Source) -> _Staged:
+        staged = _stage(read_version(spark, lake.bronze(name), bronze_versions[name]), name, source)
         bar.update(1)
-        return frame, acct
+        return staged
 
-    outcomes = each_source(spec, stage, workers)
+    staged: dict[str, _Staged] = each_source(spec, stage, workers)
     phase("stage + account sources")
-    staged: dict[str, DataFrame] = {n: o[0] for n, o in outcomes.items()}
-    accounting: dict[str, Accounting] = {n: o[1] for n, o in outcomes.items()}
-
-    quarantined = [rejected_rows(f, n, run_id, spec.sources[n].keys) for n, f in staged.items()]
+    accounting: dict[str, Accounting] = {n: st.acct for n, st in staged.items()}
+    quarantined = [rejected_rows(st.rejected, n, run_id, spec.sources[n].keys) for n, st in staged.items()]
     failures = check_limits(spec, settings, accounting, lake)
     silver: dict[str, TableVersion] = {}
     gold = None
+    gold_staged = None
     split_rows: dict[str, int] = {}
     try:
-        if not failures:
+        if failures:
+            _account_unwritten(staged, spec)
+            accounting = {n: st.acct for n, st in staged.items()}
+        else:
             def write_silver(name: str, source: Source) -> TableVersion:
-                written = write_table(clean_rows(staged[name], source), lake.silver(name), overwrite_schema=True,
+                rows, observation = _silver_rows(staged[name], name, source)
+                written = write_table(rows, lake.silver(name), overwrite_schema=True,
                                       stats_columns=[*source.keys, *([source.latest_by] if source.latest_by else [])],
                                       deletion_vectors=dv,
                                       lineage=lineage(run_id, spec, {f"bronze/{name}": bronze_versions[name]}))
+                if observation is not None:
+                    complete_accounting(staged[name].acct, observation.get)
+                log.info("prepare %s", staged[name].acct.line())
                 bar.update(1)
                 return written
 
             silver = each_source(spec, write_silver, workers)
             phase("silver written")
-            # gold from the cached staged rows (the rows just written to silver), not a re-read of silver
-            joined = build_dataset({n: clean_rows(staged[n], spec.sources[n]) for n in spec.sources}, spec)
+            # gold from the silver just written (the columns the joins need), not from a cache of the staging
+            joined = build_dataset({n: read_version(spark, t.path, t.version) for n, t in silver.items()}, spec)
             gold_staged = gold_stage(joined, spec).persist(StorageLevel.MEMORY_AND_DISK)
-            staged[GOLD] = gold_staged
             split_of = split_column(spec.split, spec.entity_key, column_type(gold_staged, spec.split))
             accounting[GOLD], by_split = account(GOLD, accounting[spec.dataset.base].clean, gold_staged, split_of)
             split_rows = {part: by_split.get(part, 0) for part in PARTS}
@@ -146,6 +195,7 @@ def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, ru
         bar.update(1)
     finally:
         bar.close()
-        for frame in staged.values():
+        for frame in [*(st.every_row if st.every_row is not None else st.rejected for st in staged.values()),
+                      *([gold_staged] if gold_staged is not None else [])]:
             frame.unpersist()
     return finish(run_id, failures, accounting, bronze_versions, silver, gold, qversion, "full")

@@ -9,7 +9,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from lakeray.config import Settings
@@ -31,6 +31,7 @@ from lakeray.spec.models import PipelineSpec, Source
 
 log = logging.getLogger(__name__)
 GOLD = "dataset"
+STATUSES = ("clean", "quarantined", "duplicate", "deleted")
 DEFAULT_MIN_SPLIT_ROWS = 20      # conf prepare.min_split_rows
 
 
@@ -67,6 +68,44 @@ class Accounting:
 def stage_source(bronze: DataFrame, source: Source) -> DataFrame:
     """bronze -> every row tagged clean | quarantined | duplicate (pure)."""
     return classify(validate_rows(bronze, source), source)
+
+
+def keeps_every_row(source: Source) -> bool:
+    """A `unique` rule is judged among the rows that survive the dedupe, so such a source's staged
+    rows are cached whole; for any other source validation alone decides what is quarantined."""
+    return any(e.rule == "unique" for e in source.expectations)
+
+
+def rejected_by_validation(bronze: DataFrame, source: Source) -> DataFrame:
+    """The rows stage_source tags `quarantined` for a source without a set-level rule: those that
+    break a row-level rule (only valid rows compete in the dedupe), as stage_source leaves them."""
+    return validate_rows(bronze, source).where(F.size(VIOLATIONS) > 0).withColumn(STATUS, F.lit("quarantined"))
+
+
+def account_rejected(table: str, rows_in: int, rejected: DataFrame) -> Accounting:
+    """What the quarantine limit needs before anything is written, from the rejected rows alone (one
+    small job); the clean, duplicate and deleted counts come from the silver write (observe_statuses)."""
+    rows = rejected.groupBy(F.col(VIOLATIONS)[0]["rule"].alias("rule")).agg(F.count(F.lit(1)).alias("n")).collect()
+    by_rule = {r["rule"]: r["n"] for r in rows}
+    return Accounting(table, rows_in, 0, sum(by_rule.values()), 0, by_rule)
+
+
+def observe_statuses(staged: DataFrame, table: str) -> tuple[DataFrame, Observation]:
+    """The staged rows, counted per status by the job that consumes them (no pass of its own)."""
+    observation = Observation(f"prepare {table}")
+    return staged.observe(observation, *[F.count_if(F.col(STATUS) == s).alias(s) for s in STATUSES]), observation
+
+
+def complete_accounting(acct: Accounting, counts: dict) -> Accounting:
+    """account_rejected's numbers completed with the statuses a silver write saw; the quarantined rows
+    it saw must be those counted before the write."""
+    if counts["quarantined"] != acct.quarantined:
+        raise RuntimeError(f"accounting does not reconcile for {acct.table}: {acct.quarantined} rows rejected "
+                           f"before the silver write, {counts['quarantined']} seen by it")
+    acct.clean, acct.duplicates, acct.deleted = counts["clean"], counts["duplicate"], counts["deleted"]
+    if not acct.reconciled:
+        raise RuntimeError(f"accounting does not reconcile for {acct.table}: {acct.line()}")
+    return acct
 
 
 def account(table: str, rows_in: int | None, staged: DataFrame, by: Column | None = None,

@@ -85,9 +85,8 @@ def rejected_by_validation(bronze: DataFrame, source: Source) -> DataFrame:
 def account_rejected(table: str, rows_in: int, rejected: DataFrame) -> Accounting:
     """What the quarantine limit needs before anything is written, from the rejected rows alone (one
     small job); the clean, duplicate and deleted counts come from the silver write (observe_statuses)."""
-    rows = rejected.groupBy(F.col(VIOLATIONS)[0]["rule"].alias("rule")).agg(F.count(F.lit(1)).alias("n")).collect()
-    by_rule = {r["rule"]: r["n"] for r in rows}
-    return Accounting(table, rows_in, 0, sum(by_rule.values()), 0, by_rule)
+    acct, _ = account(table, None, rejected)        # every row quarantined: it reconciles on its own
+    return dataclasses.replace(acct, rows_in=rows_in)
 
 
 def observe_statuses(staged: DataFrame, table: str) -> tuple[DataFrame, Observation]:

@@ -8,7 +8,7 @@ import pytest
 
 from lakeray.errors import SourceError
 from lakeray.ingest.jdbc import ingest_jdbc, redact
-from lakeray.spec.models import Source
+from lakeray.spec.models import JdbcCursor, Source
 from tests.support import PG_CONNECTION, pg_sql, pg_table
 
 SOURCE = Source.model_validate({
@@ -78,3 +78,71 @@ def test_missing_table_and_column(spark, tmp_path, accounts):
 def test_redact_hides_passwords_in_urls():
     assert redact("jdbc:postgresql://h:5432/db?user=u&password=p&ssl=true") == "jdbc:postgresql://h:5432/db?user=u&password=***&ssl=true"
     assert redact("jdbc:mysql://u:pw@h/db") == "jdbc:mysql://***@h/db"
+
+
+CURSOR = SOURCE.model_copy(update={"table": "crm.ledger", "cursor": JdbcCursor(column="updated_at", lookback=3600)})
+
+
+@pytest.fixture
+def ledger(postgres, monkeypatch):
+    return pg_table(postgres, monkeypatch,
+                    "CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.ledger;"
+                    "CREATE TABLE crm.ledger (id text, balance double precision, active boolean, updated_at timestamp,"
+                    " note text)",
+                    "INSERT INTO crm.ledger VALUES ('a', 1, true, '2025-01-01', 'x'), ('b', 2, true, '2025-01-05', 'x'),"
+                    "('c', 3, true, NULL, 'x')")
+
+
+def _ledger_rows(spark, tmp_path) -> list[tuple]:
+    bronze = spark.read.format("delta").load(str(tmp_path / "bronze"))
+    return sorted((r["id"], r["balance"]) for r in bronze.collect())
+
+
+def test_a_cursor_reads_only_rows_at_or_after_the_landed_max(spark, tmp_path, ledger, caplog):
+    """cursor: {column: updated_at, lookback: 3600}: the second run asks PostgreSQL only for the rows at or
+    after the greatest updated_at landed (2025-01-05) less an hour, and those with none. A change that did
+    not move the cursor, or moved it further back than the lookback, is not read, which a run without
+    the cursor then shows by landing both."""
+    def run(source):
+        return ingest_jdbc(spark, "ledger", source, str(tmp_path / "bronze"), "run-x", fetchsize=100)
+
+    assert run(CURSOR) == 3
+    pg_sql(ledger,
+           "UPDATE crm.ledger SET balance = 10 WHERE id = 'a'",                      # cursor not moved: unseen
+           "UPDATE crm.ledger SET balance = 30 WHERE id = 'c'",                      # no cursor: read every run
+           "INSERT INTO crm.ledger VALUES ('d', 4, true, '2025-01-04 23:30', 'x'),"  # late, within the lookback
+           "('e', 5, true, '2025-01-03', 'x'),"                                      # older than the lookback
+           "('f', 6, true, '2025-02-01', 'x')")
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="lakeray")
+    assert run(CURSOR) == 3                                                          # c's new version, d, f
+    assert "with updated_at >= 2025-01-04 23:00:00 or NULL (cursor)" in caplog.text
+    assert "4 row(s) read from crm.ledger, 3 new" in caplog.text                     # b, c, d, f; not a nor e
+    assert _ledger_rows(spark, tmp_path) == [("a", 1.0), ("b", 2.0), ("c", 3.0), ("c", 30.0), ("d", 4.0), ("f", 6.0)]
+    assert run(CURSOR) == 0                                                          # reads f and c again: nothing new
+    assert run(SOURCE.model_copy(update={"table": "crm.ledger"})) == 2               # the whole table: a's change and e
+    assert _ledger_rows(spark, tmp_path) == [("a", 1.0), ("a", 10.0), ("b", 2.0), ("c", 3.0), ("c", 30.0), ("d", 4.0),
+                                             ("e", 5.0), ("f", 6.0)]
+
+
+def test_a_cursor_the_database_keeps_as_text_is_refused(spark, tmp_path, ledger):
+    source = SOURCE.model_copy(update={"table": "crm.ledger", "columns": {**SOURCE.columns, "note": "bigint"},
+                                       "cursor": JdbcCursor(column="note")})
+    pg_sql(ledger, "UPDATE crm.ledger SET note = '7'")
+    ingest_jdbc(spark, "ledger", source.model_copy(update={"cursor": None}), str(tmp_path / "bronze"), "r", 100)
+    with pytest.raises(SourceError, match=r"source 'ledger': cursor.column 'note' is string in table crm.ledger; "
+                                          r"a cursor must be a number, date or timestamp in the database"):
+        ingest_jdbc(spark, "ledger", source, str(tmp_path / "bronze"), "r", 100)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"format": "csv", "path": "x", "table": None, "connection": None}, "cursor needs a jdbc source"),
+    ({"cursor": {"column": "nope"}}, "cursor.column 'nope' is not one of the declared columns"),
+    ({"cursor": {"column": "active"}}, "cursor.column 'active' is boolean; a cursor must be one of int, bigint"),
+    ({"deletes": {"snapshot": True}}, "cursor and deletes.snapshot do not go together"),
+    ({"cursor": {"column": "updated_at", "lookback": -1}}, "greater than or equal to 0"),
+])
+def test_cursor_settings_are_checked(change, message):
+    spec = {**SOURCE.model_dump(exclude_none=True), "cursor": {"column": "updated_at"}, **change}
+    with pytest.raises(ValueError, match=message):
+        Source.model_validate({k: v for k, v in spec.items() if v is not None})

@@ -4,18 +4,23 @@ Each run snapshots the table and MERGEs it into bronze on a hash of the row's va
 rows already landed are skipped, so a rerun (or a rerun after a crash) adds nothing twice,
 while every distinct version of a row is kept for the silver stage's latest-wins dedupe. With
 `deletes.snapshot` the same commit also lands a delete marker for each key that left the table.
-Credentials are read from the environment variables the spec names, never logged.
+With `cursor` a run reads only the rows at or after the greatest cursor value landed so far (less the
+lookback), through a predicate Spark pushes down to the database. Credentials are read from the
+environment variables the spec names, never logged.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
 import os
 import re
 from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import DateType, NumericType, TimestampNTZType, TimestampType
 
 from lakeray.errors import SourceError
 from lakeray.faults import crash_point
@@ -59,7 +64,40 @@ def connection_options(name: str, source: Source, fetchsize: int) -> dict[str, s
     return opts
 
 
-def read_jdbc(spark, name: str, source: Source, fetchsize: int):
+def cursor_floor(spark, bronze_path: str, source: Source):
+    """The least cursor value this run must read (None: read the whole table): the greatest value
+    bronze holds, less the cursor's lookback. One aggregate over a column of bronze."""
+    from delta.tables import DeltaTable
+
+    if source.cursor is None or not DeltaTable.isDeltaTable(spark, bronze_path):
+        return None
+    column, lookback = source.cursor.column, source.cursor.lookback
+    bronze = spark.read.format("delta").load(bronze_path)
+    if column not in bronze.columns:        # a column the spec added since: nothing landed to go by
+        return None
+    top = bronze.agg(F.max(column)).first()[0]
+    if top is None or not lookback:
+        return top
+    if isinstance(top, dt.datetime):
+        return top - dt.timedelta(seconds=lookback)
+    if isinstance(top, dt.date):
+        return top - dt.timedelta(days=math.ceil(lookback / 86400))
+    return top - lookback
+
+
+def _from_floor(df: DataFrame, name: str, source: Source, floor) -> DataFrame:
+    """The rows at or after `floor`, compared on the column as the database types it, so Spark pushes
+    the predicate into the query (a text column would compare as text: refused)."""
+    column = source.cursor.column
+    kind = df.schema[column].dataType
+    if not isinstance(kind, (NumericType, DateType, TimestampType, TimestampNTZType)):
+        raise SourceError(f"source '{name}': cursor.column '{column}' is {kind.simpleString()} in table "
+                          f"{source.table}; a cursor must be a number, date or timestamp in the database")
+    return df.where(F.col(column).isNull() | (F.col(column) >= F.lit(floor).cast(kind)))
+
+
+def read_jdbc(spark, name: str, source: Source, fetchsize: int, floor=None):
+    """The table (with `floor`, its rows whose cursor is at or after it, or NULL), typed as declared."""
     opts = connection_options(name, source, fetchsize)
     schema = bronze_read_schema(source)
     try:
@@ -72,6 +110,8 @@ def read_jdbc(spark, name: str, source: Source, fetchsize: int):
         ) from None
     if missing:
         raise SourceError(f"source '{name}': table {source.table} has no column(s) {', '.join(missing)}")
+    if floor is not None:
+        df = _from_floor(df, name, source, floor)
     return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
 
 
@@ -113,12 +153,16 @@ def ingest_jdbc(spark, name: str, source: Source, bronze_path: str, run_id: str,
     from delta.tables import DeltaTable
 
     diff = source.deletes is not None and source.deletes.snapshot
-    snapshot = read_jdbc(spark, name, source, fetchsize)
+    floor = cursor_floor(spark, bronze_path, source)
+    snapshot = read_jdbc(spark, name, source, fetchsize, floor)
     if diff:        # read the table once: the diff and the rows must come from the same snapshot
         snapshot = snapshot.localCheckpoint()
     staged = with_ingest_metadata(snapshot, name, F.lit(f"jdbc:{source.table}"), run_id)
     staged = staged.withColumn(ROW_HASH, row_hash(list(source.columns)))
     create_bronze(spark, bronze_path, staged.schema, bronze_properties(source.keys, ROW_HASH))
+    if floor is not None:
+        log.info("ingest %s: reading the rows of %s with %s >= %s or NULL (cursor)", name, source.table,
+                 source.cursor.column, floor)
     target = DeltaTable.forPath(spark, bronze_path)
     before = latest_version(spark, bronze_path)
     if diff:
@@ -129,6 +173,8 @@ def ingest_jdbc(spark, name: str, source: Source, bronze_path: str, run_id: str,
      .execute())
     metrics = commit_metrics_since(spark, bronze_path, before) or {}
     inserted = int(metrics.get("numTargetRowsInserted", 0))
+    if "numSourceRows" in metrics:
+        log.info("ingest %s: %s row(s) read from %s, %d new", name, metrics["numSourceRows"], source.table, inserted)
     if diff and inserted:
         marked = (spark.read.format("delta").load(bronze_path)
                   .where((F.col("_batch_id") == run_id) & F.col("_file").startswith(SNAPSHOT_DELETE)).count())

@@ -112,6 +112,21 @@ class Deletes(_Strict):
         return self
 
 
+class JdbcCursor(_Strict):
+    """Incremental reads of a jdbc source: each run asks the database only for the rows whose `column`
+    is at or after the greatest value already landed from the table, less `lookback` (seconds for a
+    timestamp or date column, units for a numeric one), so a transaction that committed late with an
+    older value is still read. Rows read again are skipped by the row-hash MERGE, and rows whose
+    cursor is NULL are read on every run. The silo must move the column on every change it wants
+    seen (an `updated_at`); a row removed from the table is not seen (use deletes.column)."""
+
+    column: str
+    lookback: float = Field(default=0, ge=0)
+
+
+CURSOR_TYPES = ("int", "bigint", "double", "date", "timestamp")
+
+
 class Source(_Strict):
     format: Literal["csv", "json", "parquet", "jdbc"]
     path: str | None = None
@@ -127,6 +142,7 @@ class Source(_Strict):
     expectations: list[Expectation] = Field(default_factory=list)
     max_quarantine_rate: float | None = Field(default=None, ge=0, le=1)
     deletes: Deletes | None = None
+    cursor: JdbcCursor | None = None
 
     @model_validator(mode="after")
     def _location(self):
@@ -140,7 +156,21 @@ class Source(_Strict):
         if self.deletes is not None and self.deletes.snapshot and self.format != "jdbc":
             raise ValueError(f"deletes.snapshot needs a jdbc source (a {self.format} drop is not a snapshot of "
                              "the whole silo); mark deletions with deletes.column")
+        if self.cursor is not None:
+            self._check_cursor(self.cursor)
         return self
+
+    def _check_cursor(self, cursor: JdbcCursor) -> None:
+        if self.format != "jdbc":
+            raise ValueError(f"cursor needs a jdbc source (a {self.format} source reads each landed file once anyway)")
+        kind = self.columns.get(cursor.column)
+        if kind is None:
+            raise ValueError(f"cursor.column '{cursor.column}' is not one of the declared columns")
+        if kind not in CURSOR_TYPES:
+            raise ValueError(f"cursor.column '{cursor.column}' is {kind}; a cursor must be one of {', '.join(CURSOR_TYPES)}")
+        if self.deletes is not None and self.deletes.snapshot:
+            raise ValueError("cursor and deletes.snapshot do not go together: a snapshot diff needs the whole table "
+                             "on every run; mark deletions with deletes.column (a soft-delete that moves the cursor)")
 
     @field_validator("path")
     @classmethod

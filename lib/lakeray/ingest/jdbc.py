@@ -67,9 +67,7 @@ def connection_options(name: str, source: Source, fetchsize: int) -> dict[str, s
 def cursor_floor(spark, bronze_path: str, source: Source):
     """The least cursor value this run must read (None: read the whole table): the greatest value
     bronze holds, less the cursor's lookback. One aggregate over a column of bronze."""
-    from delta.tables import DeltaTable
-
-    if source.cursor is None or not DeltaTable.isDeltaTable(spark, bronze_path):
+    if source.cursor is None or latest_version(spark, bronze_path) is None:
         return None
     column, lookback = source.cursor.column, source.cursor.lookback
     bronze = spark.read.format("delta").load(bronze_path)
@@ -154,15 +152,15 @@ def ingest_jdbc(spark, name: str, source: Source, bronze_path: str, run_id: str,
 
     diff = source.deletes is not None and source.deletes.snapshot
     floor = cursor_floor(spark, bronze_path, source)
+    if floor is not None:
+        log.info("ingest %s: reading the rows of %s with %s >= %s or NULL (cursor)", name, source.table,
+                 source.cursor.column, floor)
     snapshot = read_jdbc(spark, name, source, fetchsize, floor)
     if diff:        # read the table once: the diff and the rows must come from the same snapshot
         snapshot = snapshot.localCheckpoint()
     staged = with_ingest_metadata(snapshot, name, F.lit(f"jdbc:{source.table}"), run_id)
     staged = staged.withColumn(ROW_HASH, row_hash(list(source.columns)))
     create_bronze(spark, bronze_path, staged.schema, bronze_properties(source.keys, ROW_HASH))
-    if floor is not None:
-        log.info("ingest %s: reading the rows of %s with %s >= %s or NULL (cursor)", name, source.table,
-                 source.cursor.column, floor)
     target = DeltaTable.forPath(spark, bronze_path)
     before = latest_version(spark, bronze_path)
     if diff:

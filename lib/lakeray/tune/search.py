@@ -249,31 +249,48 @@ def _optuna_logs_to_root() -> None:
     optuna.logging.enable_propagation()
 
 
+def _restore_state_patterns() -> tuple[str, dict[str, str]]:
+    """Ray's own names for what Tuner.restore loads: the experiment state (JSON), the tuner's pickle
+    and the pickles of the searcher, its generator wrapper, the variant generator and the callbacks
+    (cloudpickle, even where the name ends in .json). Each kind loads its greatest name."""
+    from ray.tune.callback import CallbackList
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.impl.tuner_internal import _TUNER_PKL
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+    from ray.tune.search.search_generator import SearchGenerator
+    from ray.tune.search.searcher import Searcher
+
+    pickles = {cls.__name__: cls.CKPT_FILE_TMPL.format("*")
+               for cls in (Searcher, SearchGenerator, BasicVariantGenerator, CallbackList)}
+    return TuneController.CKPT_FILE_TMPL.format("*"), {**pickles, "Tuner": _TUNER_PKL}
+
+
 def saved_state_readable(path: str) -> bool:
-    """Whether the newest experiment state in `path` parses and the newest of each state pickle
-    (the searcher's and its wrappers', which Tuner.restore loads the same way: the greatest name)
-    unpickles. Ray copies these files to the storage path with plain writes, from a background
-    thread, so a driver killed mid-copy can leave one empty or cut short (seen: a 0-byte
-    experiment_state-*.json; a searcher-state pickle that raised EOFError in the restore, after
-    which Ray restarted the family with none of its trials)."""
+    """Whether the newest experiment state in `path` parses and the newest file of each state pickle
+    Tuner.restore loads unpickles. Ray copies these files to the storage path with plain writes, from
+    a background thread, so a driver killed mid-copy can leave one empty or cut short (seen: a 0-byte
+    experiment_state-*.json; a searcher-state-*.pkl and a search_gen_state-*.json that raised EOFError
+    in the restore, after which Ray restarted the family with none of its trials)."""
     import pyarrow.fs
     import ray.cloudpickle
 
+    state_pattern, pickle_patterns = _restore_state_patterns()
     fs, root = arrow_filesystem(path)
-    files = [i for i in fs.get_file_info(pyarrow.fs.FileSelector(root)) if i.type == pyarrow.fs.FileType.File]
-    states = sorted(i.path for i in files if fnmatch.fnmatch(i.base_name, "experiment_state-*.json"))
-    newest = {}
-    for info in files:
-        if info.base_name.endswith(".pkl"):
-            kind = info.base_name.rsplit("-", 1)[0]
-            newest[kind] = max(newest.get(kind, info.path), info.path)
+    names = sorted(i.base_name for i in fs.get_file_info(pyarrow.fs.FileSelector(root))
+                   if i.type == pyarrow.fs.FileType.File)
+
+    def newest(pattern: str) -> str | None:
+        matching = fnmatch.filter(names, pattern)
+        return posixpath.join(root, matching[-1]) if matching else None
+
     try:
-        if states:
-            with fs.open_input_stream(states[-1]) as stream:
+        if state := newest(state_pattern):
+            with fs.open_input_stream(state) as stream:
                 json.loads(stream.read())
-        for pickled in newest.values():
-            with fs.open_input_stream(pickled) as stream:
-                ray.cloudpickle.loads(stream.read())
+        for pattern in pickle_patterns.values():
+            if pickled := newest(pattern):
+                with fs.open_input_stream(pickled) as stream:
+                    ray.cloudpickle.loads(stream.read())
     except Exception as e:   # noqa: BLE001 -- any way a torn file fails to load means the same: search afresh
         log.debug("unreadable saved search state in %s: %r", path, e)
         return False

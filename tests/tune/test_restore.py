@@ -98,9 +98,9 @@ def test_search_whose_saved_state_a_kill_tore_is_searched_afresh(ray_local, tmp_
 
 
 def assert_every_torn_state_file_is_caught(experiment: Path, scratch: Path) -> None:
-    """Each file Tuner.restore loads that this search writes (CI saw a search_gen_state-*.json cut short by the kill, which
-    the check had not looked at), emptied or cut in half in a copy of the experiment, makes the
-    saved state unreadable; the untouched copy stays readable."""
+    """Each file Tuner.restore loads that this search writes, emptied or cut in half in a copy of the
+    experiment, makes the saved state unreadable; the untouched copy stays readable. (CI saw a kill
+    cut a search_gen_state-*.json short, a file the check had not looked at.)"""
     kinds = ("experiment_state-*.json", "searcher-state-*.pkl", "search_gen_state-*.json", "tuner.pkl")
     for kind in kinds:
         newest = max(experiment.glob(kind), default=None)

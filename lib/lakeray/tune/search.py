@@ -249,7 +249,7 @@ def _optuna_logs_to_root() -> None:
     optuna.logging.enable_propagation()
 
 
-def _restore_state_patterns() -> tuple[str, dict[str, str]]:
+def _restore_state_patterns() -> tuple[str, tuple[str, ...]]:
     """Ray's own names for what Tuner.restore loads: the experiment state (JSON), the tuner's pickle
     and the pickles of the searcher, its generator wrapper, the variant generator and the callbacks
     (cloudpickle, even where the name ends in .json). Each kind loads its greatest name."""
@@ -260,9 +260,8 @@ def _restore_state_patterns() -> tuple[str, dict[str, str]]:
     from ray.tune.search.search_generator import SearchGenerator
     from ray.tune.search.searcher import Searcher
 
-    pickles = {cls.__name__: cls.CKPT_FILE_TMPL.format("*")
-               for cls in (Searcher, SearchGenerator, BasicVariantGenerator, CallbackList)}
-    return TuneController.CKPT_FILE_TMPL.format("*"), {**pickles, "Tuner": _TUNER_PKL}
+    pickles = tuple(cls.CKPT_FILE_TMPL.format("*") for cls in (Searcher, SearchGenerator, BasicVariantGenerator, CallbackList))
+    return TuneController.CKPT_FILE_TMPL.format("*"), (*pickles, _TUNER_PKL)
 
 
 def saved_state_readable(path: str) -> bool:
@@ -287,7 +286,7 @@ def saved_state_readable(path: str) -> bool:
         if state := newest(state_pattern):
             with fs.open_input_stream(state) as stream:
                 json.loads(stream.read())
-        for pattern in pickle_patterns.values():
+        for pattern in pickle_patterns:
             if pickled := newest(pattern):
                 with fs.open_input_stream(pickled) as stream:
                     ray.cloudpickle.loads(stream.read())

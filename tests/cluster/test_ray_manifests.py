@@ -491,3 +491,28 @@ def test_the_network_policy_opens_only_serves_port_of_this_ray_cluster():
     assert [p["port"] for p in outside["ports"]] == [serve_port] == [int(profile["port"])]
     head_ports = {p["name"]: p["containerPort"] for p in cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]}
     assert head_ports["serve"] == serve_port
+
+
+def test_ray_pods_get_the_serve_switches_lakeray_serve_sets(monkeypatch):
+    """Every Ray container of the RayCluster carries what `lakeray serve` hands the Serve controller for
+    the cluster profile (HAProxy ingress, retries on another replica, drain), and starts HAProxy through
+    lakeray's launcher at the path the image links it to."""
+    from lakeray.serve.ingress import LAUNCHER as HAPROXY_LAUNCHER
+    from lakeray.serve.ingress import controller_env
+
+    for name in [n for n in os.environ if n.startswith("RAY_SERVE_")]:
+        monkeypatch.delenv(name)
+    profile = {**yaml.safe_load((ROOT / "conf" / "base" / "lakeray.yaml").read_text())["serve"],
+               **yaml.safe_load((ROOT / "conf" / "cluster" / "lakeray.yaml").read_text())["serve"]}
+    expected = controller_env(profile)
+    assert expected["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    spec = _one(RAYCLUSTER, "RayCluster")["spec"]
+    for where, container in _ray_containers(spec):
+        env = _env(container)
+        assert {k: env.get(k) for k in expected} == expected, where
+        launcher = env.get("RAY_SERVE_HAPROXY_BINARY_PATH") or ""
+        assert launcher.startswith("/app/") and launcher.endswith(f"/{HAPROXY_LAUNCHER}"), where
+    link = launcher.removeprefix("/app/")                       # the image's WORKDIR is /app
+    assert ("WORKDIR", "/app") in _dockerfile()
+    assert any(w == "RUN" and f'ln -s "$(command -v {HAPROXY_LAUNCHER})" {link}' in r and f"test -x {link}" in r
+               for w, r in _dockerfile()), "the Dockerfile does not link the launcher where the pods look for it"

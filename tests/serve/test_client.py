@@ -198,7 +198,6 @@ def test_a_killed_replica_costs_a_plain_client_no_answers(endpoint, churn_spec):
     import http.client
     import json
 
-
     deadline = time.monotonic() + 60
     while _haproxy_replicas_up("churn") < 2:          # the replica the test above killed is replaced
         assert time.monotonic() < deadline, "Serve did not bring back a second replica"

@@ -78,14 +78,15 @@ def _dying_server(port: int, seen: list, stop: threading.Event) -> None:
             continue
         with conn:
             data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
+            while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+                data += chunk
             head, _, body = data.partition(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            while len(body) < length:
-                body += conn.recv(65536)
-            seen.append(body)
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), None)
+            while length is not None and len(body) < length and (chunk := conn.recv(65536)):
+                body += chunk
+            if length is not None and len(body) == length:     # a whole request, read and dropped
+                seen.append(body)
     listener.close()
 
 

@@ -35,6 +35,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def haproxy_pids() -> set[int]:
+    """The pids of the HAProxy processes running now (zombies left to a PID 1 that reaps none aside)."""
+    import psutil
+
+    pids = set()
+    for proc in psutil.process_iter(["name", "status"]):
+        if proc.info["name"] == "haproxy" and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            pids.add(proc.pid)
+    return pids
+
+
 def write_spec(spec, folder: Path) -> Path:
     """`spec` (an in-memory PipelineSpec) as a file, for code that loads specs by path (Serve, the CLI)."""
     import json

@@ -110,10 +110,11 @@ def test_lakeray_serve_command_serves_the_champion_until_stopped(ml, easy_spec, 
     from lakeray.features import load_splits
     from lakeray.models import load_bundle
     from lakeray.serve.client import call, request_rows
-    from tests.support import free_port, write_spec
+    from tests.support import free_port, haproxy_pids, write_spec
     from tests.test_raysession import is_loopback, listening, open_to_the_network
 
     spec_file = write_spec(easy_spec, tmp_path)
+    haproxies_before = haproxy_pids()
     port = free_port()
     conf = [f"paths.{k}={v}" for k, v in ml["settings"]["paths"].items()]
     conf += [f"serve.port={port}", "serve.replica_cpus=0.5", "serve.require_api_key=true", "ray.num_cpus=2"]
@@ -156,6 +157,10 @@ def test_lakeray_serve_command_serves_the_champion_until_stopped(ml, easy_spec, 
             call(f"{url}/healthz", timeout=5)
         _, alive = psutil.wait_procs(ray_procs, timeout=30)
         assert [p.name() for p in alive] == []                                      # Ray went down with it
+        deadline = time.time() + 30            # and every HAProxy it started, a reload's included
+        while haproxy_pids() - haproxies_before and time.time() < deadline:
+            time.sleep(0.5)
+        assert haproxy_pids() - haproxies_before == set()
     finally:
         if proc.poll() is None:
             proc.kill()

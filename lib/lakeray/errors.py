@@ -31,6 +31,10 @@ class ResourceError(LakerayError):
     """The requested compute cannot be scheduled on the available cluster."""
 
 
+class ServeError(LakerayError):
+    """Serve started but does not answer as configured (e.g. the ingress never routed the app)."""
+
+
 class GateError(LakerayError):
     """A candidate model failed the promotion gate; the CLI exits with code 3."""
 

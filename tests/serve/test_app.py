@@ -14,6 +14,7 @@ from lakeray.lakehouse import Lakehouse
 from lakeray.models import load_bundle
 from lakeray.serve.client import call as _call
 from lakeray.serve.client import request_rows
+from lakeray.serve.ingress import start_serve, wait_routed
 from tests.support import free_port, write_spec
 
 KEY = "test-key-123"
@@ -24,7 +25,6 @@ def served(ml, easy_spec, ray_local, tmp_path_factory, monkeypatch_module):
     from ray import serve
 
     from lakeray.serve.app import build_app
-    from lakeray.serve.ingress import start_serve
 
     monkeypatch_module.setenv("LAKERAY_API_KEY", KEY)
     port = free_port()
@@ -34,6 +34,7 @@ def served(ml, easy_spec, ray_local, tmp_path_factory, monkeypatch_module):
                            "log": {"flush_rows": 50, "flush_s": 0.5}}}
     spec_file = write_spec(easy_spec, tmp_path_factory.mktemp("spec"))
     serve.run(build_app(str(spec_file), overrides=overrides), name="churn", route_prefix="/")
+    wait_routed(f"http://127.0.0.1:{port}/healthz")
     yield {"url": f"http://127.0.0.1:{port}", "settings": ml["settings"], "spec_file": str(spec_file), "overrides": overrides}
     serve.shutdown()
 
@@ -193,6 +194,7 @@ def test_canary_and_shadow_challengers(served, ml, easy_spec):
             overrides = {**served["overrides"], "serve": {**served["overrides"]["serve"], "reload_s": 0,
                                                           "challenger": {"mode": mode, "alias": "challenger", "percent": percent}}}
             serve.run(build_app(served["spec_file"], overrides=overrides), name=mode, route_prefix=f"/{mode}")
+            wait_routed(f"{served['url']}/{mode}/healthz")
         canary = [_call(f"{served['url']}/canary/predict", rows[0], auth)[1] for _ in range(120)]
         served_by = [body["model_version"] for body in canary]
         assert set(served_by) == {"1", version}

@@ -30,6 +30,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from lakeray.serve.client import call
+from lakeray.serve.ingress import start_serve, wait_routed
 from lakeray.serve.schema import FLOAT32_MAX
 from lakeray.spec import load_spec
 from tests.support import ROOT, free_port, write_spec
@@ -43,7 +44,6 @@ def tiny_served(tiny_champion, churn_spec, ray_local, tmp_path_factory):
     from ray import serve
 
     from lakeray.serve.app import build_app
-    from lakeray.serve.ingress import start_serve
     from lakeray.serve.model import BundleLoader
 
     mp = pytest.MonkeyPatch()
@@ -57,6 +57,7 @@ def tiny_served(tiny_champion, churn_spec, ray_local, tmp_path_factory):
     spec_file = write_spec(churn_spec, tmp_path_factory.mktemp("tiny-spec"))
     loader = BundleLoader(tiny_champion["bundle_dir"], version="1")     # no registry: the bundle folder itself
     serve.run(build_app(str(spec_file), overrides=overrides, loader=loader), name="tiny", route_prefix="/")
+    wait_routed(f"http://127.0.0.1:{port}/healthz")
     from lakeray.config import load_settings
 
     settings = load_settings(overrides=overrides)

@@ -17,6 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from lakeray.serve.client import Client, ServeError, call, request_rows
+from lakeray.serve.ingress import start_serve, wait_routed
 from tests.support import SlowBundleLoader, free_port, synthetic_snapshot, write_spec
 
 
@@ -26,7 +27,6 @@ def endpoint(tiny_champion, churn_spec, ray_local, tmp_path_factory):
 
     from lakeray.config import load_settings
     from lakeray.serve.app import build_app
-    from lakeray.serve.ingress import start_serve
     from lakeray.serve.model import BundleLoader
 
     port = free_port()
@@ -37,6 +37,7 @@ def endpoint(tiny_champion, churn_spec, ray_local, tmp_path_factory):
     spec_file = str(write_spec(churn_spec, tmp_path_factory.mktemp("client-spec")))
     serve.run(build_app(spec_file, settings=settings, loader=BundleLoader(tiny_champion["bundle_dir"])),
               name="churn", route_prefix="/")
+    wait_routed(f"http://127.0.0.1:{port}/healthz")
     yield {"url": f"http://127.0.0.1:{port}", "settings": settings, "spec_file": spec_file, "port": port}
     serve.shutdown()
 
@@ -103,6 +104,7 @@ def test_overload_gets_503_and_the_client_retries_until_answered(endpoint, tiny_
                     loader=SlowBundleLoader(tiny_champion["bundle_dir"], 0.5))
     serve.run(app, name="slow", route_prefix="/slow")
     url = f"{endpoint['url']}/slow"
+    wait_routed(f"{url}/healthz")
     row = {c: None for c in churn_spec.features}
     try:
         assert call(f"{url}/predict", row)[0] == 200

@@ -1,11 +1,15 @@
-"""The ingress settings (no Ray): which switches the Serve controller gets, and the launcher's
-rewrite of HAProxy's configuration (requests buffered for retries; onto loopback)."""
+"""The ingress settings (no Ray): which switches the Serve controller gets, the launcher's
+rewrite of HAProxy's configuration (requests buffered for retries; onto loopback), and waiting until
+the ingress routes an app (a real HTTP server that answers 404 first, as HAProxy does before its reload)."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
-from lakeray.errors import ConfigError
+from lakeray.errors import ConfigError, ServeError
 from lakeray.serve.ingress import (
     BUFFER_REQUEST,
     DEFAULT_RETRY_ON,
@@ -15,7 +19,9 @@ from lakeray.serve.ingress import (
     controller_env,
     launch,
     loopback_config,
+    wait_routed,
 )
+from tests.support import free_port
 
 pytestmark = pytest.mark.fast
 
@@ -95,3 +101,50 @@ listen stats
     assert command[0].endswith("haproxy") and not command[0].endswith(LAUNCHER)
     assert command[1:] == ["-db", "-f", str(tmp_path / "haproxy.lakeray.cfg"), "-sf", "123"]
     assert (tmp_path / "haproxy.lakeray.cfg").read_text() == buffered_config(fixed)
+
+
+class _RoutedAfter(BaseHTTPRequestHandler):
+    """404 "Path not found" (HAProxy before it learns the route) for the first `unrouted` requests."""
+    unrouted = 0
+    seen: list = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.seen.append(self.path)
+        status = 404 if len(self.seen) <= self.unrouted else 200
+        body = b"Path '/healthz' not found." if status == 404 else b'{"status": "ok"}'
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def _server(unrouted: int):
+    handler = type("Handler", (_RoutedAfter,), {"unrouted": unrouted, "seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, handler.seen
+
+
+def test_wait_routed_returns_once_the_ingress_answers_200():
+    server, seen = _server(unrouted=3)
+    try:
+        wait_routed(f"http://127.0.0.1:{server.server_address[1]}/healthz", timeout_s=10)
+        assert seen == ["/healthz"] * 4                 # three 404s waited out, returned at the 200
+    finally:
+        server.shutdown()
+
+
+def test_wait_routed_names_the_url_and_its_last_answer_when_never_routed():
+    server, seen = _server(unrouted=10**6)
+    url = f"http://127.0.0.1:{server.server_address[1]}/healthz"
+    try:
+        with pytest.raises(ServeError, match=rf"{url} still answers 404 Not Found after 1 s"):
+            wait_routed(url, timeout_s=1)
+        assert len(seen) >= 3
+    finally:
+        server.shutdown()
+    with pytest.raises(ServeError, match="ConnectionRefusedError"):      # nothing listens there
+        wait_routed(f"http://127.0.0.1:{free_port()}/healthz", timeout_s=0.5)

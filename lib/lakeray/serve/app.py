@@ -293,20 +293,22 @@ def _unscorable(model, scored, batch: bool):
 
 def deploy(pipeline: str, settings, *, name: str | None = None, blocking: bool = False):
     """Start Serve's ingress (serve.ingress: HAProxy by default) on serve.host:serve.port and run the
-    app at "/" (on the connected Ray)."""
+    app at "/" (on the connected Ray); unless blocking, return its URL once the ingress routes to it."""
     from pathlib import Path
 
     from ray import serve
 
     from lakeray.console import route_to_root
-    from lakeray.serve.ingress import start_serve
+    from lakeray.serve.ingress import start_serve, wait_routed
 
     conf = settings["serve"]
     start_serve(conf)
     route_to_root("ray.serve")       # Serve's driver-side lines ("Application ... is ready") into the run's log
     name = name or Path(pipeline).stem
     serve.run(build_app(pipeline, settings=settings), name=name, route_prefix="/", blocking=blocking)
-    return f"http://{'127.0.0.1' if conf['host'] in ('0.0.0.0', '::') else conf['host']}:{int(conf['port'])}"
+    url = f"http://{'127.0.0.1' if conf['host'] in ('0.0.0.0', '::') else conf['host']}:{int(conf['port'])}"
+    wait_routed(f"{url}/healthz")
+    return url
 
 
 def app_builder(args: dict):

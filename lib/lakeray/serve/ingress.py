@@ -41,7 +41,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from lakeray.errors import ConfigError
+from lakeray.errors import ConfigError, ServeError
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,12 @@ MODES = ("haproxy", "proxy")
 DEFAULT_RETRY_ON = "conn-failure empty-response junk-response"
 DEFAULT_DRAIN_S = 5.0
 DEFAULT_RETRIES = 6
+ROUTED_TIMEOUT_S = 60.0
 LAUNCHER = "lakeray-haproxy"
 LOOPBACK_ENV = "LAKERAY_HAPROXY_LOOPBACK"
 BUFFER_REQUEST = "option http-buffer-request"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+PR_SET_PDEATHSIG = 1                                     # <linux/prctl.h>
 
 
 def ingress_mode(conf: dict) -> str:
@@ -104,6 +106,37 @@ def start_serve(conf: dict):
                        controller_options={"runtime_env": {"env_vars": env}} if env else None)
 
 
+def wait_routed(health_url: str, timeout_s: float = ROUTED_TIMEOUT_S) -> None:
+    """Return once GET `health_url` (an app's /healthz through the ingress) answers 200. serve.run
+    returns when the app's replicas run, but HAProxy learns the app's route at its next reload and
+    answers 404 ("Path ... not found") until then: `lakeray serve` said "serving" and the first
+    request got 404 (CI, stop 33). Raises ServeError naming the URL and its last answer after timeout_s."""
+    import http.client
+    import time
+    from urllib.parse import urlsplit
+
+    url = urlsplit(health_url)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+        try:
+            conn.request("GET", url.path or "/")
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200:
+                return
+            last = f"{response.status} {response.reason}"
+        except (OSError, http.client.HTTPException) as exc:
+            last = repr(exc)
+        finally:
+            conn.close()
+        if time.monotonic() > deadline:
+            raise ServeError(f"Serve runs the app but {health_url} still answers {last} after "
+                             f"{timeout_s:.0f} s: the ingress has not routed it (see Serve's logs under "
+                             "/tmp/ray/session_latest/logs/serve)")
+        time.sleep(0.2)
+
+
 # --- the HAProxy launcher (console script `lakeray-haproxy`) ---------------------------------------
 
 _WIDE_BIND = re.compile(r"^(\s*bind\s+)(?:\*|0\.0\.0\.0|::|\[::\])?:(\d+)", re.MULTILINE)
@@ -150,7 +183,32 @@ def launch(argv: list[str]) -> list[str]:
     return [binary, *args]
 
 
+def die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process (HAProxy, after the exec) when the process that started it
+    exits (PR_SET_PDEATHSIG survives execve). Ray's HAProxy manager kills the HAProxy it knows at
+    shutdown, but one a reload is starting at that moment is not yet known to it and lived on,
+    holding 8404/9101 so that the next Serve's HAProxy could not start (CI, stop 33). False where
+    the platform has no prctl (HAProxy then outlives its manager as before)."""
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except AttributeError:
+        log.warning("%s: no prctl here: HAProxy may outlive Serve's HAProxy manager", LAUNCHER)
+        return False
+    if prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning("%s: prctl(PR_SET_PDEATHSIG) failed (errno %d)", LAUNCHER, ctypes.get_errno())
+        return False
+    if os.getppid() != parent:                       # the parent exited before prctl took effect
+        raise SystemExit(f"{LAUNCHER}: the process that started HAProxy has exited")
+    return True
+
+
 def main() -> None:
-    """Run HAProxy in place of this process (same pid: Ray signals it for reloads)."""
+    """Run HAProxy in place of this process (same pid: Ray signals it for reloads), to die with the
+    process that started it."""
     command = launch(sys.argv[1:])
+    die_with_parent()
     os.execv(command[0], command)

@@ -77,6 +77,7 @@ class Prepare(Section):
     incremental_max_change: Fraction = None
     rewrite_rows_per_file: NonNegFloat = None
     deletion_vectors: bool = None
+    gold_from_staged_max_mb: NonNegFloat = None
 
 
 class Mlflow(Section):

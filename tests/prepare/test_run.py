@@ -147,3 +147,15 @@ def test_gold_quarantine_limit_comes_from_conf(spark, churn_world):
     assert "gold was not updated (silver was)" in msg
     assert "source 'dataset'" in msg and "(prepare.max_quarantine_rate in conf/)" in msg and "missing_target=" in msg
     assert latest_version(spark, lake.gold) == gold_before
+
+
+def test_a_small_lake_joins_gold_from_the_staged_rows_a_big_one_from_silver(spark, churn_world):
+    """prepare.gold_from_staged_max_mb: under it (the suite's lakes) gold joins the rows the silver writes
+    cached; at 0 every lake reads the silver tables just written (test_incremental.py's recomputed lake
+    does, and its gold matches the other lake's, built from the staged rows, row for row)."""
+    from lakeray.prepare.run import gold_from_staged
+
+    settings, spec, lake = churn_world["settings"], churn_world["spec"], churn_world["lake"]
+    assert gold_from_staged(spark, settings, lake, spec)
+    assert not gold_from_staged(spark, {**settings, "prepare": {**settings["prepare"], "gold_from_staged_max_mb": 0}},
+                                lake, spec)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation
@@ -17,7 +18,7 @@ from pyspark.sql import functions as F
 from lakeray.config import Settings
 from lakeray.console import progress
 from lakeray.errors import SourceError
-from lakeray.lakehouse import Lakehouse, TableVersion, latest_version, read_version, write_table
+from lakeray.lakehouse import Lakehouse, TableVersion, latest_version, read_version, table_bytes, write_table
 from lakeray.lineage import lineage
 from lakeray.prepare.dataset import build_dataset
 from lakeray.prepare.dedupe import STATUS
@@ -89,7 +90,8 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
 class _Staged:
     """A source after the first pass: its accounting so far, its rejected rows (cached), and either
     every staged row (cached: a source with a set-level rule) or its bronze, staged again by the
-    silver write, which counts the statuses as it goes (no cache of the whole source)."""
+    silver write, which counts the statuses as it goes (no cache of the whole source; on a small lake
+    the write caches them, into every_row, for gold)."""
     bronze: DataFrame
     acct: Accounting
     rejected: DataFrame
@@ -106,11 +108,26 @@ def _stage(bronze: DataFrame, name: str, source: Source) -> _Staged:
     return _Staged(bronze, account_rejected(name, rows_in, rejected), rejected, None)
 
 
-def _silver_rows(staged: _Staged, name: str, source: Source) -> tuple[DataFrame, Observation | None]:
+def _silver_rows(staged: _Staged, name: str, source: Source, keep: bool) -> tuple[DataFrame, Observation | None]:
+    """Silver's rows, and the observation counting the statuses the write sees. `keep`: the staged
+    rows are cached as the write computes them (staged.every_row), for gold to join."""
     if staged.every_row is not None:
         return clean_rows(staged.every_row, source), None
-    frame, observation = observe_statuses(stage_source(staged.bronze, source), name)
+    frame = stage_source(staged.bronze, source)
+    if keep:
+        staged.every_row = frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    frame, observation = observe_statuses(frame, name)
     return clean_rows(frame, source), observation
+
+
+def gold_from_staged(spark, settings: Settings, lake: Lakehouse, spec: PipelineSpec) -> bool:
+    """Whether gold joins the staged rows the silver writes cached (bronze under
+    prepare.gold_from_staged_max_mb) instead of reading the silver tables just written. Reading a table
+    just written costs Delta a snapshot and a file listing each, Spark jobs planned on the driver (about
+    2 of the 10 s a warm 20k-row run took); caching every staged row costs more than that from about a
+    million rows (26 MB of bronze; measured in benchmarks/README.md)."""
+    max_mb = float(settings.get("prepare", {}).get("gold_from_staged_max_mb", 12))
+    return sum(table_bytes(spark, lake.bronze(n)) for n in spec.sources) < max_mb * 2**20
 
 
 def _account_unwritten(staged: dict[str, _Staged], spec: PipelineSpec) -> None:
@@ -128,6 +145,7 @@ def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, ru
     the write itself; gold from the silver just written; one quarantine write."""
     workers = parallel_sources(settings)
     dv = deletion_vectors(settings)
+    from_staged = gold_from_staged(spark, settings, lake, spec)
     # a live bar on a terminal: each source staged, each silver written, gold + quarantine
     bar = progress(2 * len(spec.sources) + 1, f"prepare {spec.name}")
     phase = Timer()
@@ -152,7 +170,7 @@ def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, ru
             accounting = {n: st.acct for n, st in staged.items()}
         else:
             def write_silver(name: str, source: Source) -> TableVersion:
-                rows, observation = _silver_rows(staged[name], name, source)
+                rows, observation = _silver_rows(staged[name], name, source, keep=from_staged)
                 written = write_table(rows, lake.silver(name), overwrite_schema=True,
                                       stats_columns=[*source.keys, *([source.latest_by] if source.latest_by else [])],
                                       deletion_vectors=dv,
@@ -165,8 +183,9 @@ def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, ru
 
             silver = each_source(spec, write_silver, workers)
             phase("silver written")
-            # gold from the silver just written (the columns the joins need), not from a cache of the staging
-            joined = build_dataset({n: read_version(spark, t.path, t.version) for n, t in silver.items()}, spec)
+            # gold from the rows the silver writes cached (a small lake), else from the silver just written
+            joined = build_dataset({n: clean_rows(staged[n].every_row, spec.sources[n]) if from_staged
+                                    else read_version(spark, t.path, t.version) for n, t in silver.items()}, spec)
             gold_staged = gold_stage(joined, spec).persist(StorageLevel.MEMORY_AND_DISK)
             split_of = split_column(spec.split, spec.entity_key, column_type(gold_staged, spec.split))
             accounting[GOLD], by_split = account(GOLD, accounting[spec.dataset.base].clean, gold_staged, split_of)
@@ -178,24 +197,33 @@ def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, ru
         if not failures:
             failures = split_failures(split_rows, gold_staged, spec, settings)
             phase("split checked")
-        if not failures:
-            gold = write_table(gold_clean_rows(gold_staged, joined, spec), lake.gold, partition_by=[SPLIT], overwrite_schema=True, stats_columns=[spec.entity_key],
-                               lineage=lineage(run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
-            phase("gold written")
-        rejected = quarantined[0]
-        for extra in quarantined[1:]:
-            rejected = rejected.unionByName(extra)
-        qversion = write_table(rejected, lake.quarantine, partition_by=["source"], overwrite_schema=True,
-                               stats_columns=["key", "run_id", "rule"], deletion_vectors=dv,
-                               lineage=lineage(run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
-        phase("quarantine written")
+        gold_write = None
+        # a small lake's gold and quarantine writes side by side (each mostly driver work and job
+        # latency); a big lake's one after the other (both CPU-bound on the executors)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-gold") as pool:
+            if not failures:
+                gold_write = pool.submit(
+                    write_table, gold_clean_rows(gold_staged, joined, spec), lake.gold, partition_by=[SPLIT],
+                    overwrite_schema=True, stats_columns=[spec.entity_key],
+                    lineage=lineage(run_id, spec, {f"silver/{n}": t.version for n, t in silver.items()}))
+                if not from_staged:
+                    gold = gold_write.result()
+                    phase("gold written")
+            rejected = quarantined[0]
+            for extra in quarantined[1:]:
+                rejected = rejected.unionByName(extra)
+            qversion = write_table(rejected, lake.quarantine, partition_by=["source"], overwrite_schema=True,
+                                   stats_columns=["key", "run_id", "rule"], deletion_vectors=dv,
+                                   lineage=lineage(run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
+            gold = gold_write.result() if gold_write is not None else None
+        phase("gold and quarantine written" if from_staged else "quarantine written")
         record_run(spark, spec, lake, run_id, "full", accounting, bronze_versions, silver, gold, qversion,
                    split_rows, failures)
         phase("run metrics written")
         bar.update(1)
     finally:
         bar.close()
-        for frame in [*(st.every_row if st.every_row is not None else st.rejected for st in staged.values()),
-                      *([gold_staged] if gold_staged is not None else [])]:
-            frame.unpersist()
+        for frame in [*(f for st in staged.values() for f in (st.rejected, st.every_row)), gold_staged]:
+            if frame is not None:
+                frame.unpersist()       # a frame derived from a cached one is not cached itself: a no-op
     return finish(run_id, failures, accounting, bronze_versions, silver, gold, qversion, "full")

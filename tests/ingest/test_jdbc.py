@@ -8,6 +8,7 @@ import pytest
 
 from lakeray.errors import SourceError
 from lakeray.ingest.jdbc import ingest_jdbc, redact
+from lakeray.lakehouse import commit_info, latest_version
 from lakeray.spec.models import JdbcCursor, Source
 from tests.support import PG_CONNECTION, pg_sql, pg_table
 
@@ -38,6 +39,26 @@ def test_snapshot_lands_with_types_and_metadata(spark, tmp_path, accounts):
     assert rows[0]["_source"] == "accounts" and rows[0]["_file"] == "jdbc:crm.accounts" and rows[0]["_batch_id"] == "run-x"
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{tmp_path / 'bronze'}`").first()
     assert detail["properties"]["delta.dataSkippingStatsColumns"] == "`id`,`_row_hash`,`_ingested_at`,`_batch_id`"
+    assert detail["properties"]["delta.enableChangeDataFeed"] == "true"      # prepare's incremental runs read it
+    # the first load is the table's first commit (no empty table, no MERGE against it)
+    assert latest_version(spark, str(tmp_path / "bronze")) == 0
+    assert commit_info(spark, str(tmp_path / "bronze"), 0)["operation"] == "WRITE"
+
+
+def test_a_table_another_run_created_first_is_merged_into(spark, tmp_path, accounts):
+    """Two first loads at once: the one that finds the table created meanwhile MERGEs, as a rerun does."""
+    from pyspark.sql import functions as F
+
+    from lakeray.ingest.jdbc import ROW_HASH, _first_load, read_jdbc, row_hash
+    from lakeray.ingest.metadata import with_ingest_metadata
+
+    path = str(tmp_path / "bronze")
+    staged = with_ingest_metadata(read_jdbc(spark, "accounts", SOURCE, 100), "accounts", F.lit("jdbc:crm.accounts"),
+                                  "run-w").withColumn(ROW_HASH, row_hash(list(SOURCE.columns)))
+    assert _first_load(staged, path, SOURCE) == 3
+    assert _first_load(staged, path, SOURCE) is None               # the path is taken: the caller MERGEs
+    assert _run(spark, tmp_path) == 0                               # and finds every row landed once
+    assert spark.read.format("delta").load(path).count() == 3
 
 
 def test_rerun_adds_nothing_and_changes_are_added_once(spark, tmp_path, accounts):

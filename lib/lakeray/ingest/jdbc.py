@@ -1,7 +1,8 @@
 """A database silo over JDBC into bronze, idempotently.
 
 Each run snapshots the table and MERGEs it into bronze on a hash of the row's values:
-rows already landed are skipped, so a rerun (or a rerun after a crash) adds nothing twice,
+rows already landed are skipped, so a rerun (or a rerun after a crash) adds nothing twice (the first
+run, with no bronze yet, writes the snapshot as the table's first commit: nothing to match),
 while every distinct version of a row is kept for the silver stage's latest-wins dedupe. With
 `deletes.snapshot` the same commit also lands a delete marker for each key that left the table.
 With `cursor` a run reads only the rows at or after the greatest cursor value landed so far (less the
@@ -146,6 +147,27 @@ def with_snapshot_deletes(staged: DataFrame, bronze: DataFrame, name: str, sourc
     return revived.unionByName(markers)
 
 
+def _first_load(staged: DataFrame, bronze_path: str, source: Source) -> int | None:
+    """The table's first commit: the snapshot written with bronze's properties, one commit instead of an
+    empty table and a MERGE against it (about 0.5 s of a 20k-row first ingest). Returns the rows
+    written; None when another run created the table meanwhile (the caller MERGEs, as on any rerun)."""
+    from pyspark.errors import AnalysisException
+
+    from lakeray.lakehouse import commit_info
+
+    writer = staged.write.format("delta").mode("errorifexists")
+    for key, value in bronze_properties(source.keys, ROW_HASH).items():
+        writer = writer.option(key, value)
+    try:
+        writer.save(bronze_path)
+    except AnalysisException as exc:
+        if latest_version(staged.sparkSession, bronze_path) is None:
+            raise
+        log.info("ingest: %s was created meanwhile (%s); merging", bronze_path, str(exc).splitlines()[0])
+        return None
+    return int(commit_info(staged.sparkSession, bronze_path, 0)["metrics"].get("numOutputRows", 0))
+
+
 def ingest_jdbc(spark, name: str, source: Source, bronze_path: str, run_id: str, fetchsize: int) -> int:
     """MERGE the current table contents into bronze; returns the number of rows inserted."""
     from delta.tables import DeltaTable
@@ -160,6 +182,12 @@ def ingest_jdbc(spark, name: str, source: Source, bronze_path: str, run_id: str,
         snapshot = snapshot.localCheckpoint()
     staged = with_ingest_metadata(snapshot, name, F.lit(f"jdbc:{source.table}"), run_id)
     staged = staged.withColumn(ROW_HASH, row_hash(list(source.columns)))
+    if latest_version(spark, bronze_path) is None:
+        inserted = _first_load(staged, bronze_path, source)
+        if inserted is not None:
+            log.info("ingest %s: %d row(s) read from %s, %d new", name, inserted, source.table, inserted)
+            crash_point("ingest.after_bronze_commit", name)
+            return inserted
     create_bronze(spark, bronze_path, staged.schema, bronze_properties(source.keys, ROW_HASH))
     target = DeltaTable.forPath(spark, bronze_path)
     before = latest_version(spark, bronze_path)

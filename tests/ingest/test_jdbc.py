@@ -167,3 +167,17 @@ def test_cursor_settings_are_checked(change, message):
     spec = {**SOURCE.model_dump(exclude_none=True), "cursor": {"column": "updated_at"}, **change}
     with pytest.raises(ValueError, match=message):
         Source.model_validate({k: v for k, v in spec.items() if v is not None})
+
+
+def test_a_first_load_killed_before_its_commit_loads_again(spark, tmp_path, accounts):
+    """A first load killed mid-write leaves data files and an empty _delta_log, no commit: the next run
+    writes the table (Delta's errorifexists asks the log, not the folder) and holds each row once."""
+    import shutil
+
+    path = tmp_path / "bronze"
+    spark.range(4).write.parquet(str(tmp_path / "stray"))
+    (path / "_delta_log").mkdir(parents=True)
+    for part in (tmp_path / "stray").glob("*.parquet"):
+        shutil.copy(part, path)
+    assert _run(spark, tmp_path) == 3
+    assert spark.read.format("delta").load(str(path)).count() == 3

@@ -41,7 +41,6 @@ from lakeray.lakehouse import (
     commit_actions,
     latest_version,
     read_version,
-    table_bytes,
     table_files,
     table_id,
     write_table,
@@ -69,6 +68,7 @@ from lakeray.prepare.steps import (
     PrepareResult,
     Timer,
     account,
+    bronze_bytes,
     check_limits,
     clean_rows,
     each_source,
@@ -215,7 +215,7 @@ def _costs_less_in_full(spark, spec: PipelineSpec, settings: Settings, lake: Lak
     conf = settings.get("prepare", {})
     min_mb = float(conf.get("incremental_min_bronze_mb", 1024))
     max_change = float(conf.get("incremental_max_change", 0.1))
-    total = sum(table_bytes(spark, lake.bronze(n)) for n in spec.sources)
+    total = bronze_bytes(spark, lake, spec)
     if total < min_mb * 2**20:
         return (f"bronze holds {total / 2**20:.0f} MB, under prepare.incremental_min_bronze_mb = {min_mb:g}: "
                 "recomputing costs less")

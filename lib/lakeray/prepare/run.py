@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from lakeray.config import Settings
 from lakeray.console import progress
 from lakeray.errors import SourceError
-from lakeray.lakehouse import Lakehouse, TableVersion, latest_version, read_version, table_bytes, write_table
+from lakeray.lakehouse import Lakehouse, TableVersion, latest_version, read_version, write_table
 from lakeray.lineage import lineage
 from lakeray.prepare.dataset import build_dataset
 from lakeray.prepare.dedupe import STATUS
@@ -31,6 +31,7 @@ from lakeray.prepare.steps import (
     Timer,
     account,
     account_rejected,
+    bronze_bytes,
     check_limits,
     clean_rows,
     complete_accounting,
@@ -127,7 +128,7 @@ def gold_from_staged(spark, settings: Settings, lake: Lakehouse, spec: PipelineS
     2 of the 10 s a warm 20k-row run took); caching every staged row costs more than that from about a
     million rows (26 MB of bronze; measured in benchmarks/README.md)."""
     max_mb = float(settings.get("prepare", {}).get("gold_from_staged_max_mb", 12))
-    return sum(table_bytes(spark, lake.bronze(n)) for n in spec.sources) < max_mb * 2**20
+    return bronze_bytes(spark, lake, spec) < max_mb * 2**20
 
 
 def _account_unwritten(staged: dict[str, _Staged], spec: PipelineSpec) -> None:

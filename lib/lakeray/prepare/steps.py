@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from lakeray.config import Settings
 from lakeray.errors import DataQualityError
-from lakeray.lakehouse import Lakehouse, TableVersion
+from lakeray.lakehouse import Lakehouse, TableVersion, table_bytes
 from lakeray.prepare.dataset import matched_column, output_columns
 from lakeray.prepare.dedupe import STATUS, classify
 from lakeray.prepare.quarantine import quarantine_rows
@@ -218,6 +218,11 @@ def check_limits(spec: PipelineSpec, settings: Settings, accounting: dict[str, A
                 f"top rules: {top}; rows are in {lake.quarantine}"
             )
     return failures
+
+
+def bronze_bytes(spark, lake: Lakehouse, spec: PipelineSpec) -> int:
+    """The size of every source's bronze at its newest version (from the checksum files: no Spark job)."""
+    return sum(table_bytes(spark, lake.bronze(n)) for n in spec.sources)
 
 
 def parallel_sources(settings: Settings) -> int:

@@ -183,12 +183,12 @@ def launch(argv: list[str]) -> list[str]:
     return [binary, *args]
 
 
-def die_with_parent() -> bool:
+def die_with_parent() -> None:
     """Ask Linux to SIGKILL this process (HAProxy, after the exec) when the process that started it
     exits (PR_SET_PDEATHSIG survives execve). Ray's HAProxy manager kills the HAProxy it knows at
     shutdown, but one a reload is starting at that moment is not yet known to it and lived on,
-    holding 8404/9101 so that the next Serve's HAProxy could not start (CI, stop 33). False where
-    the platform has no prctl (HAProxy then outlives its manager as before)."""
+    holding 8404/9101 so that the next Serve's HAProxy could not start (CI, stop 33). Where the
+    platform has no prctl, a warning: HAProxy then outlives its manager as before."""
     import ctypes
     import signal
 
@@ -197,13 +197,12 @@ def die_with_parent() -> bool:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except AttributeError:
         log.warning("%s: no prctl here: HAProxy may outlive Serve's HAProxy manager", LAUNCHER)
-        return False
+        return
     if prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         log.warning("%s: prctl(PR_SET_PDEATHSIG) failed (errno %d)", LAUNCHER, ctypes.get_errno())
-        return False
+        return
     if os.getppid() != parent:                       # the parent exited before prctl took effect
         raise SystemExit(f"{LAUNCHER}: the process that started HAProxy has exited")
-    return True
 
 
 def main() -> None:

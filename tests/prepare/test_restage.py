@@ -127,3 +127,44 @@ def test_rows_of_keys_equals_the_join_and_reads_no_file_for_new_keys(spark, tmp_
     assert found == sorted(tuple(r) for r in table.join(keys_r, ["id", "part"], "left_semi").collect())
     new_only = rows_of_keys(table, spark.createDataFrame([("z1", 0), ("z2", 1)], "id string, part int"), ["id", "part"])
     assert len(table.inputFiles()) == 4 and new_only.inputFiles() == [] and new_only.count() == 0
+
+
+UNIQUE = Source.model_validate({
+    "format": "csv", "path": "x", "keys": ["id"], "latest_by": "updated_at",
+    "columns": {"id": "string", "email": "string", "updated_at": "timestamp"},
+    "expectations": [{"rule": "unique", "column": "email"}],
+})
+
+
+def _people(spark, rows):
+    data = [(i, e, "2025-01-01 00:00:00", None, "file:/landing/p.csv", T[0], f"b{n}") for n, (i, e) in enumerate(rows)]
+    return spark.createDataFrame(data, "id string, email string, updated_at string, _corrupt_record string, "
+                                       "_file string, _ingested_at timestamp, _batch_id string")
+
+
+def _shuffled(frame) -> bool:
+    """Whether the executed plan shuffles (or sort-merge joins) anything."""
+    plan = frame._jdf.queryExecution().executedPlan().toString()
+    return "SortMergeJoin" in plan
+
+
+def test_touched_keys_take_the_clashing_silver_rows_and_the_held_ones_without_shuffling_silver(spark):
+    """R for a source with a `unique` rule: the new rows' keys, silver's rows sharing a value with a new
+    row, and the rows the rule holds in quarantine (their clash may be gone). Silver is probed through
+    the new rows' broadcast (a small checkpoint), not shuffled against them."""
+    from lakeray.lakehouse.merge import checkpointed
+    from lakeray.prepare.quarantine import key_json
+    from lakeray.prepare.restage import touched_keys
+
+    staged = stage_source(_people(spark, [("a", "a@x.org"), ("b", "b@x.org"), ("c", "dup@x.org"), ("d", "dup@x.org"),
+                                          ("e", "e@x.org")]), UNIQUE)
+    silver_old = clean_rows(staged, UNIQUE)
+    assert sorted(r["id"] for r in silver_old.collect()) == ["a", "b", "e"]         # c and d clash: held
+    held = (staged.where(F.col(STATUS) == "quarantined")
+            .select(F.lit("people").alias("source"), key_json(["id"]).alias("key"), F.lit("unique:email").alias("rule")))
+    # a new version of a frees its value; f takes b's value; g is new and alone
+    new = checkpointed(validate_rows(_people(spark, [("a", "other@x.org"), ("f", "b@x.org"), ("g", "g@x.org")]), UNIQUE))
+    keys = touched_keys("people", UNIQUE, new, silver_old, held)
+    assert sorted(r["id"] for r in keys.collect()) == ["a", "b", "c", "d", "f", "g"]
+    assert not _shuffled(keys)
+

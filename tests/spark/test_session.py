@@ -26,6 +26,8 @@ def test_session_uses_loopback_and_conf(spark):
     conf = spark.sparkContext.getConf()
     assert conf.get("spark.driver.host") == "127.0.0.1"
     assert conf.get("spark.sql.catalog.spark_catalog") == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    # a static setting, read when the session starts: a run's ~450 compiled plans stay cached for the next
+    assert spark._jsparkSession.sessionState().conf().codegenCacheMaxEntries() == 2000
 
 
 def test_pom_declares_delta_and_postgres():

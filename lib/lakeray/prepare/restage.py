@@ -43,8 +43,11 @@ def keys_present(keys: list[str]):
 
 def touched_keys(name: str, source: Source, new: DataFrame, silver_old: DataFrame, quarantine_old: DataFrame) -> DataFrame:
     """R: the keys to re-stage (typed key columns, distinct). Without `unique` rules, the keys of the
-    new rows; with them, also the silver rows sharing a unique value with a new row or with an old row
-    of those keys, and every row a unique rule holds in quarantine (its clash may be gone)."""
+    new rows; with them, also the silver rows sharing a unique value with a new row, and every row a
+    unique rule holds in quarantine (its clash may be gone). Silver's own rows of those keys need no
+    search for rows sharing their values: a unique rule quarantines every clean row whose value another
+    clean row shares, so no two silver rows share one (a value a changed row frees can only release a
+    row the rule holds in quarantine, which R takes in whole)."""
     keys = list(source.keys)
     touched = new.where(keys_present(keys)).select(*keys)
     uniques = unique_rules(source)
@@ -55,12 +58,11 @@ def touched_keys(name: str, source: Source, new: DataFrame, silver_old: DataFram
     held = (quarantine_old.where((F.col("source") == name) & F.col("rule").isin(labels))
             .select(F.from_json("key", schema).alias("_k")).select("_k.*"))
     parts = [touched, held]
+    # `new` is a small local checkpoint with a broadcast hint, which a projection of it keeps: silver is
+    # probed in one pass (a union with other values, as before, lost the hint and shuffled silver)
     valid_new = new.where(F.size(VIOLATIONS) == 0)
-    old_of_touched = silver_old.join(touched.distinct(), keys, "left_semi")
     for exp in uniques:
-        values = (valid_new.select(F.col(exp.column).alias("_v"))
-                  .unionByName(old_of_touched.select(F.col(exp.column).alias("_v")))
-                  .where(F.col("_v").isNotNull()).distinct())
+        values = valid_new.select(F.col(exp.column).alias("_v")).where(F.col("_v").isNotNull())
         parts.append(silver_old.join(values, silver_old[exp.column] == values["_v"], "left_semi").select(*keys))
     return reduce(DataFrame.unionByName, parts).distinct()
 

@@ -78,6 +78,7 @@ class Prepare(Section):
     rewrite_rows_per_file: NonNegFloat = None
     deletion_vectors: bool = None
     gold_from_staged_max_mb: NonNegFloat = None
+    incremental_adaptive: bool = None
 
 
 class Mlflow(Section):

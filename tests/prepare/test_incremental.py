@@ -198,7 +198,8 @@ def _check_same(world: World) -> None:
 
 def _check_lineage(spark, result) -> int:
     """Every commit of an incremental run names its own inputs (the silver MERGEs run at once, from
-    threads, each in its own session clone), and the caller's session is left without the setting.
+    threads, each in its own session clone), and the caller's session is left without the setting and
+    with adaptive execution as it was.
     Returns how many silver tables this run committed to."""
     def meta(t):
         return commit_info(spark, t.path, t.version)["user_metadata"]
@@ -209,6 +210,7 @@ def _check_lineage(spark, result) -> int:
     for label, found, inputs in ours:
         assert found["inputs"] == inputs, label
     assert spark.conf.get("spark.databricks.delta.commitInfo.userMetadata", None) is None
+    assert spark.conf.get("spark.sql.adaptive.enabled") == "true"      # put back after the run (off during it)
     return sum(label.startswith("silver/") for label, _, _ in ours)
 
 
@@ -226,6 +228,8 @@ def test_incremental_equals_full_recompute(spark, pg_env, drops):
             # the first drop MERGEs every table it changes, the second writes each of them whole
             rewrite = n % 2 == 1
             world.settings["incremental"]["prepare"]["rewrite_rows_per_file"] = 0 if rewrite else 1e9
+            # adaptive execution off for the run (the default), then on: the same tables either way
+            world.settings["incremental"]["prepare"]["incremental_adaptive"] = rewrite
             results = world.step(batch)
             assert results["incremental"].mode == "incremental" and results["full"].mode == "full"
             _check_same(world)

@@ -81,6 +81,7 @@ from lakeray.prepare.steps import (
 )
 from lakeray.prepare.validate import validate_rows
 from lakeray.runs import append_run_metrics, last_note, metric_row
+from lakeray.spark.conf import runtime_conf
 from lakeray.spec import spec_hash
 from lakeray.spec.models import PipelineSpec, Source
 
@@ -252,6 +253,23 @@ def run_incremental(spark, spec: PipelineSpec, settings: Settings, lake: Lakehou
         return _run_full(spark, spec, settings, lake, run_id, bronze_versions)
     log.info("prepare %s: incremental from bronze %s; changed: %s", run_id, json.dumps(previous["bronze"]),
              ", ".join(changed) or "nothing")
+    with runtime_conf(spark, _session_settings(settings)):
+        return _stage_and_write(spark, spec, settings, lake, run_id, bronze_versions, previous, frames, workers, phase)
+
+
+def _session_settings(settings: Settings) -> dict[str, str]:
+    """What an incremental run changes in the session while it runs (prepare.incremental_adaptive): its
+    queries are small and their small sides carry broadcast hints, and adaptive execution would run each
+    query stage as a job of its own and re-plan after each (benchmarks/README.md)."""
+    if settings.get("prepare", {}).get("incremental_adaptive", False):
+        return {}
+    return {"spark.sql.adaptive.enabled": "false"}
+
+
+def _stage_and_write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_id: str,
+                     bronze_versions: dict[str, int], previous: dict, frames: dict[str, DataFrame], workers: int,
+                     phase: Timer) -> PrepareResult:
+    """Re-stages R per changed source (`frames`: their new bronze rows), then the writes (_write)."""
     silver_old = {n: read_version(spark, lake.silver(n), v) for n, v in previous["silver"].items()}
     quarantine_old = read_version(spark, lake.quarantine, previous["quarantine"])
     staged: dict[str, DataFrame] = {}

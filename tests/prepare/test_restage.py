@@ -143,7 +143,7 @@ def _people(spark, rows):
 
 
 def _shuffled(frame) -> bool:
-    """Whether the executed plan shuffles (or sort-merge joins) anything."""
+    """Whether the executed plan joins by sorting both sides (a sort-merge join: silver shuffled)."""
     plan = frame._jdf.queryExecution().executedPlan().toString()
     return "SortMergeJoin" in plan
 

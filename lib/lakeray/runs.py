@@ -8,6 +8,8 @@ import uuid
 
 from pyspark.sql import types as T
 
+from lakeray.spark.local import local_frame
+
 RUN_METRICS_SCHEMA = T.StructType([
     T.StructField("run_id", T.StringType()),
     T.StructField("stage", T.StringType()),
@@ -41,7 +43,7 @@ def append_run_metrics(spark, path: str, rows: list[tuple], note: dict | None = 
     """Append `rows`; `note` becomes the commit's userMetadata (what a later run reads back from the
     Delta log alone: last_note)."""
     if rows:
-        writer = spark.createDataFrame(rows, RUN_METRICS_SCHEMA).write.format("delta").mode("append")
+        writer = local_frame(spark, rows, RUN_METRICS_SCHEMA).write.format("delta").mode("append")
         if note is not None:
             writer = writer.option("userMetadata", json.dumps(note, sort_keys=True, default=str))
         writer.option("mergeSchema", "true").save(path)

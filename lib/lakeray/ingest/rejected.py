@@ -14,6 +14,7 @@ import threading
 from pyspark.sql import types as T
 
 from lakeray.ingest.screen import Rejection
+from lakeray.spark.local import local_frame
 
 log = logging.getLogger(__name__)
 # sources are ingested from threads: the first append creates the table, and two creating it at once
@@ -35,7 +36,7 @@ def record_rejections(spark, path: str, source: str, rejections: list[Rejection]
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     rows = [(run_id, source, r.file, r.reason, r.detail, int(batch_id), now) for r in rejections]
     with _APPEND:
-        (spark.createDataFrame(rows, REJECTED_FILES_SCHEMA).write.format("delta").mode("append")
+        (local_frame(spark, rows, REJECTED_FILES_SCHEMA).write.format("delta").mode("append")
          .option("txnAppId", app_id).option("txnVersion", batch_id).save(path))
     for r in rejections:
         log.warning("source %s: file %s set aside (%s): %s; recorded in %s", source, r.file, r.reason, r.detail, path)

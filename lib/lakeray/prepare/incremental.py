@@ -33,6 +33,7 @@ from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakeray.config import Settings
 from lakeray.lakehouse import (
@@ -82,11 +83,14 @@ from lakeray.prepare.steps import (
 from lakeray.prepare.validate import validate_rows
 from lakeray.runs import append_run_metrics, last_note, metric_row
 from lakeray.spark.conf import runtime_conf
+from lakeray.spark.local import local_frame
 from lakeray.spec import spec_hash
 from lakeray.spec.models import PipelineSpec, Source
 
 log = logging.getLogger(__name__)
 STATE = "incremental_state"     # in the details of an ok run's metric rows
+# the quarantine rows a run replaces: (source, key as JSON)
+REPLACED = T.StructType([T.StructField("source", T.StringType()), T.StructField("key", T.StringType())])
 
 
 def _state(spark, lake: Lakehouse, spec: PipelineSpec, bronze: dict[str, int], silver: dict[str, TableVersion],
@@ -452,7 +456,7 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
         qversion = TableVersion(lake.quarantine, previous["quarantine"])
         if changed:
             qversion = replace_rows(spark, lake.quarantine, reduce(DataFrame.unionByName, quarantined),
-                                    reduce(DataFrame.unionByName, replaced, spark.createDataFrame([], "source string, key string")),
+                                    reduce(DataFrame.unionByName, replaced, local_frame(spark, [], REPLACED)),
                                     ["source", "key"], lineage=lineage(
                                         run_id, spec, {f"bronze/{n}": v for n, v in bronze_versions.items()}))
         if gold_merged is not None:

@@ -12,10 +12,7 @@ def local_frame(spark, rows: list[tuple], schema: T.StructType) -> DataFrame:
 
     `spark.createDataFrame(rows, schema)` maps the pickled rows through a Python worker, which a session
     first has to start (its worker daemon: about 1 s of a cold 20k-row ingest); a few rows of bookkeeping
-    need none. For a handful of rows: every value becomes part of the plan. No rows: an empty frame
-    with no partitions, so no task either."""
-    if not rows:
-        return spark.createDataFrame(spark.sparkContext.emptyRDD(), schema)
+    need none. For a handful of rows: every value becomes part of the plan (none: an empty frame)."""
     width = len(schema.fields)
     for i, row in enumerate(rows):
         if len(row) != width:

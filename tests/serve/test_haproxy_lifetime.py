@@ -37,18 +37,23 @@ PARENT = ("import subprocess, sys, time; "
           "print(child.pid, flush=True); time.sleep(600)")
 
 
+def _listeners(port: int) -> list[int | None]:
+    """Pids of the processes listening on the port (None where the system does not say whose)."""
+    return [conn.pid for conn in psutil.net_connections(kind="tcp")
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port]
+
+
 def _haproxy_listeners(port: int) -> set[int]:
     """Pids of the HAProxy processes listening on the port. Whether the port merely answers is not
     asked: in a full run other processes (Ray, Spark) bind ephemeral ports all the time, and one that
     took this port before or after HAProxy would answer for it (CI failed so once)."""
     pids = set()
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-            try:
-                if psutil.Process(conn.pid).name() == "haproxy":
-                    pids.add(conn.pid)
-            except psutil.NoSuchProcess:
-                pass
+    for pid in filter(None, _listeners(port)):
+        try:
+            if psutil.Process(pid).name() == "haproxy":
+                pids.add(pid)
+        except psutil.NoSuchProcess:
+            pass
     return pids
 
 
@@ -59,15 +64,20 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _foreign_listener(port: int) -> bool:
-    return any(conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
-               for conn in psutil.net_connections(kind="tcp"))
-
-
 def _haproxy_under_a_killed_parent(tmp_path, command_of, attempts: int = 3) -> tuple[bool, bool]:
     """(whether HAProxy still runs 10 s after its parent was SIGKILLed, whether a HAProxy still
     listens on its port); a HAProxy that survived is killed before returning. A HAProxy that could
     not bind because another process took the free port first is tried again on another port."""
+    for _ in range(attempts - 1):
+        outcome = _one_try(tmp_path, command_of, retry_if_taken=True)
+        if outcome is not None:
+            return outcome
+    return _one_try(tmp_path, command_of, retry_if_taken=False)
+
+
+def _one_try(tmp_path, command_of, retry_if_taken: bool) -> tuple[bool, bool] | None:
+    """_haproxy_under_a_killed_parent on one free port; None when HAProxy exited because another
+    process listens there (and `retry_if_taken`)."""
     port = free_port()
     config = tmp_path / "haproxy.cfg"
     config.write_text(CONFIG.format(port=port))
@@ -76,26 +86,24 @@ def _haproxy_under_a_killed_parent(tmp_path, command_of, attempts: int = 3) -> t
     haproxy = int(parent.stdout.readline())
     try:
         deadline = time.monotonic() + 10
-        while _haproxy_listeners(port) != {haproxy}:                # the launcher became HAProxy (same pid)
-            if not _alive(haproxy) and attempts > 1 and _foreign_listener(port):
-                break
+        while _haproxy_listeners(port) != {haproxy}:        # the pid the parent started listens: it is HAProxy
+            if not _alive(haproxy) and retry_if_taken and _listeners(port):
+                return None
             assert _alive(haproxy), "HAProxy exited before it listened"
             assert time.monotonic() < deadline, "HAProxy did not listen"
             time.sleep(0.1)
-        else:
-            parent.send_signal(signal.SIGKILL)
-            parent.wait(10)
-            deadline = time.monotonic() + 10
-            while _alive(haproxy) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            return _alive(haproxy), bool(_haproxy_listeners(port))
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(haproxy) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return _alive(haproxy), bool(_haproxy_listeners(port))
     finally:
         if parent.poll() is None:
             parent.kill()
             parent.wait(10)
         if _alive(haproxy):
             psutil.Process(haproxy).kill()
-    return _haproxy_under_a_killed_parent(tmp_path, command_of, attempts - 1)
 
 
 def test_haproxy_through_the_launcher_dies_with_its_parent(tmp_path, monkeypatch):

@@ -39,10 +39,11 @@ VARIANTS = {                     # Spark session settings, or Hadoop ones (parqu
 def _apply(spark, conf: dict[str, str], on: bool) -> None:
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in conf.items():
-        if key.startswith("spark."):
-            spark.conf.set(key, value) if on else spark.conf.unset(key)
+        store = spark.conf if key.startswith("spark.") else hadoop
+        if on:
+            store.set(key, value)
         else:
-            hadoop.set(key, value) if on else hadoop.unset(key)
+            store.unset(key)
 
 
 def timed_write(frame, folder: Path) -> tuple[float, float]:

@@ -123,8 +123,9 @@ def test_unreadable_compressed_and_binary_files_in_a_csv_drop_are_set_aside(spar
     assert list(_bronze(spark, tmp_path, "crm")) == ["c1"]
     rejected = _rejected(spark, tmp_path)
     assert {n: r["reason"] for n, r in rejected.items()} == {
-        "not_gzip.csv.gz": "unreadable", "truncated.csv.gz": "unreadable", "binary.csv": "header_mismatch"}
+        "not_gzip.csv.gz": "unreadable", "truncated.csv.gz": "unreadable", "binary.csv": "unreadable"}
     assert "FAILED_READ_FILE" in rejected["truncated.csv.gz"]["detail"]
+    assert rejected["binary.csv"]["detail"].startswith("not utf-8 text: ")
 
 
 def test_a_file_named_like_a_glob_pattern_is_ingested_once(spark, tmp_path):

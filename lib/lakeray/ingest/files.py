@@ -24,7 +24,15 @@ from lakeray.faults import crash_point
 from lakeray.ingest.metadata import bronze_properties, create_bronze, with_ingest_metadata
 from lakeray.ingest.rejected import record_rejections
 from lakeray.ingest.schema import CORRUPT, bronze_read_schema, bronze_table_schema
-from lakeray.ingest.screen import Rejection, failed_read, has_header, screen_csv, screen_parquet
+from lakeray.ingest.screen import (
+    CsvLayout,
+    Rejection,
+    failed_read,
+    has_header,
+    screen_csv,
+    screen_parquet,
+    screen_text,
+)
 from lakeray.ingest.state import app_id as checkpoint_app_id
 from lakeray.ingest.state import check_source_state, moved_landing_error, record_landing, reset_hint
 from lakeray.lakehouse import commit_metrics_since, fs, latest_version
@@ -32,8 +40,13 @@ from lakeray.spec.models import Source
 
 log = logging.getLogger(__name__)
 
+# CSV as RFC 4180 writes it (pandas, Excel, PostgreSQL's COPY): a quote inside a quoted value is doubled
+# (escape '"'; with Spark's own default, a backslash, `""` stays in the value and a value ending in a
+# backslash runs into the next field). A quoted value may hold a line break: a file whose start shows
+# one (screen.quoted_line_breaks) is read with multiLine (as one split); the others line by line, which
+# Spark splits and which takes \n, \r\n and \r alike. `options: {multiLine: ...}` decides for every file.
 FORMAT_DEFAULTS = {
-    "csv": {"header": "true", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "multiLine": "false"},
+    "csv": {"header": "true", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "escape": '"'},
     "json": {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
     "parquet": {},
 }
@@ -68,47 +81,71 @@ def _glob_escaped(path: str) -> str:
     return path
 
 
-def _read(spark, source: Source, files: list[str], schema: T.StructType, columns: list[str]):
-    options = {**FORMAT_DEFAULTS[source.format], **source.options}
+def _read(spark, source: Source, files: list[str], schema: T.StructType, columns: list[str], multiline: bool):
+    options = {**FORMAT_DEFAULTS[source.format], **({"multiLine": "true"} if multiline else {}), **source.options}
     frame = spark.read.format(source.format).schema(schema).options(**options).load([_glob_escaped(f) for f in files])
-    return frame.select(*columns, F.col("_metadata.file_path").alias("_file_path"))
+    frame = frame.select(*schema.fieldNames(), F.col("_metadata.file_path").alias("_file_path"))
+    if source.format == "csv" and _multiline(options):
+        frame = split_swallowed(frame, schema, options)
+    return frame.select(*columns, "_file_path")
 
 
-def screen(spark, source: Source, files: list[str]) -> tuple[dict[tuple, list[str]], list[Rejection]]:
-    """Files grouped by the column order to read them with, and the rejected ones."""
-    declared = tuple(source.columns)
-    groups: dict[tuple, list[str]] = {}
+def _multiline(options: dict[str, str]) -> bool:
+    return {k.lower(): v for k, v in options.items()}.get("multiline", "false").strip().lower() == "true"
+
+
+def split_swallowed(frame, schema: T.StructType, options: dict[str, str]):
+    """A quote that is never closed makes a multiLine reader run its value on over the next lines, into
+    one malformed record. A malformed record spanning lines is therefore parsed again line by line, as
+    a reader without multiLine would: the rows after the broken line land as rows of their own (the
+    broken line stays malformed, its text kept). One pass: every other row goes through as it was read."""
+    text = F.col(CORRUPT)
+    spans_lines = F.coalesce(text.rlike("[\\r\\n]"), F.lit(False))
+    lines = F.filter(F.split(text, "\\r\\n|\\r|\\n"), lambda line: F.trim(line) != "")
+    exploded = frame.select("*", F.explode(F.when(spans_lines, lines).otherwise(F.array(F.lit(None).cast("string"))))
+                            .alias("_line"))
+    ddl = ", ".join(f"`{name.replace('`', '``')}` STRING" for name in schema.fieldNames())
+    line_options = {k: v for k, v in options.items() if k.lower() not in ("multiline", "header")}
+    line = F.col("_line")
+    parsed = exploded.select("*", F.when(line.isNotNull(), F.from_csv(line, F.lit(ddl), line_options)).alias("_row"))
+    return parsed.select(*[F.when(line.isNull(), F.col(c)).otherwise(F.col("_row").getField(c)).alias(c)
+                           for c in schema.fieldNames()], "_file_path")
+
+
+def screen(spark, source: Source, files: list[str]) -> tuple[dict[CsvLayout, list[str]], list[Rejection]]:
+    """Files grouped by how to read them (column order; CSV records spanning lines), and the rejected ones."""
+    layout = CsvLayout(tuple(source.columns), False)
+    groups: dict[CsvLayout, list[str]] = {}
     rejected: list[Rejection] = []
     for path in files:
-        order = declared
+        outcome: CsvLayout | Rejection = layout
         if source.format == "csv" and has_header(source):
             outcome = screen_csv(spark, path, source)
-            if isinstance(outcome, Rejection):
-                rejected.append(outcome)
-                continue
-            order = tuple(outcome)
         elif source.format == "parquet":
-            problem = screen_parquet(spark, path, source)
-            if problem is not None:
-                rejected.append(problem)
-                continue
-        groups.setdefault(order, []).append(path)
+            outcome = screen_parquet(spark, path, source) or layout
+        elif source.format == "json":
+            outcome = screen_text(spark, path, source) or layout
+        if isinstance(outcome, Rejection):
+            rejected.append(outcome)
+        else:
+            groups.setdefault(outcome, []).append(path)
     return groups, rejected
 
 
-def read_groups(spark, name: str, source: Source, groups: dict[tuple, list[str]], run_id: str):
+def read_groups(spark, name: str, source: Source, groups: dict[CsvLayout, list[str]], run_id: str):
     """The accepted files' rows in bronze's shape, CSV columns mapped by header name; None if no file."""
     read_schema = bronze_read_schema(source)
     columns = [f.name for f in read_schema.fields]
     frames = []
-    for order, files in groups.items():
+    for layout, files in groups.items():
         if not files:
             continue
         if source.format == "csv":
-            schema = T.StructType([T.StructField(c, T.StringType()) for c in order] + [T.StructField(CORRUPT, T.StringType())])
+            schema = T.StructType([T.StructField(c, T.StringType()) for c in layout.columns]
+                                  + [T.StructField(CORRUPT, T.StringType())])
         else:
             schema = read_schema
-        frames.append(_read(spark, source, files, schema, columns))
+        frames.append(_read(spark, source, files, schema, columns, layout.multiline))
     if not frames:
         return None
     frame = reduce(lambda a, b: a.unionByName(b), frames)
@@ -146,7 +183,7 @@ def ingest_files(spark, name: str, source: Source, landing_path: str, bronze_pat
                 if bad is None:
                     raise
                 rejected.append(bad)
-                groups = {order: [f for f in paths if f != bad.file] for order, paths in groups.items()}
+                groups = {layout: [f for f in paths if f != bad.file] for layout, paths in groups.items()}
                 continue
             metrics = commit_metrics_since(spark, bronze_path, before)
             break

@@ -2,7 +2,10 @@
 
   CSV       the header line is matched to the declared columns by name (trimmed, case-insensitive,
             a UTF-8 BOM dropped): columns in another order are mapped by name; a missing, unknown,
-            empty or duplicated column name rejects the file, naming the columns.
+            empty or duplicated column name rejects the file, naming the columns; so does a start
+            that is not text in the source's encoding. The start also says whether a quoted value
+            holds a line break (then the file is read with multiLine).
+  JSON      the file's start must be text in the source's encoding (options.encoding, UTF-8).
   Parquet   the footer is read: an unreadable footer, or a declared column absent from the file's
             schema, rejects the file.
   any       a file Spark then fails to read (truncated gzip, a Parquet column of another type)
@@ -14,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import dataclasses
+import io
 import re
 from urllib.parse import unquote
 
@@ -69,10 +73,11 @@ def parse_header(line: str, source: Source) -> list[str]:
     sep = opts.get("sep", opts.get("delimiter", ","))
     quote = opts.get("quote", '"') or None
     line = line.lstrip("\ufeff").rstrip("\r\n")
-    if len(sep) != 1 or (quote is not None and len(quote) != 1):
+    dialect = _dialect(source)
+    if dialect is None:
         return [part.strip().strip(quote or "") for part in line.split(sep)]
     try:
-        return next(csv.reader([line], delimiter=sep, quotechar=quote, escapechar=opts.get("escape", "\\")[:1] or None))
+        return next(csv.reader([line], **dialect))
     except csv.Error:   # not text (NUL bytes...): compared as is, it will not match
         return line.split(sep)
 
@@ -86,8 +91,32 @@ def _open(spark, path: str):
     return codec.createInputStream(stream) if codec is not None else stream
 
 
-def read_header_line(spark, path: str, source: Source) -> str | None:
-    """The first line of a text file (at most HEADER_BYTES), None for an empty file."""
+class NotInEncoding(ValueError):
+    """The start of a text file is not valid in the encoding it is read with."""
+
+
+BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32", codecs.BOM_UTF16_LE: "UTF-16",
+        codecs.BOM_UTF16_BE: "UTF-16"}
+
+
+def decode_head(head: bytes, truncated: bool, encoding: str) -> str:
+    """`head` decoded strictly (a character cut at the end of a truncated head is left out): Spark's
+    reader would put U+FFFD in place of every byte not valid in `encoding`, so the values would be
+    damaged without a word. Raises NotInEncoding naming the byte, its line and the setting."""
+    try:
+        return codecs.getincrementaldecoder(encoding)(errors="strict").decode(head, final=not truncated)
+    except UnicodeDecodeError as exc:
+        bom = next((name for mark, name in BOMS.items() if head.startswith(mark)), None)
+        line = head[:exc.start].count(b"\n") + 1
+        found = (f"the file starts with a {bom} byte order mark" if bom else
+                 f"byte 0x{head[exc.start]:02x} at offset {exc.start} (line {line}) is not valid {encoding}")
+        raise NotInEncoding(f"not {encoding} text: {found}; set the source's options.encoding to the file's "
+                            f"encoding (e.g. ISO-8859-1, windows-1252{', ' + bom if bom else ''})") from None
+
+
+def read_head(spark, path: str, source: Source) -> tuple[str, bool] | None:
+    """The start of a text file (at most HEADER_BYTES, decoded) and whether the file goes on after it;
+    None for an empty file."""
     stream = _open(spark, path)
     try:
         head = bytes(stream.readNBytes(HEADER_BYTES))
@@ -100,24 +129,82 @@ def read_header_line(spark, path: str, source: Source) -> str | None:
         codecs.lookup(encoding)
     except LookupError:
         encoding = "utf-8"
-    text = head.decode(encoding, errors="replace")
-    lines = re.split(r"\r\n|\r|\n", text, maxsplit=1)
+    truncated = len(head) == HEADER_BYTES
+    return decode_head(head, truncated, encoding), truncated
+
+
+def header_line(head: str, truncated: bool) -> str:
+    lines = re.split(r"\r\n|\r|\n", head, maxsplit=1)
     if len(lines) > 1:
         return lines[0]
-    if len(head) == HEADER_BYTES:
+    if truncated:
         raise ValueError(f"no line break in the first {HEADER_BYTES} bytes: not a CSV text file")
-    return text
+    return head
 
 
-def screen_csv(spark, path: str, source: Source) -> list[str] | Rejection:
+def _dialect(source: Source) -> dict | None:
+    """Python csv's reading of the source's options (None: options it cannot mirror)."""
+    opts = _options(source)
+    sep = opts.get("sep", opts.get("delimiter", ","))
+    quote = opts.get("quote", '"') or None
+    escape = opts.get("escape", '"')[:1] or None      # the reader's default (ingest/files.py): RFC 4180's `""`
+    if len(sep) != 1 or (quote is not None and len(quote) != 1):
+        return None
+    return {"delimiter": sep, "quotechar": quote, "escapechar": None if escape == quote else escape}
+
+
+def quoted_line_breaks(head: str, truncated: bool, source: Source) -> bool:
+    """Whether a quoted value in `head` holds a line break (RFC 4180 allows it; a reader going line by
+    line splits such a record into malformed pieces) and every record in it has the header's number of
+    fields (a quote never closed makes one value run on over the next lines, which a reader going line
+    by line confines to one line). The record `head` may cut short is not looked at."""
+    dialect = _dialect(source)
+    if dialect is None or dialect["quotechar"] is None or dialect["quotechar"] not in head:
+        return False
+    records = []
     try:
-        line = read_header_line(spark, path, source)
+        records = list(csv.reader(io.StringIO(head, newline=""), **dialect))
+    except csv.Error:           # NUL bytes, a quote left open at the cut...: what parsed before it counts
+        pass
+    if truncated:
+        records = records[:-1]
+    records = [r for r in records if r]         # blank lines
+    if not records or any(len(r) != len(records[0]) for r in records):
+        return False
+    return any("\n" in value or "\r" in value for record in records for value in record)
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvLayout:
+    columns: tuple[str, ...]    # the declared column at each position of the file
+    multiline: bool             # read as records that may span lines (a quoted value holds a line break)
+
+
+def screen_csv(spark, path: str, source: Source) -> CsvLayout | Rejection:
+    try:
+        head = read_head(spark, path, source)
+        line = header_line(*head) if head is not None else None
+    except NotInEncoding as exc:
+        return Rejection(path, UNREADABLE, str(exc))
     except Exception as exc:   # py4j: an unreadable or not-really-compressed file
         return Rejection(path, UNREADABLE, f"cannot read the header line: {root_cause(exc)}")
     if line is None:
         return Rejection(path, HEADER_MISMATCH, "the file is empty: no header line")
     matched = match_header(parse_header(line, source), list(source.columns))
-    return Rejection(path, HEADER_MISMATCH, matched) if isinstance(matched, str) else matched
+    if isinstance(matched, str):
+        return Rejection(path, HEADER_MISMATCH, matched)
+    return CsvLayout(tuple(matched), quoted_line_breaks(*head, source))
+
+
+def screen_text(spark, path: str, source: Source) -> Rejection | None:
+    """A JSON file: its start must be text in the source's encoding."""
+    try:
+        read_head(spark, path, source)
+    except NotInEncoding as exc:
+        return Rejection(path, UNREADABLE, str(exc))
+    except Exception:   # noqa: BLE001 - not readable at all: Spark's read names it (failed_read)
+        return None
+    return None
 
 
 def screen_parquet(spark, path: str, source: Source) -> Rejection | None:

@@ -25,7 +25,7 @@ from lakeray.ingest.metadata import bronze_properties, create_bronze, with_inges
 from lakeray.ingest.rejected import record_rejections
 from lakeray.ingest.schema import CORRUPT, bronze_read_schema, bronze_table_schema
 from lakeray.ingest.screen import (
-    CsvLayout,
+    Layout,
     Rejection,
     failed_read,
     has_header,
@@ -112,19 +112,19 @@ def split_swallowed(frame, schema: T.StructType, options: dict[str, str]):
                            for c in schema.fieldNames()], "_file_path")
 
 
-def screen(spark, source: Source, files: list[str]) -> tuple[dict[CsvLayout, list[str]], list[Rejection]]:
+def screen(spark, source: Source, files: list[str]) -> tuple[dict[Layout, list[str]], list[Rejection]]:
     """Files grouped by how to read them (column order; CSV records spanning lines), and the rejected ones."""
-    layout = CsvLayout(tuple(source.columns), False)
-    groups: dict[CsvLayout, list[str]] = {}
+    layout = Layout(tuple(source.columns), False)
+    groups: dict[Layout, list[str]] = {}
     rejected: list[Rejection] = []
     for path in files:
-        outcome: CsvLayout | Rejection = layout
+        outcome: Layout | Rejection = layout
         if source.format == "csv" and has_header(source):
             outcome = screen_csv(spark, path, source)
         elif source.format == "parquet":
             outcome = screen_parquet(spark, path, source) or layout
         elif source.format == "json":
-            outcome = screen_text(spark, path, source) or layout
+            outcome = screen_text(spark, path, source)
         if isinstance(outcome, Rejection):
             rejected.append(outcome)
         else:
@@ -132,7 +132,7 @@ def screen(spark, source: Source, files: list[str]) -> tuple[dict[CsvLayout, lis
     return groups, rejected
 
 
-def read_groups(spark, name: str, source: Source, groups: dict[CsvLayout, list[str]], run_id: str):
+def read_groups(spark, name: str, source: Source, groups: dict[Layout, list[str]], run_id: str):
     """The accepted files' rows in bronze's shape, CSV columns mapped by header name; None if no file."""
     read_schema = bronze_read_schema(source)
     columns = [f.name for f in read_schema.fields]

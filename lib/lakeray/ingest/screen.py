@@ -5,7 +5,8 @@
             empty or duplicated column name rejects the file, naming the columns; so does a start
             that is not text in the source's encoding. The start also says whether a quoted value
             holds a line break (then the file is read with multiLine).
-  JSON      the file's start must be text in the source's encoding (options.encoding, UTF-8).
+  JSON      the file's start must be text in the source's encoding (options.encoding, UTF-8); it says
+            whether the file is JSON lines or one document (multiLine), or neither (set aside).
   Parquet   the footer is read: an unreadable footer, or a declared column absent from the file's
             schema, rejects the file.
   any       a file Spark then fails to read (truncated gzip, a Parquet column of another type)
@@ -18,6 +19,7 @@ import codecs
 import csv
 import dataclasses
 import io
+import json
 import re
 from urllib.parse import unquote
 
@@ -175,12 +177,12 @@ def quoted_line_breaks(head: str, truncated: bool, source: Source) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class CsvLayout:
+class Layout:
     columns: tuple[str, ...]    # the declared column at each position of the file
     multiline: bool             # read as records that may span lines (a quoted value holds a line break)
 
 
-def screen_csv(spark, path: str, source: Source) -> CsvLayout | Rejection:
+def screen_csv(spark, path: str, source: Source) -> Layout | Rejection:
     try:
         head = read_head(spark, path, source)
         line = header_line(*head) if head is not None else None
@@ -193,18 +195,56 @@ def screen_csv(spark, path: str, source: Source) -> CsvLayout | Rejection:
     matched = match_header(parse_header(line, source), list(source.columns))
     if isinstance(matched, str):
         return Rejection(path, HEADER_MISMATCH, matched)
-    return CsvLayout(tuple(matched), quoted_line_breaks(*head, source))
+    return Layout(tuple(matched), quoted_line_breaks(*head, source))
 
 
-def screen_text(spark, path: str, source: Source) -> Rejection | None:
-    """A JSON file: its start must be text in the source's encoding."""
+def json_values(text: str) -> tuple[int, bool]:
+    """How many JSON values follow one another from the start of `text` (counted until one does not
+    parse) and whether the first one spans lines."""
+    decoder, at, count, spans = json.JSONDecoder(), 0, 0, False
+    while True:
+        at = len(text) - len(text[at:].lstrip())
+        if at >= len(text):
+            return count, spans
+        try:
+            _, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return count, spans
+        spans = spans or (count == 0 and ("\n" in text[at:end] or "\r" in text[at:end]))
+        count, at = count + 1, end
+
+
+def screen_text(spark, path: str, source: Source) -> Layout | Rejection:
+    """A JSON file: its start must be text in the source's encoding. JSON lines (one value per line) are
+    read line by line; one JSON document (an array of records, or a single record written over several
+    lines) with multiLine. Records written over several lines one after another cannot be read either
+    way (line by line every line is malformed; multiLine reads the first record alone): set aside."""
+    layout = Layout(tuple(source.columns), False)
     try:
-        read_head(spark, path, source)
+        head = read_head(spark, path, source)
     except NotInEncoding as exc:
         return Rejection(path, UNREADABLE, str(exc))
     except Exception:   # noqa: BLE001 - not readable at all: Spark's read names it (failed_read)
-        return None
-    return None
+        return layout
+    if head is None:
+        return layout
+    text, truncated = head[0].lstrip("\ufeff"), head[1]
+    forced = _options(source).get("multiline", "").strip().lower()
+    values, spans = json_values(text)
+    if forced == "true" and values > 1:
+        return Rejection(path, UNREADABLE, f"{values} JSON values one after another in the file's start, read with "
+                         "options.multiLine: true, which reads only the first: drop the option (JSON lines) or "
+                         "land one JSON array")
+    if forced:
+        return layout
+    if text.lstrip().startswith("["):
+        return Layout(layout.columns, True)
+    if spans and values > 1:
+        return Rejection(path, UNREADABLE, "JSON records written over several lines, one after another: land them as "
+                         "JSON lines (one record per line) or as one JSON array")
+    if spans and not truncated and values == 1:
+        return Layout(layout.columns, True)        # one record over several lines
+    return layout
 
 
 def screen_parquet(spark, path: str, source: Source) -> Rejection | None:

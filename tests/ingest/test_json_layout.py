@@ -1,0 +1,85 @@
+"""JSON drops as exporters write them: JSON lines, one array of records (pretty-printed or not), one
+record over several lines. Records written over several lines one after another, which Spark can read
+neither way (every line malformed, or the first record alone), are set aside with what to land instead;
+so is a JSON-lines file read with `multiLine: true` (Spark would keep its first record only)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lakeray.ingest.files import ingest_files
+from lakeray.ingest.screen import json_values
+from lakeray.spec.models import Source
+
+SOURCE = Source.model_validate({
+    "format": "json", "path": "tickets", "keys": ["id"], "columns": {"id": "string", "score": "int"},
+})
+RECORDS = [{"id": "a", "score": 1}, {"id": "b", "score": 2}, {"id": "c", "score": 3}]
+
+
+def _ingest(spark, tmp_path, files: dict[str, str], source=SOURCE):
+    folder = tmp_path / "landing" / "tickets"
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    bronze = str(tmp_path / "lake" / "bronze" / "tickets")
+    stats = ingest_files(spark, "tickets", source, str(folder), bronze, str(tmp_path / "ckpt"), "run-1")
+    rows = sorted(((r["_file"].rsplit("/", 1)[-1], r["id"], r["score"], r["_corrupt_record"])
+                   for r in spark.read.format("delta").load(bronze).collect()), key=lambda r: [v or "" for v in r])
+    rejected = {}
+    if stats.rejected_files:
+        rejected = {r["file"].rsplit("/", 1)[-1]: r["detail"] for r in
+                    spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).collect()}
+    return stats, rows, rejected
+
+
+def test_arrays_lines_and_a_record_over_several_lines_are_read_as_records(spark, tmp_path):
+    stats, rows, rejected = _ingest(spark, tmp_path, {
+        "pretty.json": json.dumps(RECORDS[:2], indent=2),               # an array, pretty-printed
+        "compact.json": json.dumps(RECORDS[2:]),                        # an array on one line
+        "one.json": json.dumps({"id": "d", "score": 4}, indent=2),      # one record over several lines
+        "lines.json": '{"id": "e", "score": 5}\n{"id": "f", "score": \n',   # JSON lines, the last malformed
+    })
+    assert (stats.rows, stats.rejected_files, rejected) == (6, 0, {})
+    assert rows == [
+        ("compact.json", "c", "3", None),
+        ("lines.json", None, None, '{"id": "f", "score": '),
+        ("lines.json", "e", "5", None),
+        ("one.json", "d", "4", None),
+        ("pretty.json", "a", "1", None),
+        ("pretty.json", "b", "2", None),
+    ]
+
+
+def test_records_over_several_lines_one_after_another_are_set_aside(spark, tmp_path):
+    pretty = "\n".join(json.dumps(r, indent=2) for r in RECORDS)
+    stats, rows, rejected = _ingest(spark, tmp_path, {"pretty.json": pretty, "lines.json": '{"id": "e", "score": 5}\n'})
+    assert (stats.rows, stats.rejected_files) == (1, 1)
+    assert [r[1] for r in rows] == ["e"]
+    assert rejected["pretty.json"].startswith("JSON records written over several lines, one after another: land them "
+                                              "as JSON lines")
+
+
+def test_json_lines_read_with_multiline_are_set_aside_not_cut_to_their_first_record(spark, tmp_path):
+    source = SOURCE.model_copy(update={"options": {"multiLine": "true"}})
+    stats, rows, rejected = _ingest(spark, tmp_path, {
+        "lines.json": "".join(json.dumps(r) + "\n" for r in RECORDS), "array.json": json.dumps(RECORDS, indent=2)},
+        source)
+    assert (stats.rows, stats.rejected_files) == (3, 1)
+    assert [r[0] for r in rows] == ["array.json"] * 3
+    assert rejected["lines.json"].startswith("3 JSON values one after another")
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"a": 1}\n{"a": 2}\n', (2, False)),
+    ('{\n "a": 1\n}\n{"a": 2}', (2, True)),
+    ('[{"a": 1},\n {"a": 2}]', (1, True)),
+    ('{"a": 1}\n{"a": ', (1, False)),           # counted until one does not parse
+    ("not json", (0, False)),
+    ("  \n", (0, False)),
+])
+def test_json_values_counts_the_values_at_the_start(text, expected):
+    assert json_values(text) == expected

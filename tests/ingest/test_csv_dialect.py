@@ -168,3 +168,13 @@ def test_a_json_file_not_in_the_sources_encoding_is_set_aside(spark, tmp_path):
     assert [(r["id"], r["note"]) for r in spark.read.format("delta").load(bronze).collect()] == [("t2", "résumé")]
     detail = spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).first()["detail"]
     assert detail.startswith("not utf-8 text: byte 0xe9 at offset 23 (line 1)")
+
+
+def test_a_file_without_header_is_checked_too(spark, tmp_path):
+    source = SOURCE.model_copy(update={"options": {"header": "false"}})
+    _land(tmp_path, "plain.csv", b'a,"first\nsecond",Oslo\nb,ok,Lima\n')
+    _land(tmp_path, "latin1.csv", "c,fémale,Zürich\n".encode("latin-1"))
+    stats, rows = _ingest(spark, tmp_path, source)
+    assert (stats.rows, stats.rejected_files) == (2, 1)
+    assert [(r["id"], r["note"], r["city"], r["_corrupt_record"]) for r in rows] == [
+        ("a", "first\nsecond", "Oslo", None), ("b", "ok", "Lima", None)]

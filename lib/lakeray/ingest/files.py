@@ -28,7 +28,6 @@ from lakeray.ingest.screen import (
     Layout,
     Rejection,
     failed_read,
-    has_header,
     screen_csv,
     screen_parquet,
     screen_text,
@@ -119,7 +118,7 @@ def screen(spark, source: Source, files: list[str]) -> tuple[dict[Layout, list[s
     rejected: list[Rejection] = []
     for path in files:
         outcome: Layout | Rejection = layout
-        if source.format == "csv" and has_header(source):
+        if source.format == "csv":
             outcome = screen_csv(spark, path, source)
         elif source.format == "parquet":
             outcome = screen_parquet(spark, path, source) or layout

@@ -183,13 +183,20 @@ class Layout:
 
 
 def screen_csv(spark, path: str, source: Source) -> Layout | Rejection:
+    """A file without a header (`options.header: false`) is read in the declared order; its start is
+    still checked for the encoding and for quoted line breaks."""
+    header = has_header(source)
     try:
         head = read_head(spark, path, source)
-        line = header_line(*head) if head is not None else None
+        line = header_line(*head) if head is not None and header else None
     except NotInEncoding as exc:
         return Rejection(path, UNREADABLE, str(exc))
     except Exception as exc:   # py4j: an unreadable or not-really-compressed file
+        if not header:         # Spark's read names it (failed_read)
+            return Layout(tuple(source.columns), False)
         return Rejection(path, UNREADABLE, f"cannot read the header line: {root_cause(exc)}")
+    if not header:
+        return Layout(tuple(source.columns), head is not None and quoted_line_breaks(*head, source))
     if line is None:
         return Rejection(path, HEADER_MISMATCH, "the file is empty: no header line")
     matched = match_header(parse_header(line, source), list(source.columns))

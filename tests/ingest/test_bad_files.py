@@ -94,6 +94,20 @@ def test_a_corrupt_parquet_file_is_set_aside_and_the_others_ingested(spark, tmp_
     assert sorted(_bronze(spark, tmp_path, "usage")) == ["e1", "e2", "e3"]
 
 
+def test_a_first_drop_whose_only_file_spark_cannot_read_leaves_an_empty_bronze_not_a_blocked_source(spark, tmp_path):
+    # the failed write leaves a _delta_log folder without a commit; bronze must still be created
+    folder = _land(tmp_path, PARQUET, {})
+    pd.DataFrame({"id": ["e1"], "minutes": ["one"]}).to_parquet(folder / "typed.parquet")   # text, not double
+    stats = _ingest(spark, tmp_path, "usage", PARQUET)
+    assert (stats.rows, stats.rejected_files) == (0, 1)
+    assert _rejected(spark, tmp_path)["typed.parquet"]["reason"] == "schema_mismatch"
+    assert _bronze(spark, tmp_path, "usage") == {}
+    pd.DataFrame({"id": ["e2"], "minutes": [2.0]}).to_parquet(folder / "day2.parquet")
+    again = _ingest(spark, tmp_path, "usage", PARQUET)
+    assert (again.rows, again.rejected_files) == (1, 0)
+    assert sorted(_bronze(spark, tmp_path, "usage")) == ["e2"]
+
+
 def test_parquet_files_with_a_missing_or_mistyped_column_are_set_aside(spark, tmp_path):
     folder = _land(tmp_path, PARQUET, {})
     pd.DataFrame({"id": ["e1"], "minutes": [1.0]}).to_parquet(folder / "ok.parquet")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakeray.lakehouse import stats_property
+from lakeray.lakehouse import latest_version, stats_property
+from lakeray.spark.local import local_frame
 
 # the `_file` of a delete marker that a JDBC snapshot diff lands (sources.<name>.deletes.snapshot): it
 # sorts below the `jdbc:<table>` of the rows read, so a live row landed at the same instant wins a tie
@@ -32,10 +33,10 @@ def bronze_properties(source_keys: list[str], *extra: str) -> dict[str, str]:
 
 
 def create_bronze(spark, path: str, schema, properties: dict[str, str]) -> None:
-    """An empty bronze table with its properties, unless one exists."""
-    from delta.tables import DeltaTable
-
-    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
-    for key, value in properties.items():
-        builder = builder.property(key, value)
-    builder.execute()
+    """An empty bronze table with its properties, unless one exists. Written as an empty append, not
+    with DeltaTable.createIfNotExists: a write that failed before its first commit (a batch whose every
+    file Spark could not read) leaves a `_delta_log` folder without a commit, which the builder takes
+    for a table it then cannot find (DELTA_TABLE_NOT_FOUND), so the source could never start."""
+    if latest_version(spark, path) is not None:
+        return
+    local_frame(spark, [], schema).write.format("delta").mode("append").options(**properties).save(path)

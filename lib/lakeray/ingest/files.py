@@ -111,6 +111,25 @@ def split_swallowed(frame, schema: T.StructType, options: dict[str, str]):
                            for c in schema.fieldNames()], "_file_path")
 
 
+def _as_in_file(schema: T.StructType, widened: dict[str, str]) -> T.StructType:
+    """The read schema with each widened column in its file's type (nanoseconds as a long: the session
+    reads them so, spark.sql.legacy.parquet.nanosAsLong in conf/base)."""
+    file_types = {"int32": T.IntegerType(), "int64": T.LongType(), "float": T.FloatType(), "nanos": T.LongType()}
+    return T.StructType([T.StructField(f.name, file_types[widened[f.name]]) if f.name in widened else f
+                         for f in schema.fields])
+
+
+def widen(frame, schema: T.StructType, widened: dict[str, str]):
+    """Each widened column converted to its declared type (screen.WIDENS)."""
+    if not widened:
+        return frame
+    types = {f.name: f.dataType for f in schema.fields}
+    def micros(column: str):      # floor division in longs: a double would round nanoseconds past 2**53
+        quoted = "`" + column.replace("`", "``") + "`"
+        return F.timestamp_micros(F.expr(f"({quoted} - pmod({quoted}, 1000)) div 1000"))
+    return frame.withColumns({c: micros(c) if found == "nanos" else F.col(c).cast(types[c]) for c, found in widened.items()})
+
+
 def screen(spark, source: Source, files: list[str]) -> tuple[dict[Layout, list[str]], list[Rejection]]:
     """Files grouped by how to read them (column order; CSV records spanning lines), and the rejected ones."""
     layout = Layout(tuple(source.columns), False)
@@ -121,7 +140,7 @@ def screen(spark, source: Source, files: list[str]) -> tuple[dict[Layout, list[s
         if source.format == "csv":
             outcome = screen_csv(spark, path, source)
         elif source.format == "parquet":
-            outcome = screen_parquet(spark, path, source) or layout
+            outcome = screen_parquet(spark, path, source)
         elif source.format == "json":
             outcome = screen_text(spark, path, source)
         if isinstance(outcome, Rejection):
@@ -143,8 +162,8 @@ def read_groups(spark, name: str, source: Source, groups: dict[Layout, list[str]
             schema = T.StructType([T.StructField(c, T.StringType()) for c in layout.columns]
                                   + [T.StructField(CORRUPT, T.StringType())])
         else:
-            schema = read_schema
-        frames.append(_read(spark, source, files, schema, columns, layout.multiline))
+            schema = _as_in_file(read_schema, dict(layout.widened))
+        frames.append(widen(_read(spark, source, files, schema, columns, layout.multiline), read_schema, dict(layout.widened)))
     if not frames:
         return None
     frame = reduce(lambda a, b: a.unionByName(b), frames)

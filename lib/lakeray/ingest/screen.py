@@ -8,7 +8,7 @@
   JSON      the file's start must be text in the source's encoding (options.encoding, UTF-8); it says
             whether the file is JSON lines or one document (multiLine), or neither (set aside).
   Parquet   the footer is read: an unreadable footer, or a declared column absent from the file's
-            schema, rejects the file.
+            schema, rejects the file; a column in a type WIDENS lists is read in it and converted.
   any       a file Spark then fails to read (truncated gzip, a Parquet column of another type)
             is rejected with Spark's reason, and the batch is read again without it.
 """
@@ -180,6 +180,7 @@ def quoted_line_breaks(head: str, truncated: bool, source: Source) -> bool:
 class Layout:
     columns: tuple[str, ...]    # the declared column at each position of the file
     multiline: bool             # read as records that may span lines (a quoted value holds a line break)
+    widened: tuple[tuple[str, str], ...] = ()   # Parquet: (column, its type in the file) read then converted
 
 
 def screen_csv(spark, path: str, source: Source) -> Layout | Rejection:
@@ -254,7 +255,27 @@ def screen_text(spark, path: str, source: Source) -> Layout | Rejection:
     return layout
 
 
-def screen_parquet(spark, path: str, source: Source) -> Rejection | None:
+# a Parquet column of another type that lakeray reads and converts to the declared one without loss
+# of meaning (Spark's reader refuses these): pandas writes int64 for whole numbers and timestamps in
+# nanoseconds (which Spark keeps to the microsecond: the nanoseconds are dropped)
+WIDENS = {("int32", "bigint"), ("int32", "double"), ("int64", "double"), ("float", "double"), ("nanos", "timestamp")}
+
+
+def parquet_type(field) -> str:
+    """A Parquet footer field as the names in WIDENS (`other` for the rest)."""
+    if not field.isPrimitive():
+        return "other"
+    physical = str(field.asPrimitiveType().getPrimitiveTypeName())
+    annotation = field.getLogicalTypeAnnotation()
+    text = str(annotation) if annotation is not None else ""
+    if physical == "INT64" and text.startswith("TIMESTAMP(NANOS"):
+        return "nanos"
+    if annotation is not None and not text.startswith("INTEGER("):
+        return "other"
+    return {"INT32": "int32", "INT64": "int64", "FLOAT": "float"}.get(physical, "other")
+
+
+def screen_parquet(spark, path: str, source: Source) -> Layout | Rejection:
     jvm = spark.sparkContext._jvm
     try:
         hpath = jvm.org.apache.hadoop.fs.Path(path)
@@ -262,16 +283,19 @@ def screen_parquet(spark, path: str, source: Source) -> Rejection | None:
         reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(infile)
         try:
             fields = reader.getFooter().getFileMetaData().getSchema().getFields()
-            names = [fields.get(i).getName() for i in range(fields.size())]
+            by_name = {fields.get(i).getName(): fields.get(i) for i in range(fields.size())}
         finally:
             reader.close()
     except Exception as exc:
         return Rejection(path, UNREADABLE, f"not a readable Parquet file: {root_cause(exc)}")
-    present = {_key(n) for n in names}
+    names = list(by_name)
+    present = {_key(n): n for n in names}
     missing = [c for c in source.columns if _key(c) not in present]
     if missing:
         return Rejection(path, SCHEMA_MISMATCH, f"missing column(s) {', '.join(missing)} (the file has {names})")
-    return None
+    widened = tuple((c, found) for c, declared in source.columns.items()
+                    if (found := parquet_type(by_name[present[_key(c)]])) != "other" and (found, declared) in WIDENS)
+    return Layout(tuple(source.columns), False, widened)
 
 
 def same_file(a: str, b: str) -> bool:

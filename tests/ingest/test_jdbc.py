@@ -181,3 +181,35 @@ def test_a_first_load_killed_before_its_commit_loads_again(spark, tmp_path, acco
         shutil.copy(part, path)
     assert _run(spark, tmp_path) == 3
     assert spark.read.format("delta").load(str(path)).count() == 3
+
+
+def test_an_unbounded_numeric_beyond_decimal_38_18_lands_as_the_declared_double(spark, tmp_path, postgres, monkeypatch):
+    # Spark reads an unbounded NUMERIC as Decimal(38, 18): 1e20 and more overflowed and failed the read
+    pg_table(postgres, monkeypatch, "CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.ledger;"
+             "CREATE TABLE crm.ledger (id text, amount numeric, cents numeric(12, 2))",
+             "INSERT INTO crm.ledger VALUES ('a', 1e40, 1.25), ('b', 'NaN', NULL), ('c', -12.5, 3)")
+    source = Source.model_validate({"format": "jdbc", "table": "crm.ledger", "keys": ["id"], "connection": PG_CONNECTION,
+                                    "columns": {"id": "string", "amount": "double", "cents": "double"}})
+    assert ingest_jdbc(spark, "ledger", source, str(tmp_path / "bronze"), "run-1", fetchsize=100) == 3
+    rows = {r["id"]: r for r in spark.read.format("delta").load(str(tmp_path / "bronze")).collect()}
+    assert (rows["a"]["amount"], rows["a"]["cents"], rows["c"]["amount"]) == (1e40, 1.25, -12.5)
+    assert rows["b"]["amount"] != rows["b"]["amount"] and rows["b"]["cents"] is None      # NaN, null
+
+
+@pytest.mark.parametrize(("ddl", "values", "declared", "said"), [
+    ("amount text", "('a', '12.5'), ('b', 'abc')", "double", "The value 'abc' of the type \"STRING\" cannot be cast"),
+    ("amount bigint", "('a', 5), ('b', 9999999999)", "int", "The value 9999999999L of the type \"BIGINT\" cannot be cast"),
+])
+def test_a_value_the_declared_type_cannot_hold_stops_the_source_naming_it(spark, tmp_path, postgres, monkeypatch,
+                                                                           ddl, values, declared, said):
+    pg_table(postgres, monkeypatch, "CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.odd;"
+             f"CREATE TABLE crm.odd (id text, {ddl})", f"INSERT INTO crm.odd VALUES {values}")
+    source = Source.model_validate({"format": "jdbc", "table": "crm.odd", "keys": ["id"], "connection": PG_CONNECTION,
+                                    "columns": {"id": "string", "amount": declared}})
+    with pytest.raises(SourceError) as caught:
+        ingest_jdbc(spark, "odd", source, str(tmp_path / "bronze"), "run-1", fetchsize=100)
+    message = str(caught.value)
+    assert message.startswith(f"source 'odd': a value in crm.odd does not convert to its declared type "
+                              f"(id string, amount {declared}): ")
+    assert said in message and "Nothing was written" in message
+    assert latest_version(spark, str(tmp_path / "bronze")) is None

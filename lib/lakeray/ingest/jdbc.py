@@ -21,12 +21,12 @@ from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, NumericType, TimestampNTZType, TimestampType
+from pyspark.sql.types import DateType, DecimalType, NumericType, TimestampNTZType, TimestampType
 
 from lakeray.errors import SourceError
 from lakeray.faults import crash_point
 from lakeray.ingest.metadata import SNAPSHOT_DELETE, bronze_properties, create_bronze, with_ingest_metadata
-from lakeray.ingest.schema import bronze_read_schema
+from lakeray.ingest.schema import SPARK_TYPES, bronze_read_schema
 from lakeray.lakehouse import commit_metrics_since, latest_version
 from lakeray.spark.session import root_cause
 from lakeray.spec.models import Source
@@ -108,7 +108,14 @@ def read_jdbc(spark, name: str, source: Source, fetchsize: int, floor=None):
             f"source '{name}': cannot read table {source.table} at {redact(opts['url'])}: {detail}"
         ) from None
     if missing:
-        raise SourceError(f"source '{name}': table {source.table} has no column(s) {', '.join(missing)}")
+        raise SourceError(f"source '{name}': table {source.table} has no column(s) {', '.join(missing)} "
+                          f"(it has {', '.join(df.columns)}; names are matched exactly)")
+    # an unbounded NUMERIC comes as Decimal(38, 18), which a value of 1e20 or more overflows (the read
+    # fails): such columns are fetched by the driver in their declared type instead
+    decimals = [c for c in source.columns if isinstance(df.schema[c].dataType, DecimalType)]
+    if decimals:
+        custom = ", ".join(f"`{c}` {SPARK_TYPES[source.columns[c]].simpleString()}" for c in decimals)
+        df = spark.read.format("jdbc").options(**opts).option("customSchema", custom).load()
     if floor is not None:
         df = _from_floor(df, name, source, floor)
     return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
@@ -168,8 +175,28 @@ def _first_load(staged: DataFrame, bronze_path: str, source: Source) -> int | No
     return int(commit_info(staged.sparkSession, bronze_path, 0)["metrics"].get("numOutputRows", 0))
 
 
+CONVERSION_ERRORS = ("CAST_INVALID_INPUT", "CAST_OVERFLOW", "NUMERIC_VALUE_OUT_OF_RANGE", "Bad value for type")
+
+
 def ingest_jdbc(spark, name: str, source: Source, bronze_path: str, run_id: str, fetchsize: int) -> int:
-    """MERGE the current table contents into bronze; returns the number of rows inserted."""
+    """MERGE the current table contents into bronze; returns the number of rows inserted. A value the
+    declared type cannot hold (text for a double, an overflow) stops the source with a SourceError
+    naming it; nothing is written."""
+    try:
+        return _ingest_jdbc(spark, name, source, bronze_path, run_id, fetchsize)
+    except Exception as exc:
+        text = f"{exc} {root_cause(exc)}"
+        if not any(marker in text for marker in CONVERSION_ERRORS):
+            raise
+        detail = root_cause(exc).strip().splitlines()[0][:400]
+        raise SourceError(
+            f"source '{name}': a value in {source.table} does not convert to its declared type "
+            f"({', '.join(f'{c} {t}' for c, t in source.columns.items())}): {detail}. Nothing was written; declare "
+            "the column as the database holds it (e.g. string) and let an expectation quarantine such rows, or "
+            "fix the row") from None
+
+
+def _ingest_jdbc(spark, name: str, source: Source, bronze_path: str, run_id: str, fetchsize: int) -> int:
     from delta.tables import DeltaTable
 
     diff = source.deletes is not None and source.deletes.snapshot

@@ -270,8 +270,8 @@ def parquet_type(field) -> str:
     text = str(annotation) if annotation is not None else ""
     if physical == "INT64" and text.startswith("TIMESTAMP(NANOS"):
         return "nanos"
-    if annotation is not None and not text.startswith("INTEGER("):
-        return "other"
+    if annotation is not None and not (text.startswith("INTEGER(") and text.endswith(",true)")):
+        return "other"          # unsigned integers, decimals, dates...: Spark's own reading
     return {"INT32": "int32", "INT64": "int64", "FLOAT": "float"}.get(physical, "other")
 
 

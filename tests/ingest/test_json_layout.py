@@ -10,7 +10,7 @@ import json
 import pytest
 
 from lakeray.ingest.files import ingest_files
-from lakeray.ingest.screen import json_values
+from lakeray.ingest.screen import json_spellings, json_values
 from lakeray.spec.models import Source
 
 SOURCE = Source.model_validate({
@@ -74,12 +74,29 @@ def test_json_lines_read_with_multiline_are_set_aside_not_cut_to_their_first_rec
 
 @pytest.mark.fast
 @pytest.mark.parametrize(("text", "expected"), [
-    ('{"a": 1}\n{"a": 2}\n', (2, False)),
-    ('{\n "a": 1\n}\n{"a": 2}', (2, True)),
-    ('[{"a": 1},\n {"a": 2}]', (1, True)),
-    ('{"a": 1}\n{"a": ', (1, False)),           # counted until one does not parse
-    ("not json", (0, False)),
-    ("  \n", (0, False)),
+    ('{"a": 1}\n{"a": 2}\n', ([{"a": 1}, {"a": 2}], False)),
+    ('{\n "a": 1\n}\n{"a": 2}', ([{"a": 1}, {"a": 2}], True)),
+    ('[{"a": 1},\n {"a": 2}]', ([[{"a": 1}, {"a": 2}]], True)),
+    ('{"a": 1}\n{"a": ', ([{"a": 1}], False)),        # until one does not parse
+    ("not json", ([], False)),
+    ("  \n", ([], False)),
 ])
-def test_json_values_counts_the_values_at_the_start(text, expected):
+def test_json_values_reads_the_values_at_the_start(text, expected):
     assert json_values(text) == expected
+
+
+@pytest.mark.fast
+def test_json_spellings_match_keys_as_csv_headers_are_matched():
+    values = [{" ID ": "x", "Score": 1, "score2": 3}, [{"NOTE": "n"}]]
+    source = SOURCE.model_copy(update={"columns": {"id": "string", "score": "int", "note": "string", "gone": "string"}})
+    assert json_spellings(values, source) == (("id", " ID "), ("score", "Score"), ("note", "NOTE"))
+    assert json_spellings([{"id": 1, "ID": 2}], source) == ()          # an exact key wins
+
+
+def test_keys_spelled_in_another_case_land_in_their_columns(spark, tmp_path):
+    stats, rows, rejected = _ingest(spark, tmp_path, {
+        "upper.json": '{"ID": "a", "Score": 1}\n{"ID": "b", "Score": "two"}\n',
+        "exact.json": '{"id": "c", "score": 3}\n',
+    })
+    assert (stats.rows, rejected) == (3, {})
+    assert rows == [("exact.json", "c", "3", None), ("upper.json", "a", "1", None), ("upper.json", "b", "two", None)]

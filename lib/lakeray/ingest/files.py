@@ -111,11 +111,12 @@ def split_swallowed(frame, schema: T.StructType, options: dict[str, str]):
                            for c in schema.fieldNames()], "_file_path")
 
 
-def _as_in_file(schema: T.StructType, widened: dict[str, str]) -> T.StructType:
-    """The read schema with each widened column in its file's type (nanoseconds as a long: the session
-    reads them so, spark.sql.legacy.parquet.nanosAsLong in conf/base)."""
+def _as_in_file(schema: T.StructType, widened: dict[str, str], spelled: dict[str, str]) -> T.StructType:
+    """The read schema as the file has it: each widened column in its file's type (nanoseconds as a
+    long: the session reads them so, spark.sql.legacy.parquet.nanosAsLong in conf/base), each column
+    under the key its records use."""
     file_types = {"int32": T.IntegerType(), "int64": T.LongType(), "float": T.FloatType(), "nanos": T.LongType()}
-    return T.StructType([T.StructField(f.name, file_types[widened[f.name]]) if f.name in widened else f
+    return T.StructType([T.StructField(spelled.get(f.name, f.name), file_types.get(widened.get(f.name), f.dataType))
                          for f in schema.fields])
 
 
@@ -162,8 +163,10 @@ def read_groups(spark, name: str, source: Source, groups: dict[Layout, list[str]
             schema = T.StructType([T.StructField(c, T.StringType()) for c in layout.columns]
                                   + [T.StructField(CORRUPT, T.StringType())])
         else:
-            schema = _as_in_file(read_schema, dict(layout.widened))
-        frames.append(widen(_read(spark, source, files, schema, columns, layout.multiline), read_schema, dict(layout.widened)))
+            schema = _as_in_file(read_schema, dict(layout.widened), dict(layout.spelled))
+        frame = _read(spark, source, files, schema, [dict(layout.spelled).get(c, c) for c in columns], layout.multiline)
+        frame = frame.withColumnsRenamed({spelling: c for c, spelling in layout.spelled})
+        frames.append(widen(frame, read_schema, dict(layout.widened)))
     if not frames:
         return None
     frame = reduce(lambda a, b: a.unionByName(b), frames)

@@ -181,6 +181,7 @@ class Layout:
     columns: tuple[str, ...]    # the declared column at each position of the file
     multiline: bool             # read as records that may span lines (a quoted value holds a line break)
     widened: tuple[tuple[str, str], ...] = ()   # Parquet: (column, its type in the file) read then converted
+    spelled: tuple[tuple[str, str], ...] = ()   # JSON: (column, the key its records use) read then renamed
 
 
 def screen_csv(spark, path: str, source: Source) -> Layout | Rejection:
@@ -206,20 +207,32 @@ def screen_csv(spark, path: str, source: Source) -> Layout | Rejection:
     return Layout(tuple(matched), quoted_line_breaks(*head, source))
 
 
-def json_values(text: str) -> tuple[int, bool]:
-    """How many JSON values follow one another from the start of `text` (counted until one does not
-    parse) and whether the first one spans lines."""
-    decoder, at, count, spans = json.JSONDecoder(), 0, 0, False
+def json_values(text: str) -> tuple[list, bool]:
+    """The JSON values that follow one another from the start of `text` (until one does not parse) and
+    whether the first one spans lines."""
+    decoder, at, values, spans = json.JSONDecoder(), 0, [], False
     while True:
         at = len(text) - len(text[at:].lstrip())
         if at >= len(text):
-            return count, spans
+            return values, spans
         try:
-            _, end = decoder.raw_decode(text, at)
+            value, end = decoder.raw_decode(text, at)
         except json.JSONDecodeError:
-            return count, spans
-        spans = spans or (count == 0 and ("\n" in text[at:end] or "\r" in text[at:end]))
-        count, at = count + 1, end
+            return values, spans
+        spans = spans or (not values and ("\n" in text[at:end] or "\r" in text[at:end]))
+        values.append(value)
+        at = end
+
+
+def json_spellings(values: list, source: Source) -> tuple[tuple[str, str], ...]:
+    """(declared column, the key the records use for it) where the records spell it otherwise (case,
+    surrounding spaces: matched as CSV headers are); Spark's JSON reader matches keys exactly."""
+    records = [r for v in values for r in (v if isinstance(v, list) else [v]) if isinstance(r, dict)]
+    keys = {k for r in records for k in r}
+    by_key: dict[str, str] = {}
+    for k in sorted(keys):
+        by_key.setdefault(_key(k), k)
+    return tuple((c, by_key[_key(c)]) for c in source.columns if c not in keys and _key(c) in by_key)
 
 
 def screen_text(spark, path: str, source: Source) -> Layout | Rejection:
@@ -238,20 +251,20 @@ def screen_text(spark, path: str, source: Source) -> Layout | Rejection:
         return layout
     text, truncated = head[0].lstrip("\ufeff"), head[1]
     forced = _options(source).get("multiline", "").strip().lower()
-    values, spans = json_values(text)
+    parsed, spans = json_values(text)
+    values = len(parsed)
+    layout = Layout(layout.columns, False, spelled=json_spellings(parsed, source))
     if forced == "true" and values > 1:
         return Rejection(path, UNREADABLE, f"{values} JSON values one after another in the file's start, read with "
                          "options.multiLine: true, which reads only the first: drop the option (JSON lines) or "
                          "land one JSON array")
     if forced:
         return layout
-    if text.lstrip().startswith("["):
-        return Layout(layout.columns, True)
+    if text.lstrip().startswith("[") or (spans and not truncated and values == 1):
+        return dataclasses.replace(layout, multiline=True)     # an array, or one record over several lines
     if spans and values > 1:
         return Rejection(path, UNREADABLE, "JSON records written over several lines, one after another: land them as "
                          "JSON lines (one record per line) or as one JSON array")
-    if spans and not truncated and values == 1:
-        return Layout(layout.columns, True)        # one record over several lines
     return layout
 
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lakeray.ingest.files import ingest_files, read_groups, screen
-from lakeray.ingest.screen import NotInEncoding, decode_head
+from lakeray.ingest.files import ingest_files, screen
+from lakeray.ingest.readers import read_groups
+from lakeray.ingest.sniff import NotInEncoding, decode_head
 from lakeray.spec.models import Source
 
 COLUMNS = ["id", "note", "city"]

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from lakeray.ingest.files import ingest_files
-from lakeray.ingest.screen import json_spellings, json_values
+from lakeray.ingest.sniff import json_spellings, json_values
 from lakeray.spec.models import Source
 
 SOURCE = Source.model_validate({

@@ -14,16 +14,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import posixpath
-from functools import reduce
 
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakeray.errors import SourceError
 from lakeray.faults import crash_point
-from lakeray.ingest.metadata import bronze_properties, create_bronze, with_ingest_metadata
+from lakeray.ingest.metadata import bronze_properties, create_bronze
+from lakeray.ingest.readers import read_groups
 from lakeray.ingest.rejected import record_rejections
-from lakeray.ingest.schema import CORRUPT, bronze_read_schema, bronze_table_schema
+from lakeray.ingest.schema import bronze_table_schema
 from lakeray.ingest.screen import (
     Layout,
     Rejection,
@@ -39,16 +38,6 @@ from lakeray.spec.models import Source
 
 log = logging.getLogger(__name__)
 
-# CSV as RFC 4180 writes it (pandas, Excel, PostgreSQL's COPY): a quote inside a quoted value is doubled
-# (escape '"'; with Spark's own default, a backslash, `""` stays in the value and a value ending in a
-# backslash runs into the next field). A quoted value may hold a line break: a file whose start shows
-# one (screen.quoted_line_breaks) is read with multiLine (as one split); the others line by line, which
-# Spark splits and which takes \n, \r\n and \r alike. `options: {multiLine: ...}` decides for every file.
-FORMAT_DEFAULTS = {
-    "csv": {"header": "true", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "escape": '"'},
-    "json": {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
-    "parquet": {},
-}
 # compressed text files (Hadoop picks the codec from the extension) are read like plain ones
 FILE_PATTERNS = {"csv": "*.{csv,csv.gz,csv.bz2}", "json": "*.{json,json.gz,json.bz2}", "parquet": "*.parquet"}
 LISTING_SCHEMA = T.StructType([T.StructField("path", T.StringType()), T.StructField("modificationTime", T.TimestampType()),
@@ -73,64 +62,6 @@ def new_files_stream(spark, source: Source, landing_path: str):
             .load(landing_path).select("path", "length"))
 
 
-def _glob_escaped(path: str) -> str:
-    """Readers glob their paths: a file named drop[1].csv must not be read as a pattern."""
-    for char in "\\[]{}*?":
-        path = path.replace(char, "\\" + char)
-    return path
-
-
-def _read(spark, source: Source, files: list[str], schema: T.StructType, columns: list[str], multiline: bool):
-    options = {**FORMAT_DEFAULTS[source.format], **({"multiLine": "true"} if multiline else {}), **source.options}
-    frame = spark.read.format(source.format).schema(schema).options(**options).load([_glob_escaped(f) for f in files])
-    frame = frame.select(*schema.fieldNames(), F.col("_metadata.file_path").alias("_file_path"))
-    if source.format == "csv" and _multiline(options):
-        frame = split_swallowed(frame, schema, options)
-    return frame.select(*columns, "_file_path")
-
-
-def _multiline(options: dict[str, str]) -> bool:
-    return {k.lower(): v for k, v in options.items()}.get("multiline", "false").strip().lower() == "true"
-
-
-def split_swallowed(frame, schema: T.StructType, options: dict[str, str]):
-    """A quote that is never closed makes a multiLine reader run its value on over the next lines, into
-    one malformed record. A malformed record spanning lines is therefore parsed again line by line, as
-    a reader without multiLine would: the rows after the broken line land as rows of their own (the
-    broken line stays malformed, its text kept). One pass: every other row goes through as it was read."""
-    text = F.col(CORRUPT)
-    spans_lines = F.coalesce(text.rlike("[\\r\\n]"), F.lit(False))
-    lines = F.filter(F.split(text, "\\r\\n|\\r|\\n"), lambda line: F.trim(line) != "")
-    exploded = frame.select("*", F.explode(F.when(spans_lines, lines).otherwise(F.array(F.lit(None).cast("string"))))
-                            .alias("_line"))
-    ddl = ", ".join(f"`{name.replace('`', '``')}` STRING" for name in schema.fieldNames())
-    line_options = {k: v for k, v in options.items() if k.lower() not in ("multiline", "header")}
-    line = F.col("_line")
-    parsed = exploded.select("*", F.when(line.isNotNull(), F.from_csv(line, F.lit(ddl), line_options)).alias("_row"))
-    return parsed.select(*[F.when(line.isNull(), F.col(c)).otherwise(F.col("_row").getField(c)).alias(c)
-                           for c in schema.fieldNames()], "_file_path")
-
-
-def _as_in_file(schema: T.StructType, widened: dict[str, str], spelled: dict[str, str]) -> T.StructType:
-    """The read schema as the file has it: each widened column in its file's type (nanoseconds as a
-    long: the session reads them so, spark.sql.legacy.parquet.nanosAsLong in conf/base), each column
-    under the key its records use."""
-    file_types = {"int32": T.IntegerType(), "int64": T.LongType(), "float": T.FloatType(), "nanos": T.LongType()}
-    return T.StructType([T.StructField(spelled.get(f.name, f.name), file_types.get(widened.get(f.name), f.dataType))
-                         for f in schema.fields])
-
-
-def widen(frame, schema: T.StructType, widened: dict[str, str]):
-    """Each widened column converted to its declared type (screen.WIDENS)."""
-    if not widened:
-        return frame
-    types = {f.name: f.dataType for f in schema.fields}
-    def micros(column: str):      # floor division in longs: a double would round nanoseconds past 2**53
-        quoted = "`" + column.replace("`", "``") + "`"
-        return F.timestamp_micros(F.expr(f"({quoted} - pmod({quoted}, 1000)) div 1000"))
-    return frame.withColumns({c: micros(c) if found == "nanos" else F.col(c).cast(types[c]) for c, found in widened.items()})
-
-
 def screen(spark, source: Source, files: list[str]) -> tuple[dict[Layout, list[str]], list[Rejection]]:
     """Files grouped by how to read them (column order; CSV records spanning lines), and the rejected ones."""
     layout = Layout(tuple(source.columns), False)
@@ -149,28 +80,6 @@ def screen(spark, source: Source, files: list[str]) -> tuple[dict[Layout, list[s
         else:
             groups.setdefault(outcome, []).append(path)
     return groups, rejected
-
-
-def read_groups(spark, name: str, source: Source, groups: dict[Layout, list[str]], run_id: str):
-    """The accepted files' rows in bronze's shape, CSV columns mapped by header name; None if no file."""
-    read_schema = bronze_read_schema(source)
-    columns = [f.name for f in read_schema.fields]
-    frames = []
-    for layout, files in groups.items():
-        if not files:
-            continue
-        if source.format == "csv":
-            schema = T.StructType([T.StructField(c, T.StringType()) for c in layout.columns]
-                                  + [T.StructField(CORRUPT, T.StringType())])
-        else:
-            schema = _as_in_file(read_schema, dict(layout.widened), dict(layout.spelled))
-        frame = _read(spark, source, files, schema, [dict(layout.spelled).get(c, c) for c in columns], layout.multiline)
-        frame = frame.withColumnsRenamed({spelling: c for c, spelling in layout.spelled})
-        frames.append(widen(frame, read_schema, dict(layout.widened)))
-    if not frames:
-        return None
-    frame = reduce(lambda a, b: a.unionByName(b), frames)
-    return with_ingest_metadata(frame, name, F.col("_file_path"), run_id).drop("_file_path")
 
 
 def ingest_files(spark, name: str, source: Source, landing_path: str, bronze_path: str,

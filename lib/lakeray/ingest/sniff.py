@@ -1,0 +1,165 @@
+"""What the start of a landed file says before Spark reads it (pure, but for the read of the start):
+its text in the source's encoding, CSV records spanning lines, whether a JSON file is JSON lines or one
+document and how its records spell the keys, and the Parquet column types lakeray widens."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import re
+
+from lakeray.lakehouse.fs import hadoop_path
+from lakeray.spec.models import Source
+
+HEADER_BYTES = 64 * 1024
+
+
+def reader_options(source: Source) -> dict[str, str]:
+    """The spec's reader options with lower-case keys (Spark treats them case-insensitively)."""
+    return {k.lower(): v for k, v in source.options.items()}
+
+
+def name_key(name: str) -> str:
+    return name.strip().casefold()
+
+
+def _open(spark, path: str):
+    """An input stream on `path` (decompressed when its extension names a codec, e.g. .gz)."""
+    filesystem, hpath = hadoop_path(path, spark)
+    stream = filesystem.open(hpath)
+    codec = spark.sparkContext._jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        spark.sparkContext._jsc.hadoopConfiguration()).getCodec(hpath)
+    return codec.createInputStream(stream) if codec is not None else stream
+
+
+class NotInEncoding(ValueError):
+    """The start of a text file is not valid in the encoding it is read with."""
+
+
+BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32", codecs.BOM_UTF16_LE: "UTF-16",
+        codecs.BOM_UTF16_BE: "UTF-16"}
+
+
+def decode_head(head: bytes, truncated: bool, encoding: str) -> str:
+    """`head` decoded strictly (a character cut at the end of a truncated head is left out): Spark's
+    reader would put U+FFFD in place of every byte not valid in `encoding`, so the values would be
+    damaged without a word. Raises NotInEncoding naming the byte, its line and the setting."""
+    try:
+        return codecs.getincrementaldecoder(encoding)(errors="strict").decode(head, final=not truncated)
+    except UnicodeDecodeError as exc:
+        bom = next((name for mark, name in BOMS.items() if head.startswith(mark)), None)
+        line = head[:exc.start].count(b"\n") + 1
+        found = (f"the file starts with a {bom} byte order mark" if bom else
+                 f"byte 0x{head[exc.start]:02x} at offset {exc.start} (line {line}) is not valid {encoding}")
+        raise NotInEncoding(f"not {encoding} text: {found}; set the source's options.encoding to the file's "
+                            f"encoding (e.g. ISO-8859-1, windows-1252{', ' + bom if bom else ''})") from None
+
+
+def read_head(spark, path: str, source: Source) -> tuple[str, bool] | None:
+    """The start of a text file (at most HEADER_BYTES, decoded) and whether the file goes on after it;
+    None for an empty file."""
+    stream = _open(spark, path)
+    try:
+        head = bytes(stream.readNBytes(HEADER_BYTES))
+    finally:
+        stream.close()
+    if not head:
+        return None
+    encoding = reader_options(source).get("encoding", reader_options(source).get("charset", "utf-8"))
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        encoding = "utf-8"
+    truncated = len(head) == HEADER_BYTES
+    return decode_head(head, truncated, encoding), truncated
+
+
+def header_line(head: str, truncated: bool) -> str:
+    lines = re.split(r"\r\n|\r|\n", head, maxsplit=1)
+    if len(lines) > 1:
+        return lines[0]
+    if truncated:
+        raise ValueError(f"no line break in the first {HEADER_BYTES} bytes: not a CSV text file")
+    return head
+
+
+def csv_dialect(source: Source) -> dict | None:
+    """Python csv's reading of the source's options (None: options it cannot mirror)."""
+    opts = reader_options(source)
+    sep = opts.get("sep", opts.get("delimiter", ","))
+    quote = opts.get("quote", '"') or None
+    escape = opts.get("escape", '"')[:1] or None      # the reader's default (ingest/files.py): RFC 4180's `""`
+    if len(sep) != 1 or (quote is not None and len(quote) != 1):
+        return None
+    return {"delimiter": sep, "quotechar": quote, "escapechar": None if escape == quote else escape}
+
+
+def quoted_line_breaks(head: str, truncated: bool, source: Source) -> bool:
+    """Whether a quoted value in `head` holds a line break (RFC 4180 allows it; a reader going line by
+    line splits such a record into malformed pieces) and every record in it has the header's number of
+    fields (a quote never closed makes one value run on over the next lines, which a reader going line
+    by line confines to one line). The record `head` may cut short is not looked at."""
+    dialect = csv_dialect(source)
+    if dialect is None or dialect["quotechar"] is None or dialect["quotechar"] not in head:
+        return False
+    records = []
+    try:
+        records = list(csv.reader(io.StringIO(head, newline=""), **dialect))
+    except csv.Error:           # NUL bytes, a quote left open at the cut...: what parsed before it counts
+        pass
+    if truncated:
+        records = records[:-1]
+    records = [r for r in records if r]         # blank lines
+    if not records or any(len(r) != len(records[0]) for r in records):
+        return False
+    return any("\n" in value or "\r" in value for record in records for value in record)
+
+
+def json_values(text: str) -> tuple[list, bool]:
+    """The JSON values that follow one another from the start of `text` (until one does not parse) and
+    whether the first one spans lines."""
+    decoder, at, values, spans = json.JSONDecoder(), 0, [], False
+    while True:
+        at = len(text) - len(text[at:].lstrip())
+        if at >= len(text):
+            return values, spans
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return values, spans
+        spans = spans or (not values and ("\n" in text[at:end] or "\r" in text[at:end]))
+        values.append(value)
+        at = end
+
+
+def json_spellings(values: list, source: Source) -> tuple[tuple[str, str], ...]:
+    """(declared column, the key the records use for it) where the records spell it otherwise (case,
+    surrounding spaces: matched as CSV headers are); Spark's JSON reader matches keys exactly."""
+    records = [r for v in values for r in (v if isinstance(v, list) else [v]) if isinstance(r, dict)]
+    keys = {k for r in records for k in r}
+    by_key: dict[str, str] = {}
+    for k in sorted(keys):
+        by_key.setdefault(name_key(k), k)
+    return tuple((c, by_key[name_key(c)]) for c in source.columns if c not in keys and name_key(c) in by_key)
+
+
+# a Parquet column of another type that lakeray reads and converts to the declared one without loss
+# of meaning (Spark's reader refuses these): pandas writes int64 for whole numbers and timestamps in
+# nanoseconds (which Spark keeps to the microsecond: the nanoseconds are dropped)
+WIDENS = {("int32", "bigint"), ("int32", "double"), ("int64", "double"), ("float", "double"), ("nanos", "timestamp")}
+
+
+def parquet_type(field) -> str:
+    """A Parquet footer field as the names in WIDENS (`other` for the rest)."""
+    if not field.isPrimitive():
+        return "other"
+    physical = str(field.asPrimitiveType().getPrimitiveTypeName())
+    annotation = field.getLogicalTypeAnnotation()
+    text = str(annotation) if annotation is not None else ""
+    if physical == "INT64" and text.startswith("TIMESTAMP(NANOS"):
+        return "nanos"
+    if annotation is not None and not (text.startswith("INTEGER(") and text.endswith(",true)")):
+        return "other"          # unsigned integers, decimals, dates...: Spark's own reading
+    return {"INT32": "int32", "INT64": "int64", "FLOAT": "float"}.get(physical, "other")

@@ -63,7 +63,8 @@ def new_files_stream(spark, source: Source, landing_path: str):
 
 
 def screen(spark, source: Source, files: list[str]) -> tuple[dict[Layout, list[str]], list[Rejection]]:
-    """Files grouped by how to read them (column order; CSV records spanning lines), and the rejected ones."""
+    """Files grouped by how to read them (screen.Layout: column order, multiLine, widened or respelled
+    columns), and the rejected ones."""
     layout = Layout(tuple(source.columns), False)
     groups: dict[Layout, list[str]] = {}
     rejected: list[Rejection] = []

@@ -26,7 +26,7 @@ from pyspark.sql.types import DateType, DecimalType, NumericType, TimestampNTZTy
 from lakeray.errors import SourceError
 from lakeray.faults import crash_point
 from lakeray.ingest.metadata import SNAPSHOT_DELETE, bronze_properties, create_bronze, with_ingest_metadata
-from lakeray.ingest.schema import SPARK_TYPES, bronze_read_schema
+from lakeray.ingest.schema import SPARK_TYPES, bronze_read_schema, quoted
 from lakeray.lakehouse import commit_metrics_since, latest_version
 from lakeray.spark.session import root_cause
 from lakeray.spec.models import Source
@@ -114,7 +114,7 @@ def read_jdbc(spark, name: str, source: Source, fetchsize: int, floor=None):
     # fails): such columns are fetched by the driver in their declared type instead
     decimals = [c for c in source.columns if isinstance(df.schema[c].dataType, DecimalType)]
     if decimals:
-        custom = ", ".join(f"`{c}` {SPARK_TYPES[source.columns[c]].simpleString()}" for c in decimals)
+        custom = ", ".join(f"{quoted(c)} {SPARK_TYPES[source.columns[c]].simpleString()}" for c in decimals)
         df = spark.read.format("jdbc").options(**opts).option("customSchema", custom).load()
     if floor is not None:
         df = _from_floor(df, name, source, floor)
@@ -185,10 +185,10 @@ def ingest_jdbc(spark, name: str, source: Source, bronze_path: str, run_id: str,
     try:
         return _ingest_jdbc(spark, name, source, bronze_path, run_id, fetchsize)
     except Exception as exc:
-        text = f"{exc} {root_cause(exc)}"
-        if not any(marker in text for marker in CONVERSION_ERRORS):
+        cause = root_cause(exc)
+        if not any(marker in f"{exc} {cause}" for marker in CONVERSION_ERRORS):
             raise
-        detail = root_cause(exc).strip().splitlines()[0][:400]
+        detail = cause.strip().splitlines()[0][:400]
         raise SourceError(
             f"source '{name}': a value in {source.table} does not convert to its declared type "
             f"({', '.join(f'{c} {t}' for c, t in source.columns.items())}): {detail}. Nothing was written; declare "

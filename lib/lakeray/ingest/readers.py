@@ -10,20 +10,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakeray.ingest.metadata import with_ingest_metadata
-from lakeray.ingest.schema import CORRUPT, bronze_read_schema
+from lakeray.ingest.schema import CORRUPT, FORMAT_DEFAULTS, bronze_read_schema, quoted
 from lakeray.ingest.screen import Layout
 from lakeray.spec.models import Source
-
-# CSV as RFC 4180 writes it (pandas, Excel, PostgreSQL's COPY): a quote inside a quoted value is doubled
-# (escape '"'; with Spark's own default, a backslash, `""` stays in the value and a value ending in a
-# backslash runs into the next field). A quoted value may hold a line break: a file whose start shows
-# one (sniff.quoted_line_breaks) is read with multiLine (as one split); the others line by line, which
-# Spark splits and which takes \n, \r\n and \r alike. `options: {multiLine: ...}` decides for every file.
-FORMAT_DEFAULTS = {
-    "csv": {"header": "true", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "escape": '"'},
-    "json": {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
-    "parquet": {},
-}
 
 
 def _glob_escaped(path: str) -> str:
@@ -56,7 +45,7 @@ def split_swallowed(frame, schema: T.StructType, options: dict[str, str]):
     lines = F.filter(F.split(text, "\\r\\n|\\r|\\n"), lambda line: F.trim(line) != "")
     exploded = frame.select("*", F.explode(F.when(spans_lines, lines).otherwise(F.array(F.lit(None).cast("string"))))
                             .alias("_line"))
-    ddl = ", ".join(f"`{name.replace('`', '``')}` STRING" for name in schema.fieldNames())
+    ddl = ", ".join(f"{quoted(name)} STRING" for name in schema.fieldNames())
     line_options = {k: v for k, v in options.items() if k.lower() not in ("multiline", "header")}
     line = F.col("_line")
     parsed = exploded.select("*", F.when(line.isNotNull(), F.from_csv(line, F.lit(ddl), line_options)).alias("_row"))
@@ -80,8 +69,7 @@ def widen(frame, schema: T.StructType, widened: dict[str, str]):
     types = {f.name: f.dataType for f in schema.fields}
 
     def micros(column: str):      # floor division in longs: a double would round nanoseconds past 2**53
-        quoted = "`" + column.replace("`", "``") + "`"
-        return F.timestamp_micros(F.expr(f"({quoted} - pmod({quoted}, 1000)) div 1000"))
+        return F.timestamp_micros(F.expr(f"({quoted(column)} - pmod({quoted(column)}, 1000)) div 1000"))
 
     return frame.withColumns({c: micros(c) if found == "nanos" else F.col(c).cast(types[c]) for c, found in widened.items()})
 

@@ -17,6 +17,23 @@ SPARK_TYPES = {
 }
 
 
+# CSV as RFC 4180 writes it (pandas, Excel, PostgreSQL's COPY): a quote inside a quoted value is doubled
+# (escape '"'; with Spark's own default, a backslash, `""` stays in the value and a value ending in a
+# backslash runs into the next field). A quoted value may hold a line break: a file whose start shows
+# one (sniff.quoted_line_breaks) is read with multiLine (as one split); the others line by line, which
+# Spark splits and which takes \n, \r\n and \r alike. `options: {multiLine: ...}` decides for every file.
+FORMAT_DEFAULTS = {
+    "csv": {"header": "true", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "escape": '"'},
+    "json": {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
+    "parquet": {},
+}
+
+
+def quoted(name: str) -> str:
+    """A column name as SQL text (DDL, expressions, JDBC's customSchema): in backticks, doubled inside."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 def keeps_raw_text(source: Source) -> bool:
     """CSV and JSON values land as text, so that a wrong type is quarantined, not nulled."""
     return source.format in ("csv", "json")

@@ -119,20 +119,19 @@ def screen_text(spark, path: str, source: Source) -> Layout | Rejection:
     read line by line; one JSON document (an array of records, or a single record written over several
     lines) with multiLine. Records written over several lines one after another cannot be read either
     way (line by line every line is malformed; multiLine reads the first record alone): set aside."""
-    layout = Layout(tuple(source.columns), False)
     try:
         head = read_head(spark, path, source)
     except NotInEncoding as exc:
         return Rejection(path, UNREADABLE, str(exc))
     except Exception:   # noqa: BLE001 - not readable at all: Spark's read names it (failed_read)
-        return layout
+        head = None
     if head is None:
-        return layout
+        return Layout(tuple(source.columns), False)
     text, truncated = head[0].lstrip("\ufeff"), head[1]
     forced = reader_options(source).get("multiline", "").strip().lower()
     parsed, spans = json_values(text)
     values = len(parsed)
-    layout = Layout(layout.columns, False, spelled=json_spellings(parsed, source))
+    layout = Layout(tuple(source.columns), False, spelled=json_spellings(parsed, source))
     if forced == "true" and values > 1:
         return Rejection(path, UNREADABLE, f"{values} JSON values one after another in the file's start, read with "
                          "options.multiLine: true, which reads only the first: drop the option (JSON lines) or "

@@ -10,6 +10,7 @@ import io
 import json
 import re
 
+from lakeray.ingest.schema import FORMAT_DEFAULTS
 from lakeray.lakehouse.fs import hadoop_path
 from lakeray.spec.models import Source
 
@@ -86,11 +87,12 @@ def header_line(head: str, truncated: bool) -> str:
 
 
 def csv_dialect(source: Source) -> dict | None:
-    """Python csv's reading of the source's options (None: options it cannot mirror)."""
-    opts = reader_options(source)
+    """Python csv's reading of the options Spark reads the source's CSV with (None: options it cannot
+    mirror)."""
+    opts = {k.lower(): v for k, v in {**FORMAT_DEFAULTS["csv"], **source.options}.items()}
     sep = opts.get("sep", opts.get("delimiter", ","))
     quote = opts.get("quote", '"') or None
-    escape = opts.get("escape", '"')[:1] or None      # the reader's default (ingest/files.py): RFC 4180's `""`
+    escape = opts["escape"][:1] or None
     if len(sep) != 1 or (quote is not None and len(quote) != 1):
         return None
     return {"delimiter": sep, "quotechar": quote, "escapechar": None if escape == quote else escape}

@@ -62,20 +62,17 @@ def new_files_stream(spark, source: Source, landing_path: str):
             .load(landing_path).select("path", "length"))
 
 
+# each file format's check (csv, json and parquet are the file formats a spec accepts)
+SCREENS = {"csv": screen_csv, "json": screen_text, "parquet": screen_parquet}
+
+
 def screen(spark, source: Source, files: list[str]) -> tuple[dict[Layout, list[str]], list[Rejection]]:
     """Files grouped by how to read them (screen.Layout: column order, multiLine, widened or respelled
     columns), and the rejected ones."""
-    layout = Layout(tuple(source.columns), False)
     groups: dict[Layout, list[str]] = {}
     rejected: list[Rejection] = []
     for path in files:
-        outcome: Layout | Rejection = layout
-        if source.format == "csv":
-            outcome = screen_csv(spark, path, source)
-        elif source.format == "parquet":
-            outcome = screen_parquet(spark, path, source)
-        elif source.format == "json":
-            outcome = screen_text(spark, path, source)
+        outcome = SCREENS[source.format](spark, path, source)
         if isinstance(outcome, Rejection):
             rejected.append(outcome)
         else:

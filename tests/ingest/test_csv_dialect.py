@@ -179,3 +179,14 @@ def test_a_file_without_header_is_checked_too(spark, tmp_path):
     assert (stats.rows, stats.rejected_files) == (2, 1)
     assert [(r["id"], r["note"], r["city"], r["_corrupt_record"]) for r in rows] == [
         ("a", "first\nsecond", "Oslo", None), ("b", "ok", "Lima", None)]
+
+
+def test_extra_columns_ignore_reads_the_declared_columns_of_a_pandas_default_export(spark, tmp_path):
+    frame = pd.DataFrame({"city": ["Oslo", "Lima"], "id": ["a", "b"], "region": ["N", "S"], "note": ["x, y", None]})
+    _land(tmp_path, "export.csv", frame.to_csv().encode())     # index=True: an unnamed first column
+    source = SOURCE.model_copy(update={"extra_columns": "ignore"})
+    stats, rows = _ingest(spark, tmp_path, source)
+    assert (stats.rows, stats.rejected_files) == (2, 0)
+    assert [(r["id"], r["note"], r["city"], r["_corrupt_record"]) for r in rows] == [
+        ("a", "x, y", "Oslo", None), ("b", None, "Lima", None)]
+    assert not [c for c in rows[0].asDict() if c.startswith("_unread")]

@@ -26,6 +26,21 @@ def test_missing_unknown_and_duplicated_columns_are_named():
     assert "unknown column(s) 'region'" in match_header([*DECLARED, "region"], DECLARED)
     assert "duplicated column(s) ID, id" in match_header([*DECLARED, "ID"], DECLARED)
     assert "unknown column(s) ''" in match_header([*DECLARED, ""], DECLARED)        # a trailing comma
+    # an unnamed first column: the row index pandas' to_csv and R's write.csv write by default
+    assert "row.names=FALSE" in match_header(["", *DECLARED], DECLARED)
+    assert "row.names" not in match_header([*DECLARED, "region"], DECLARED)
+
+
+@given(st.permutations([*DECLARED, "", "region", " "]))
+def test_extra_columns_ignored_get_placeholders_the_read_drops(order):
+    matched = match_header(order, DECLARED, ignore_unknown=True)
+    assert [m for m in matched if m in DECLARED] == [c for c in order if c in DECLARED]
+    assert [m for m in matched if m not in DECLARED] == [f"_unread_{i}" for i, c in enumerate(order) if c not in DECLARED]
+    # what is still wrong is still named: a declared column missing, or one given twice
+    assert match_header(["id", "x"], DECLARED, ignore_unknown=True).startswith("missing column(s) gender")
+    assert "duplicated column(s) ID, id" in match_header([*DECLARED, "ID", ""], DECLARED, ignore_unknown=True)
+    assert match_header(["_unread_0", "b"], ["_unread_0", "a", "b"], ignore_unknown=False).startswith("missing column(s) a")
+    assert match_header(["x", "_unread_0"], ["_unread_0"], ignore_unknown=True) == ["__unread_0", "_unread_0"]
 
 
 def test_header_parsing_follows_the_source_options():

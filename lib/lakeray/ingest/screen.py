@@ -2,7 +2,8 @@
 
   CSV       the header line is matched to the declared columns by name (trimmed, case-insensitive,
             a UTF-8 BOM dropped): columns in another order are mapped by name; a missing, unknown,
-            empty or duplicated column name rejects the file, naming the columns; so does a start
+            empty or duplicated column name rejects the file, naming the columns (unknown and empty
+            ones are skipped instead under `extra_columns: ignore`); so does a start
             that is not text in the source's encoding. The start also says whether a quoted value
             holds a line break (then the file is read with multiLine).
   JSON      the file's start must be text in the source's encoding (options.encoding, UTF-8); it says
@@ -50,8 +51,10 @@ def has_header(source: Source) -> bool:
     return reader_options(source).get("header", "true").strip().lower() == "true"
 
 
-def match_header(names: list[str], declared: list[str]) -> list[str] | str:
-    """The declared column name of each header position, or why the header does not fit (pure)."""
+def match_header(names: list[str], declared: list[str], ignore_unknown: bool = False) -> list[str] | str:
+    """The declared column name of each header position, or why the header does not fit (pure).
+    `ignore_unknown` (sources.<name>.extra_columns: ignore): a position under no declared name gets a
+    placeholder the read drops, instead of rejecting the file."""
     keys = [name_key(n) for n in names]
     by_key = {name_key(c): c for c in declared}
     problems = []
@@ -59,14 +62,30 @@ def match_header(names: list[str], declared: list[str]) -> list[str] | str:
     if missing:
         problems.append(f"missing column(s) {', '.join(missing)}")
     unknown = [n for n, k in zip(names, keys, strict=True) if k not in by_key]
-    if unknown:
-        problems.append(f"unknown column(s) {', '.join(repr(n) for n in unknown)}")
+    if unknown and not ignore_unknown:
+        problems.append(f"unknown column(s) {', '.join(repr(n) for n in unknown)}{_unnamed_note(unknown)}")
     duplicated = sorted({n.strip() for n, k in zip(names, keys, strict=True) if keys.count(k) > 1 and k in by_key})
     if duplicated:
         problems.append(f"duplicated column(s) {', '.join(duplicated)}")
     if problems:
         return f"{'; '.join(problems)} (header {names!r}, declared {declared})"
-    return [by_key[k] for k in keys]
+    return [by_key[k] if k in by_key else unread_column(i, declared) for i, k in enumerate(keys)]
+
+
+def unread_column(position: int, declared: list[str]) -> str:
+    """The placeholder of a header position no declared column is read from (dropped after the read)."""
+    name = f"_unread_{position}"
+    while name in declared:
+        name = "_" + name
+    return name
+
+
+def _unnamed_note(unknown: list[str]) -> str:
+    if not any(not n.strip() for n in unknown):
+        return "; set sources.<name>.extra_columns: ignore to read the declared columns only"
+    return ("; an unnamed column is the row index pandas' to_csv and R's write.csv write unless told not to "
+            "(index=False, row.names=FALSE), or a trailing delimiter; set sources.<name>.extra_columns: ignore "
+            "to read the declared columns only")
 
 
 def parse_header(line: str, source: Source) -> list[str]:
@@ -108,7 +127,7 @@ def screen_csv(spark, path: str, source: Source) -> Layout | Rejection:
         return Layout(tuple(source.columns), head is not None and quoted_line_breaks(*head, source))
     if line is None:
         return Rejection(path, HEADER_MISMATCH, "the file is empty: no header line")
-    matched = match_header(parse_header(line, source), list(source.columns))
+    matched = match_header(parse_header(line, source), list(source.columns), source.extra_columns == "ignore")
     if isinstance(matched, str):
         return Rejection(path, HEADER_MISMATCH, matched)
     return Layout(tuple(matched), quoted_line_breaks(*head, source))

@@ -403,10 +403,11 @@ def _write(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, run_i
     staged, keys_r = restaged.staged, restaged.keys_r
     changed = [n for n in spec.sources if n in staged]
     # a source re-staged from silver quarantines its new rows only (no older row's verdict moves)
-    quarantined = [rejected_rows(staged[n], n, run_id, spec.sources[n].keys) for n in changed]
+    rejected_of = {n: rejected_rows(staged[n], n, run_id, spec.sources[n].keys) for n in changed}
+    quarantined = list(rejected_of.values())
     replaced = [keys_r[n].select(F.lit(n).alias("source"), key_json(spec.sources[n].keys).alias("key"))
                 for n in changed if n in restaged.from_bronze]
-    failures = check_limits(spec, settings, accounting, lake)
+    failures = check_limits(spec, settings, accounting, lake, rejected_of)
     silver = {n: TableVersion(lake.silver(n), v) for n, v in previous["silver"].items()}
     gold_version = TableVersion(lake.gold, previous["gold"]) if not changed else None
     split_rows: dict[str, int] = {}

@@ -159,8 +159,9 @@ def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, ru
     staged: dict[str, _Staged] = each_source(spec, stage, workers)
     phase("stage + account sources")
     accounting: dict[str, Accounting] = {n: st.acct for n, st in staged.items()}
-    quarantined = [rejected_rows(st.rejected, n, run_id, spec.sources[n].keys) for n, st in staged.items()]
-    failures = check_limits(spec, settings, accounting, lake)
+    rejected_of = {n: rejected_rows(st.rejected, n, run_id, spec.sources[n].keys) for n, st in staged.items()}
+    quarantined = list(rejected_of.values())
+    failures = check_limits(spec, settings, accounting, lake, rejected_of)
     silver: dict[str, TableVersion] = {}
     gold = None
     gold_staged = None
@@ -194,7 +195,7 @@ def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, ru
             log.info("prepare %s", accounting[GOLD].line())
             phase("gold joined + accounted")
             quarantined.append(rejected_rows(gold_staged, GOLD, run_id, [spec.entity_key]))
-            failures = check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake)
+            failures = check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake, {GOLD: quarantined[-1]})
         if not failures:
             failures = split_failures(split_rows, gold_staged, spec, settings)
             phase("split checked")

@@ -3,7 +3,11 @@
 Each row collects `_violations`: an array of (rule, column, value) for every rule it breaks.
 Rules, in the order they are checked:
   malformed_record          the line could not be parsed (value: the raw line)
-  type:<col>                the text does not convert to the declared type (value: the text)
+  encoding:<col>            the text holds U+FFFD, what a reader puts for a byte not valid in the source's
+                            encoding (the ingest screen checks only a file's first 64 KB; value: the text)
+  type:<col>                the text does not convert to the declared type (value: the text; empty text
+                            and the source's null_values are missing, not a type error; dates and
+                            timestamps in options.dateFormat / timestampFormat when set)
   missing:<col>             null where the missing-value policy says quarantine
   not_null / range / allowed_values / regex   the spec's expectations (name: rule:column)
 Set-level rules (dedupe, unique) come after, in dedupe.py.
@@ -22,6 +26,7 @@ from lakeray.ingest.schema import CORRUPT, SPARK_TYPES, keeps_raw_text
 from lakeray.spec.models import Expectation, Source
 
 VIOLATIONS = "_violations"
+REPLACEMENT = "\ufffd"      # what Spark's CSV and JSON readers put for each byte not valid in the encoding
 RAW = "_raw"
 VIOLATION_TYPE = T.StructType([
     T.StructField("rule", T.StringType()), T.StructField("column", T.StringType()), T.StructField("value", T.StringType()),
@@ -33,16 +38,38 @@ def violation(when: Column, rule: str, column: str | None, value: Column) -> Col
                                  value.cast("string").alias("value")))
 
 
-def _text(col: str) -> Column:
+def _text(col: str, source: Source) -> Column:
+    """A value read as text, trimmed; null where it is empty or one of the source's null_values."""
     trimmed = F.trim(F.col(col))
-    return F.when(trimmed == "", F.lit(None)).otherwise(trimmed)
+    missing = trimmed == ""
+    if source.null_values:
+        missing = missing | trimmed.isin(*source.null_values)
+    return F.when(missing, F.lit(None)).otherwise(trimmed)
+
+
+def datetime_pattern(source: Source, kind: str) -> str | None:
+    """A text source's `options.dateFormat` / `options.timestampFormat` (Spark's reader options, keys in
+    any case): the datetime pattern its date or timestamp text is parsed with, else Spark's cast."""
+    if kind not in ("date", "timestamp"):
+        return None
+    options = {k.lower(): v for k, v in source.options.items()}
+    return options.get(f"{kind}format")
 
 
 def _typed(col: str, kind: str, source: Source) -> Column:
     """A landed column as its declared type (null where the text does not convert)."""
     if keeps_raw_text(source):
-        return _text(col) if kind == "string" else F.expr(f"try_cast(trim(`{col}`) AS {SPARK_TYPES[kind].simpleString()})")
-    return F.col(col).cast(SPARK_TYPES[kind])
+        text = _text(col, source)
+        pattern = datetime_pattern(source, kind)
+        if kind == "string":
+            return text
+        if pattern is not None:     # the reader's own option, which a text landing would otherwise ignore
+            return F.try_to_date(text, pattern) if kind == "date" else F.try_to_timestamp(text, F.lit(pattern))
+        return text.try_cast(SPARK_TYPES[kind])
+    value = F.col(col).cast(SPARK_TYPES[kind])
+    if kind == "string" and source.null_values:     # a Parquet or JDBC text column: its null texts
+        value = F.when(~F.trim(value).isin(*source.null_values), value)
+    return value
 
 
 def coerce_types(df: DataFrame, source: Source) -> DataFrame:
@@ -52,8 +79,10 @@ def coerce_types(df: DataFrame, source: Source) -> DataFrame:
     typed = {}
     for col, kind in source.columns.items():
         value = _typed(col, kind, source)
+        if keeps_raw_text(source):
+            checks.append(violation(F.instr(F.col(col), REPLACEMENT) > 0, f"encoding:{col}", col, F.col(col)))
         if keeps_raw_text(source) and kind != "string":
-            checks.append(violation(_text(col).isNotNull() & value.isNull(), f"type:{col}", col, F.col(col)))
+            checks.append(violation(_text(col, source).isNotNull() & value.isNull(), f"type:{col}", col, F.col(col)))
         typed[col] = value
     if CORRUPT in df.columns:
         checks.insert(0, violation(F.col(CORRUPT).isNotNull(), "malformed_record", None, F.col(CORRUPT)))
@@ -173,7 +202,8 @@ def _marker_rules(source: Source) -> list[str]:
     """The rules that still apply to a delete marker: those on its key and on the marker column."""
     own = [*source.keys, *([source.deletes.column] if source.deletes.column else [])]
     exps = key_expectations(source) + list(source.expectations)
-    return ["malformed_record", *[f"type:{c}" for c in own], *[e.label for e in exps if e.column in own]]
+    return ["malformed_record", *[f"{rule}:{c}" for c in own for rule in ("encoding", "type")],
+            *[e.label for e in exps if e.column in own]]
 
 
 def validate_rows(df: DataFrame, source: Source) -> DataFrame:

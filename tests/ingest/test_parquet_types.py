@@ -1,6 +1,8 @@
 """Parquet drops as pandas writes them: whole numbers as int64 (or int32 from numpy), float32, and
 timestamps in nanoseconds (Spark's reader refuses all of these against the declared types). lakeray
-reads them in the file's type and converts without loss of meaning; timestamps keep microseconds."""
+reads them in the file's type and converts without loss of meaning; timestamps keep microseconds. Also
+as pyarrow writes them: decimals (a database numeric, Python Decimals) for a double, dates for a
+timestamp, int64 for an int when the footer's statistics show every value fits (else set aside)."""
 
 from __future__ import annotations
 
@@ -57,3 +59,71 @@ def test_text_where_a_number_is_declared_is_still_set_aside(spark, tmp_path):
         "id": ["a"], "minutes": ["3"], "sessions": [1], "at": [pd.Timestamp("2024-01-01")],
         "seen": [pd.Timestamp("2024-01-01", tz="UTC")]})})
     assert (stats.rows, stats.rejected_files, rows) == (0, 1, {})
+
+
+TYPED = Source.model_validate({
+    "format": "parquet", "path": "billing", "keys": ["id"],
+    "columns": {"id": "string", "amount": "double", "day": "timestamp", "seats": "int"},
+})
+
+
+def _land_tables(spark, tmp_path, tables: dict, row_group_size: int | None = None, statistics: bool = True):
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "landing" / "billing"
+    folder.mkdir(parents=True)
+    for name, table in tables.items():
+        pq.write_table(table, folder / name, row_group_size=row_group_size, write_statistics=statistics)
+    bronze = str(tmp_path / "lake" / "bronze" / "billing")
+    stats = ingest_files(spark, "billing", TYPED, str(folder), bronze, str(tmp_path / "ckpt"), "run-1")
+    rows = {r["id"]: r for r in spark.read.format("delta").load(bronze).collect()} if stats.rows else {}
+    rejected = ([r["detail"] for r in spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).collect()]
+                if stats.rejected_files else [])
+    return stats, rows, rejected
+
+
+def test_pyarrow_decimals_dates_and_int64_land_in_the_declared_types(spark, tmp_path):
+    import decimal
+
+    import pyarrow as pa
+
+    D = decimal.Decimal
+    stats, rows, rejected = _land_tables(spark, tmp_path, {
+        # a database numeric or Python Decimals for a double, a date for a timestamp, pandas' int64 for an int
+        "export.parquet": pa.table({
+            "id": ["a", "b", "c"],
+            "amount": pa.array([D("12.34"), D("-0.05"), None], pa.decimal128(10, 2)),
+            "day": pa.array([dt.date(2024, 3, 15), None, dt.date(1969, 12, 31)], pa.date32()),
+            "seats": pa.array([2**31 - 1, -(2**31), None], pa.int64()),
+        }),
+        "wide.parquet": pa.table({
+            "id": ["d"], "amount": pa.array([D("1234567890123456789012.0123456789")], pa.decimal128(38, 10)),
+            "day": pa.array([dt.date(2024, 1, 1)], pa.date32()), "seats": pa.array([None], pa.int64()),
+        }),
+    })
+    assert (stats.rows, stats.rejected_files, rejected) == (4, 0, [])
+    assert {k: (r["amount"], r["day"], r["seats"]) for k, r in rows.items()} == {
+        "a": (12.34, dt.datetime(2024, 3, 15), 2**31 - 1), "b": (-0.05, None, -(2**31)),
+        "c": (None, dt.datetime(1969, 12, 31), None), "d": (1.2345678901234568e21, dt.datetime(2024, 1, 1), None)}
+
+
+def test_an_int64_column_beyond_int_is_set_aside_naming_its_range(spark, tmp_path):
+    import pyarrow as pa
+
+    def table(ids, seats):
+        return pa.table({"id": ids, "amount": pa.array([1.0] * len(ids)),
+                         "day": pa.array([dt.date(2024, 1, 1)] * len(ids), pa.date32()), "seats": pa.array(seats, pa.int64())})
+
+    # the value beyond an int sits in the second row group only: every row group's statistics are read
+    stats, rows, rejected = _land_tables(spark, tmp_path, {
+        "big.parquet": table(["a", "b", "c", "d"], [1, 2, 3, 2**31]),
+        "fine.parquet": table(["e"], [5]),
+    }, row_group_size=2)
+    assert (stats.rows, stats.rejected_files, sorted(rows)) == (1, 1, ["e"])
+    assert rejected == ["column seats is int64 in the file and declared int: its values run from 1 to 2147483648, "
+                        "beyond an int's -2147483648 to 2147483647; declare it bigint"]
+
+    # a file without statistics cannot show it: set aside too
+    stats, _, rejected = _land_tables(spark, tmp_path / "bare", {"bare.parquet": table(["f"], [1])}, statistics=False)
+    assert (stats.rows, rejected) == (0, ["column seats is int64 in the file and declared int: row group 0 has no "
+                                          "statistics to show its values fit; declare it bigint"])

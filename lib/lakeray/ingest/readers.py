@@ -12,6 +12,7 @@ from pyspark.sql import types as T
 from lakeray.ingest.metadata import with_ingest_metadata
 from lakeray.ingest.schema import CORRUPT, FORMAT_DEFAULTS, bronze_read_schema, quoted
 from lakeray.ingest.screen import Layout
+from lakeray.ingest.sniff import widen_kind
 from lakeray.spec.models import Source
 
 
@@ -57,9 +58,19 @@ def _as_in_file(schema: T.StructType, widened: dict[str, str], spelled: dict[str
     """The read schema as the file has it: each widened column in its file's type (nanoseconds as a
     long: the session reads them so, spark.sql.legacy.parquet.nanosAsLong in conf/base), each column
     under the key its records use."""
-    file_types = {"int32": T.IntegerType(), "int64": T.LongType(), "float": T.FloatType(), "nanos": T.LongType()}
-    return T.StructType([T.StructField(spelled.get(f.name, f.name), file_types.get(widened.get(f.name), f.dataType))
+    return T.StructType([T.StructField(spelled.get(f.name, f.name), _file_type(widened.get(f.name)) or f.dataType)
                          for f in schema.fields])
+
+
+def _file_type(found: str | None) -> T.DataType | None:
+    """The Spark type a widened column is read in (sniff.parquet_type's name for it)."""
+    if found is None:
+        return None
+    if widen_kind(found) == "decimal":
+        precision, scale = found[len("decimal("):-1].split(",")
+        return T.DecimalType(int(precision), int(scale))
+    return {"int32": T.IntegerType(), "int64": T.LongType(), "float": T.FloatType(), "nanos": T.LongType(),
+            "date": T.DateType()}[found]
 
 
 def widen(frame, schema: T.StructType, widened: dict[str, str]):

@@ -9,7 +9,8 @@
   JSON      the file's start must be text in the source's encoding (options.encoding, UTF-8); it says
             whether the file is JSON lines or one document (multiLine), or neither (set aside).
   Parquet   the footer is read: an unreadable footer, or a declared column absent from the file's
-            schema, rejects the file; a column in a type sniff.WIDENS lists is read in it and converted.
+            schema, rejects the file; a column in a type sniff.WIDENS lists is read in it and converted
+            (an int64 column declared int only when the footer's statistics show every value fits).
   any       a file Spark then fails to read (truncated gzip, a Parquet column of another type)
             is rejected with Spark's reason, and the batch is read again without it.
 """
@@ -33,6 +34,7 @@ from lakeray.ingest.sniff import (
     quoted_line_breaks,
     read_head,
     reader_options,
+    widen_kind,
 )
 from lakeray.spark.session import root_cause
 from lakeray.spec.models import Source
@@ -172,7 +174,8 @@ def screen_parquet(spark, path: str, source: Source) -> Layout | Rejection:
         infile = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(hpath, spark.sparkContext._jsc.hadoopConfiguration())
         reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(infile)
         try:
-            fields = reader.getFooter().getFileMetaData().getSchema().getFields()
+            footer = reader.getFooter()
+            fields = footer.getFileMetaData().getSchema().getFields()
             by_name = {fields.get(i).getName(): fields.get(i) for i in range(fields.size())}
         finally:
             reader.close()
@@ -184,8 +187,41 @@ def screen_parquet(spark, path: str, source: Source) -> Layout | Rejection:
     if missing:
         return Rejection(path, SCHEMA_MISMATCH, f"missing column(s) {', '.join(missing)} (the file has {names})")
     widened = tuple((c, found) for c, declared in source.columns.items()
-                    if (found := parquet_type(by_name[present[name_key(c)]])) != "other" and (found, declared) in WIDENS)
+                    if (found := parquet_type(by_name[present[name_key(c)]])) != "other"
+                    and (widen_kind(found), declared) in WIDENS)
+    for column, found in widened:
+        if found == "int64" and source.columns[column] == "int":
+            problem = int64_fits(footer, present[name_key(column)])
+            if problem:
+                return Rejection(path, SCHEMA_MISMATCH, f"column {column} is int64 in the file and declared int: {problem}; "
+                                 "declare it bigint")
     return Layout(tuple(source.columns), False, widened)
+
+
+INT_RANGE = (-(2**31), 2**31 - 1)
+
+
+def int64_fits(footer, name: str) -> str | None:
+    """None when the footer's statistics show every value of int64 column `name` fits an int; else why
+    not (values beyond it, or a row group without statistics, which cannot show it)."""
+    low, high = None, None
+    blocks = footer.getBlocks()
+    for b in range(blocks.size()):
+        chunks = blocks.get(b).getColumns()
+        for c in range(chunks.size()):
+            chunk = chunks.get(c)
+            if chunk.getPath().toDotString() != name:
+                continue
+            stats = chunk.getStatistics()
+            if stats is None or stats.isEmpty():
+                return f"row group {b} has no statistics to show its values fit"
+            if not stats.hasNonNullValue():
+                continue        # nulls only
+            low = int(stats.genericGetMin()) if low is None else min(low, int(stats.genericGetMin()))
+            high = int(stats.genericGetMax()) if high is None else max(high, int(stats.genericGetMax()))
+    if low is not None and (low < INT_RANGE[0] or high > INT_RANGE[1]):
+        return f"its values run from {low} to {high}, beyond an int's {INT_RANGE[0]} to {INT_RANGE[1]}"
+    return None
 
 
 def same_file(a: str, b: str) -> bool:

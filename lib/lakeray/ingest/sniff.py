@@ -149,12 +149,17 @@ def json_spellings(values: list, source: Source) -> tuple[tuple[str, str], ...]:
 
 # a Parquet column of another type that lakeray reads and converts to the declared one without loss
 # of meaning (Spark's reader refuses these): pandas writes int64 for whole numbers and timestamps in
-# nanoseconds (which Spark keeps to the microsecond: the nanoseconds are dropped)
-WIDENS = {("int32", "bigint"), ("int32", "double"), ("int64", "double"), ("float", "double"), ("nanos", "timestamp")}
+# nanoseconds (which Spark keeps to the microsecond: the nanoseconds are dropped); pyarrow writes
+# Python Decimals and database numerics as decimals, and dates as dates; an int64 column declared
+# `int` is read only when the footer's statistics show every value fits (screen.int64_fits)
+WIDENS = {("int32", "bigint"), ("int32", "double"), ("int64", "double"), ("float", "double"), ("nanos", "timestamp"),
+          ("decimal", "double"), ("date", "timestamp"), ("int64", "int")}
+_DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)")
 
 
 def parquet_type(field) -> str:
-    """A Parquet footer field as the names in WIDENS (`other` for the rest)."""
+    """A Parquet footer field as the names in WIDENS (`other` for the rest); a decimal as
+    `decimal(<precision>,<scale>)`, which widen_kind reduces to `decimal`."""
     if not field.isPrimitive():
         return "other"
     physical = str(field.asPrimitiveType().getPrimitiveTypeName())
@@ -162,6 +167,16 @@ def parquet_type(field) -> str:
     text = str(annotation) if annotation is not None else ""
     if physical == "INT64" and text.startswith("TIMESTAMP(NANOS"):
         return "nanos"
+    if physical == "INT32" and text == "DATE":
+        return "date"
+    decimal = _DECIMAL.match(text)
+    if decimal:
+        return f"decimal({decimal.group(1)},{decimal.group(2)})"
     if annotation is not None and not (text.startswith("INTEGER(") and text.endswith(",true)")):
-        return "other"          # unsigned integers, decimals, dates...: Spark's own reading
+        return "other"          # unsigned integers, times, intervals...: Spark's own reading
     return {"INT32": "int32", "INT64": "int64", "FLOAT": "float"}.get(physical, "other")
+
+
+def widen_kind(found: str) -> str:
+    """The WIDENS name of a parquet_type (a decimal without its precision and scale)."""
+    return found.split("(", 1)[0]

@@ -196,6 +196,22 @@ def test_an_unbounded_numeric_beyond_decimal_38_18_lands_as_the_declared_double(
     assert rows["b"]["amount"] != rows["b"]["amount"] and rows["b"]["cents"] is None      # NaN, null
 
 
+def test_bytea_and_time_declared_string_land_as_the_databases_text(spark, tmp_path, postgres, monkeypatch):
+    # Spark reads a bytea as bytes (cast to string: U+FFFD garbage) and a time as a timestamp on 1970-01-01
+    pg_table(postgres, monkeypatch, "CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.blobs;"
+             "CREATE TABLE crm.blobs (id text, digest bytea, opens time, closes timetz, seen timestamp, ok boolean)",
+             "INSERT INTO crm.blobs VALUES ('a', '\\xdeadbeef', '09:30', '17:00+02', '2024-03-15 10:00', true),"
+             " ('b', NULL, NULL, NULL, NULL, NULL)")
+    columns = {"id": "string", "digest": "string", "opens": "string", "closes": "string", "seen": "string", "ok": "string"}
+    source = Source.model_validate({"format": "jdbc", "table": "crm.blobs", "keys": ["id"], "connection": PG_CONNECTION,
+                                    "columns": columns})
+    assert ingest_jdbc(spark, "blobs", source, str(tmp_path / "bronze"), "run-1", fetchsize=100) == 2
+    rows = {r["id"]: tuple(r[c] for c in columns) for r in spark.read.format("delta").load(str(tmp_path / "bronze")).collect()}
+    # the other columns keep Spark's reading cast to text, as before (a boolean as true, not t)
+    assert rows == {"a": ("a", "\\xdeadbeef", "09:30:00", "17:00:00+02", "2024-03-15 10:00:00", "true"),
+                    "b": ("b", None, None, None, None, None)}
+
+
 @pytest.mark.parametrize(("ddl", "values", "declared", "said"), [
     ("amount text", "('a', '12.5'), ('b', 'abc')", "double", "The value 'abc' of the type \"STRING\" cannot be cast"),
     ("amount bigint", "('a', 5), ('b', 9999999999)", "int", "The value 9999999999L of the type \"BIGINT\" cannot be cast"),

@@ -21,7 +21,7 @@ from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, DecimalType, NumericType, TimestampNTZType, TimestampType
+from pyspark.sql.types import BinaryType, DateType, DecimalType, NumericType, TimestampNTZType, TimestampType
 
 from lakeray.errors import SourceError
 from lakeray.faults import crash_point
@@ -95,6 +95,22 @@ def _from_floor(df: DataFrame, name: str, source: Source, floor) -> DataFrame:
     return df.where(F.col(column).isNull() | (F.col(column) >= F.lit(floor).cast(kind)))
 
 
+def fetched_as(df: DataFrame, source: Source) -> dict[str, str]:
+    """The columns the driver must fetch in another type than Spark maps them to (JDBC's customSchema):
+    an unbounded NUMERIC comes as Decimal(38, 18), which a value of 1e20 or more overflows (the read
+    fails), so it is fetched in its declared type; a `bytea` or `time` declared string is fetched as the
+    database's text for it (`\\xdeadbeef`, `10:00:00`), not as bytes a cast decodes into U+FFFD garbage
+    or as a timestamp on 1970-01-01."""
+    out = {}
+    for column, declared in source.columns.items():
+        field = df.schema[column]
+        if isinstance(field.dataType, DecimalType):
+            out[column] = SPARK_TYPES[declared].simpleString()
+        elif declared == "string" and (isinstance(field.dataType, BinaryType) or field.metadata.get("logical_time_type")):
+            out[column] = "string"
+    return out
+
+
 def read_jdbc(spark, name: str, source: Source, fetchsize: int, floor=None):
     """The table (with `floor`, its rows whose cursor is at or after it, or NULL), typed as declared."""
     opts = connection_options(name, source, fetchsize)
@@ -110,11 +126,9 @@ def read_jdbc(spark, name: str, source: Source, fetchsize: int, floor=None):
     if missing:
         raise SourceError(f"source '{name}': table {source.table} has no column(s) {', '.join(missing)} "
                           f"(it has {', '.join(df.columns)}; names are matched exactly)")
-    # an unbounded NUMERIC comes as Decimal(38, 18), which a value of 1e20 or more overflows (the read
-    # fails): such columns are fetched by the driver in their declared type instead
-    decimals = [c for c in source.columns if isinstance(df.schema[c].dataType, DecimalType)]
-    if decimals:
-        custom = ", ".join(f"{quoted(c)} {SPARK_TYPES[source.columns[c]].simpleString()}" for c in decimals)
+    fetched = fetched_as(df, source)
+    if fetched:
+        custom = ", ".join(f"{quoted(c)} {kind}" for c, kind in fetched.items())
         df = spark.read.format("jdbc").options(**opts).option("customSchema", custom).load()
     if floor is not None:
         df = _from_floor(df, name, source, floor)

@@ -127,3 +127,34 @@ def test_an_int64_column_beyond_int_is_set_aside_naming_its_range(spark, tmp_pat
     stats, _, rejected = _land_tables(spark, tmp_path / "bare", {"bare.parquet": table(["f"], [1])}, statistics=False)
     assert (stats.rows, rejected) == (0, ["column seats is int64 in the file and declared int: row group 0 has no "
                                           "statistics to show its values fit; declare it bigint"])
+
+
+def test_pandas_integers_with_a_missing_value_written_as_double_land_as_int_and_bigint(spark, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = Source.model_validate({"format": "parquet", "path": "usage", "keys": ["id"],
+                                    "columns": {"id": "string", "seats": "int", "events": "bigint"}})
+    folder = tmp_path / "landing" / "usage"
+    folder.mkdir(parents=True)
+    # pandas turns an integer column with a missing value into float64 (NaN, written as null)
+    pd.DataFrame({"id": ["a", "b"], "seats": [3, None], "events": [2.0**53, -7]}).to_parquet(folder / "pandas.parquet")
+    assert pd.read_parquet(folder / "pandas.parquet").seats.dtype == "float64"
+    bad = {"half.parquet": ([2.5], [1.0]), "big.parquet": ([1.0], [2.0**63]), "nan.parquet": ([1.0], [float("nan")])}
+    for name, (seats, events) in bad.items():
+        pq.write_table(pa.table({"id": [name], "seats": pa.array(seats), "events": pa.array(events, from_pandas=False)}),
+                               folder / name)
+    bronze = str(tmp_path / "lake" / "bronze" / "usage")
+    stats = ingest_files(spark, "usage", source, str(folder), bronze, str(tmp_path / "ckpt"), "run-1")
+    rows = {r["id"]: (r["seats"], r["events"]) for r in spark.read.format("delta").load(bronze).collect()}
+    assert (stats.rows, rows) == (2, {"a": (3, 2**53), "b": (None, -7)})
+    rejected = {r["file"].rsplit("/", 1)[1]: r["detail"] for r in
+                spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).collect()}
+    assert rejected == {
+        "half.parquet": "column seats is double in the file and declared int: it holds 2.5, not a whole number "
+                        "within int's range; declare it double",
+        "big.parquet": "column events is double in the file and declared bigint: it holds 9.223372036854776e+18, not a "
+                       "whole number within bigint's range; declare it double",
+        "nan.parquet": "column events is double in the file and declared bigint: it holds nan, not a whole number "
+                       "within bigint's range; declare it double",
+    }

@@ -12,20 +12,13 @@ from pyspark.sql import types as T
 from lakeray.ingest.metadata import with_ingest_metadata
 from lakeray.ingest.schema import CORRUPT, FORMAT_DEFAULTS, bronze_read_schema, quoted
 from lakeray.ingest.screen import Layout
-from lakeray.ingest.sniff import widen_kind
+from lakeray.ingest.sniff import glob_escaped, widen_kind
 from lakeray.spec.models import Source
-
-
-def _glob_escaped(path: str) -> str:
-    """Readers glob their paths: a file named drop[1].csv must not be read as a pattern."""
-    for char in "\\[]{}*?":
-        path = path.replace(char, "\\" + char)
-    return path
 
 
 def _read(spark, source: Source, files: list[str], schema: T.StructType, columns: list[str], multiline: bool):
     options = {**FORMAT_DEFAULTS[source.format], **({"multiLine": "true"} if multiline else {}), **source.options}
-    frame = spark.read.format(source.format).schema(schema).options(**options).load([_glob_escaped(f) for f in files])
+    frame = spark.read.format(source.format).schema(schema).options(**options).load([glob_escaped(f) for f in files])
     frame = frame.select(*schema.fieldNames(), F.col("_metadata.file_path").alias("_file_path"))
     if source.format == "csv" and _multiline(options):
         frame = split_swallowed(frame, schema, options)
@@ -70,7 +63,7 @@ def _file_type(found: str | None) -> T.DataType | None:
         precision, scale = found[len("decimal("):-1].split(",")
         return T.DecimalType(int(precision), int(scale))
     return {"int32": T.IntegerType(), "int64": T.LongType(), "float": T.FloatType(), "nanos": T.LongType(),
-            "date": T.DateType()}[found]
+            "date": T.DateType(), "double": T.DoubleType()}[found]
 
 
 def widen(frame, schema: T.StructType, widened: dict[str, str]):

@@ -22,10 +22,14 @@ import dataclasses
 import re
 from urllib.parse import unquote
 
+from pyspark.sql import functions as F
+
+from lakeray.ingest.schema import quoted
 from lakeray.ingest.sniff import (
     WIDENS,
     NotInEncoding,
     csv_dialect,
+    glob_escaped,
     header_line,
     json_spellings,
     json_values,
@@ -190,12 +194,29 @@ def screen_parquet(spark, path: str, source: Source) -> Layout | Rejection:
                     if (found := parquet_type(by_name[present[name_key(c)]])) != "other"
                     and (widen_kind(found), declared) in WIDENS)
     for column, found in widened:
-        if found == "int64" and source.columns[column] == "int":
-            problem = int64_fits(footer, present[name_key(column)])
-            if problem:
-                return Rejection(path, SCHEMA_MISMATCH, f"column {column} is int64 in the file and declared int: {problem}; "
-                                 "declare it bigint")
+        declared = source.columns[column]
+        problem, instead = None, None
+        if found == "int64" and declared == "int":
+            problem, instead = int64_fits(footer, present[name_key(column)]), "bigint"
+        elif found == "double":
+            problem, instead = whole_numbers(spark, path, present[name_key(column)], declared), "double"
+        if problem:
+            return Rejection(path, SCHEMA_MISMATCH, f"column {column} is {found} in the file and declared {declared}: "
+                             f"{problem}; declare it {instead}")
     return Layout(tuple(source.columns), False, widened)
+
+
+RANGES = {"int": (-(2.0**31), 2.0**31 - 1), "bigint": (-(2.0**63), 2.0**63 - 1024)}
+
+
+def whole_numbers(spark, path: str, name: str, declared: str) -> str | None:
+    """None when every value of double column `name` in the file is a whole number an `int` or `bigint`
+    holds (pandas writes an integer column with a missing value as double); else the first that is not."""
+    low, high = RANGES[declared]
+    value = F.col(quoted(name))
+    bad = F.isnan(value) | (value % 1 != 0) | (value < low) | (value > high)
+    row = spark.read.parquet(glob_escaped(path)).select(value.alias("v")).where(bad).limit(1).collect()
+    return f"it holds {row[0]['v']!r}, not a whole number within {declared}'s range" if row else None
 
 
 INT_RANGE = (-(2**31), 2**31 - 1)

@@ -17,6 +17,13 @@ from lakeray.spec.models import Source
 HEADER_BYTES = 64 * 1024
 
 
+def glob_escaped(path: str) -> str:
+    """Readers glob their paths: a file named drop[1].csv must not be read as a pattern."""
+    for char in "\\[]{}*?":
+        path = path.replace(char, "\\" + char)
+    return path
+
+
 def reader_options(source: Source) -> dict[str, str]:
     """The spec's reader options with lower-case keys (Spark treats them case-insensitively)."""
     return {k.lower(): v for k, v in source.options.items()}
@@ -151,9 +158,11 @@ def json_spellings(values: list, source: Source) -> tuple[tuple[str, str], ...]:
 # of meaning (Spark's reader refuses these): pandas writes int64 for whole numbers and timestamps in
 # nanoseconds (which Spark keeps to the microsecond: the nanoseconds are dropped); pyarrow writes
 # Python Decimals and database numerics as decimals, and dates as dates; an int64 column declared
-# `int` is read only when the footer's statistics show every value fits (screen.int64_fits)
+# `int` is read only when the footer's statistics show every value fits (screen.int64_fits); pandas
+# writes an integer column with a missing value as double, read as an `int` or `bigint` only when every
+# value in the file is a whole number in range (screen.whole_numbers: one small Spark job per file)
 WIDENS = {("int32", "bigint"), ("int32", "double"), ("int64", "double"), ("float", "double"), ("nanos", "timestamp"),
-          ("decimal", "double"), ("date", "timestamp"), ("int64", "int")}
+          ("decimal", "double"), ("date", "timestamp"), ("int64", "int"), ("double", "int"), ("double", "bigint")}
 _DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)")
 
 
@@ -174,7 +183,7 @@ def parquet_type(field) -> str:
         return f"decimal({decimal.group(1)},{decimal.group(2)})"
     if annotation is not None and not (text.startswith("INTEGER(") and text.endswith(",true)")):
         return "other"          # unsigned integers, times, intervals...: Spark's own reading
-    return {"INT32": "int32", "INT64": "int64", "FLOAT": "float"}.get(physical, "other")
+    return {"INT32": "int32", "INT64": "int64", "FLOAT": "float", "DOUBLE": "double"}.get(physical, "other")
 
 
 def widen_kind(found: str) -> str:

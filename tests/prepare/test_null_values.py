@@ -132,6 +132,26 @@ def test_a_source_over_its_limit_says_which_values_and_which_setting(spark, tmp_
     assert "type:year=6, type:built=4;" in bare and "null_values" not in bare
 
 
+def test_a_decimal_comma_reads_where_the_source_says_so_and_is_named_where_it_does_not(spark, tmp_path):
+    source = Source.model_validate({"format": "csv", "path": "x", "keys": ["id"], "options": {"sep": ";"},
+                                    "columns": {"id": "string", "price": "double", "n": "int"}, "decimal_separator": ","})
+    rows = [("a", "3,14", "2"), ("b", "-0,5", "3"), ("c", ",5", "1"), ("d", "12", "4"), ("e", "1.234,5", "5"), ("f", "1e3", "6")]
+    staged = stage_source(bronze(spark, rows, ["id", "price", "n"]), source)
+    assert [o for o in outcome(staged) if o[1] != "clean"] == [("e", "quarantined", ["type:price"])]   # a thousands mark too
+    assert {r["id"]: r["price"] for r in staged.where("_status = 'clean'").collect()} == {
+        "a": 3.14, "b": -0.5, "c": 0.5, "d": 12.0, "f": 1000.0}
+    # the default decimal mark: the commas are type errors, and the failure names the setting
+    spec = _planes_spec().model_copy(update={"sources": {"planes": source.model_copy(update={"decimal_separator": "."})}})
+    plain = stage_source(bronze(spark, rows, ["id", "price", "n"]), spec.sources["planes"])
+    acct, _ = account("planes", len(rows), plain)
+    [line] = check_limits(spec, settings_in(tmp_path), {"planes": acct}, Lakehouse.for_pipeline(settings_in(tmp_path), spec),
+                          {"planes": rejected_rows(plain, "planes", "run-1", ["id"])})
+    assert "type:price=4" in line and "price '" in line and "set sources.planes.decimal_separator: ','" in line
+    with pytest.raises(ValidationError, match="decimal_separator applies to values read as text"):
+        Source.model_validate({"format": "parquet", "path": "x", "keys": ["id"], "columns": {"id": "string"},
+                               "decimal_separator": ","})
+
+
 def test_null_values_and_extra_columns_are_checked_in_the_spec():
     base = {"format": "csv", "path": "x", "keys": ["id"], "columns": {"id": "string"}}
     for entry, words in ((None, "YAML's null"), (-999, "write it quoted"), (" NA", "surrounding spaces"), ("", "non-empty")):

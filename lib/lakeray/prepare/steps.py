@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 GOLD = "dataset"
 STATUSES = ("clean", "quarantined", "duplicate", "deleted")
 DEFAULT_MIN_SPLIT_ROWS = 20      # conf prepare.min_split_rows
+DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+$")
 
 
 @dataclasses.dataclass
@@ -256,6 +258,11 @@ def _hints(spec: PipelineSpec, name: str, values: dict[str, list[tuple[str, int]
         hints.append(f"{column} {tops[column]!r} is not a {kind} " + (f"in options.{kind}Format {now!r}" if now else
                      "Spark reads as is") + f": give its layout in sources.{name}.options.{kind}Format "
                      "(a Spark datetime pattern, e.g. MM/dd/yyyy)")
+    commas = sorted(c for c, v in tops.items() if source.columns.get(c) == "double" and v is not None
+                    and DECIMAL_COMMA.match(v.strip()) and source.decimal_separator == ".")
+    if commas:
+        hints.append(f"{', '.join(f'{c} {tops[c]!r}' for c in commas)} has a decimal comma: if the silo writes "
+                     f"them so, set sources.{name}.decimal_separator: ','")
     return "".join(f". {h}" for h in hints)
 
 

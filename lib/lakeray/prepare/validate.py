@@ -7,7 +7,8 @@ Rules, in the order they are checked:
                             encoding (the ingest screen checks only a file's first 64 KB; value: the text)
   type:<col>                the text does not convert to the declared type (value: the text; empty text
                             and the source's null_values are missing, not a type error; dates and
-                            timestamps in options.dateFormat / timestampFormat when set)
+                            timestamps in options.dateFormat / timestampFormat when set; doubles with
+                            the source's decimal_separator)
   missing:<col>             null where the missing-value policy says quarantine
   not_null / range / allowed_values / regex   the spec's expectations (name: rule:column)
 Set-level rules (dedupe, unique) come after, in dedupe.py.
@@ -65,6 +66,8 @@ def _typed(col: str, kind: str, source: Source) -> Column:
             return text
         if pattern is not None:     # the reader's own option, which a text landing would otherwise ignore
             return F.try_to_date(text, pattern) if kind == "date" else F.try_to_timestamp(text, F.lit(pattern))
+        if kind == "double" and source.decimal_separator == ",":    # 3,14; with a "." too: a type error
+            text = F.when(~text.contains("."), F.translate(text, ",", "."))
         return text.try_cast(SPARK_TYPES[kind])
     value = F.col(col).cast(SPARK_TYPES[kind])
     if kind == "string" and source.null_values:     # a Parquet or JDBC text column: its null texts

@@ -144,6 +144,10 @@ class Source(_Strict):
     # pandas' to_csv or R's write.csv, a trailing delimiter): `reject` sets the file aside naming it,
     # `ignore` reads the declared columns only. JSON keys and Parquet columns not declared are never read.
     extra_columns: Literal["reject", "ignore"] = "reject"
+    # the decimal mark of `double` values read as text (CSV, JSON): "," for exports in a locale that
+    # writes 3,14 (Excel in most of Europe, with `options.sep: ";"`); such a value holding a "." as well
+    # (a thousands mark) is a type error, not a guess
+    decimal_separator: Literal[".", ","] = "."
     keys: list[str] = Field(min_length=1)
     latest_by: str | None = None
     normalize: dict[str, Normalize] = Field(default_factory=dict)
@@ -167,6 +171,9 @@ class Source(_Strict):
                              "the whole silo); mark deletions with deletes.column")
         if self.cursor is not None:
             self._check_cursor(self.cursor)
+        if self.decimal_separator != "." and self.format not in ("csv", "json"):
+            raise ValueError(f"decimal_separator applies to values read as text (csv, json); a {self.format} "
+                             "source's numbers are typed in the file")
         if self.extra_columns != "reject" and self.format != "csv":
             raise ValueError(f"extra_columns applies to a csv source's header (a {self.format} source reads the "
                              "declared columns only, whatever else its files hold)")

@@ -190,3 +190,11 @@ def test_extra_columns_ignore_reads_the_declared_columns_of_a_pandas_default_exp
     assert [(r["id"], r["note"], r["city"], r["_corrupt_record"]) for r in rows] == [
         ("a", "x, y", "Oslo", None), ("b", None, "Lima", None)]
     assert not [c for c in rows[0].asDict() if c.startswith("_unread")]
+
+
+def test_a_semicolon_export_read_as_commas_is_set_aside_naming_the_delimiter(spark, tmp_path):
+    _land(tmp_path, "export.csv", b"id;note;city\na;x;Oslo\n")
+    stats, rows = _ingest(spark, tmp_path)
+    assert (stats.rows, stats.rejected_files, rows) == (0, 1, [])
+    detail = spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).first()["detail"]
+    assert detail.endswith("the header matches when split on ';': set options.sep: ';'")

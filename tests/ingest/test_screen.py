@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lakeray.ingest.screen import match_header, parse_header, same_file
+from lakeray.ingest.screen import match_header, other_separator, parse_header, same_file
 from lakeray.spec.models import Source
 
 pytestmark = pytest.mark.fast
@@ -53,3 +53,12 @@ def test_header_parsing_follows_the_source_options():
 def test_spark_spellings_of_one_file_are_the_same_file():
     assert same_file("file:/tmp/x/drop[1].csv", "file:///tmp/x/drop%5B1%5D.csv")
     assert not same_file("file:/tmp/x/a.csv", "file:/tmp/x/b.csv")
+
+
+def test_a_header_that_splits_on_another_delimiter_names_it():
+    assert other_separator("id;gender;plan;monthly_charges\r\n", CSV) == ";"          # Excel in most of Europe
+    assert other_separator('"id"\t"gender"\tplan\tmonthly_charges', CSV) == "\t"
+    assert other_separator("id|GENDER|plan|monthly_charges", CSV) == "|"
+    assert other_separator("id,gender,plan,monthly_charges", CSV.model_copy(update={"options": {"sep": ";"}})) == ","
+    assert other_separator("id;gender;plan", CSV) is None                              # a column missing either way
+    assert other_separator("id,gender,plan", CSV) is None

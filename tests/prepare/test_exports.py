@@ -30,7 +30,8 @@ from lakeray.ingest.files import ingest_files, screen
 from lakeray.ingest.readers import read_groups
 from lakeray.lakehouse import Lakehouse
 from lakeray.prepare import run_prepare
-from lakeray.prepare.steps import account, check_limits, rejected_rows, stage_source
+from lakeray.prepare.limits import check_limits
+from lakeray.prepare.steps import account, rejected_rows, stage_source
 from lakeray.spec.loader import parse_spec
 from lakeray.spec.models import Source
 from tests.prepare.test_validate import TS, bronze, outcome

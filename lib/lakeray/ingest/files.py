@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 from lakeray.errors import SourceError
 from lakeray.faults import crash_point
 from lakeray.ingest.metadata import bronze_properties, create_bronze
+from lakeray.ingest.parquet_screen import screen_parquet
 from lakeray.ingest.readers import read_groups
 from lakeray.ingest.rejected import record_rejections
 from lakeray.ingest.schema import bronze_table_schema
@@ -28,7 +29,6 @@ from lakeray.ingest.screen import (
     Rejection,
     failed_read,
     screen_csv,
-    screen_parquet,
     screen_text,
 )
 from lakeray.ingest.state import app_id as checkpoint_app_id

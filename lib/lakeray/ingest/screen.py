@@ -8,9 +8,9 @@
             holds a line break (then the file is read with multiLine).
   JSON      the file's start must be text in the source's encoding (options.encoding, UTF-8); it says
             whether the file is JSON lines or one document (multiLine), or neither (set aside).
-  Parquet   the footer is read: an unreadable footer, or a declared column absent from the file's
-            schema, rejects the file; a column in a type sniff.WIDENS lists is read in it and converted
-            (an int64 column declared int only when the footer's statistics show every value fits).
+  Parquet   the footer is read (parquet_screen.py): an unreadable footer, or a declared column absent
+            from the file's schema, rejects the file; a column in a type sniff.WIDENS lists is read in
+            it and converted, a narrowing only when the file's values allow it.
   any       a file Spark then fails to read (truncated gzip, a Parquet column of another type)
             is rejected with Spark's reason, and the batch is read again without it.
 """
@@ -22,23 +22,16 @@ import dataclasses
 import re
 from urllib.parse import unquote
 
-from pyspark.sql import functions as F
-
-from lakeray.ingest.schema import quoted
 from lakeray.ingest.sniff import (
-    WIDENS,
     NotInEncoding,
     csv_dialect,
-    glob_escaped,
     header_line,
     json_spellings,
     json_values,
     name_key,
-    parquet_type,
     quoted_line_breaks,
     read_head,
     reader_options,
-    widen_kind,
 )
 from lakeray.spark.session import root_cause
 from lakeray.spec.models import Source
@@ -187,99 +180,6 @@ def screen_text(spark, path: str, source: Source) -> Layout | Rejection:
         return Rejection(path, UNREADABLE, "JSON records written over several lines, one after another: land them as "
                          "JSON lines (one record per line) or as one JSON array")
     return layout
-
-
-def screen_parquet(spark, path: str, source: Source) -> Layout | Rejection:
-    jvm = spark.sparkContext._jvm
-    try:
-        hpath = jvm.org.apache.hadoop.fs.Path(path)
-        infile = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(hpath, spark.sparkContext._jsc.hadoopConfiguration())
-        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(infile)
-        try:
-            footer = reader.getFooter()
-            fields = footer.getFileMetaData().getSchema().getFields()
-            by_name = {fields.get(i).getName(): fields.get(i) for i in range(fields.size())}
-        finally:
-            reader.close()
-    except Exception as exc:
-        return Rejection(path, UNREADABLE, f"not a readable Parquet file: {root_cause(exc)}")
-    names = list(by_name)
-    present = {name_key(n): n for n in names}
-    missing = [c for c in source.columns if name_key(c) not in present]
-    if missing:
-        return Rejection(path, SCHEMA_MISMATCH, f"missing column(s) {', '.join(missing)} (the file has {names})")
-    widened = tuple((c, found) for c, declared in source.columns.items()
-                    if (found := parquet_type(by_name[present[name_key(c)]])) != "other"
-                    and (widen_kind(found), declared) in WIDENS)
-    for column, found in widened:
-        declared = source.columns[column]
-        problem, instead = None, None
-        if found == "int64" and declared == "int":
-            problem, instead = int64_fits(footer, present[name_key(column)]), "bigint"
-        elif found == "double":
-            problem, instead = whole_numbers(spark, path, present[name_key(column)], declared), "double"
-        elif declared == "date":
-            problem, instead = whole_days(spark, path, present[name_key(column)], found), "timestamp"
-        if problem:
-            return Rejection(path, SCHEMA_MISMATCH, f"column {column} is {IN_WORDS.get(found, found)} in the file and declared {declared}: "
-                             f"{problem}; declare it {instead}")
-    return Layout(tuple(source.columns), False, widened)
-
-
-DAY_MICROS = 86_400_000_000
-IN_WORDS = {"nanos": "a timestamp in nanoseconds", "timestamp": "a timestamp"}
-
-
-def whole_days(spark, path: str, name: str, found: str) -> str | None:
-    """None when every value of timestamp column `name` in the file is a midnight (pandas writes a date
-    column as timestamps; nanoseconds come as longs, conf/base); else the first that is not."""
-    value = F.col(quoted(name))
-    off_midnight = (F.pmod(value, F.lit(DAY_MICROS * 1000)) if found == "nanos"     # in longs: exact
-                    else F.pmod(F.unix_micros(value.cast("timestamp")), F.lit(DAY_MICROS))) != 0
-    row = spark.read.parquet(glob_escaped(path)).select(value.alias("v")).where(off_midnight).limit(1).collect()
-    if not row:
-        return None
-    shown = row[0]["v"] if found != "nanos" else f"{row[0]['v']} ns"
-    return f"it holds {shown}, not a whole day"
-
-
-RANGES = {"int": (-(2.0**31), 2.0**31 - 1), "bigint": (-(2.0**63), 2.0**63 - 1024)}
-
-
-def whole_numbers(spark, path: str, name: str, declared: str) -> str | None:
-    """None when every value of double column `name` in the file is a whole number an `int` or `bigint`
-    holds (pandas writes an integer column with a missing value as double); else the first that is not."""
-    low, high = RANGES[declared]
-    value = F.col(quoted(name))
-    bad = F.isnan(value) | (value % 1 != 0) | (value < low) | (value > high)
-    row = spark.read.parquet(glob_escaped(path)).select(value.alias("v")).where(bad).limit(1).collect()
-    return f"it holds {row[0]['v']!r}, not a whole number within {declared}'s range" if row else None
-
-
-INT_RANGE = (-(2**31), 2**31 - 1)
-
-
-def int64_fits(footer, name: str) -> str | None:
-    """None when the footer's statistics show every value of int64 column `name` fits an int; else why
-    not (values beyond it, or a row group without statistics, which cannot show it)."""
-    low, high = None, None
-    blocks = footer.getBlocks()
-    for b in range(blocks.size()):
-        chunks = blocks.get(b).getColumns()
-        for c in range(chunks.size()):
-            chunk = chunks.get(c)
-            if chunk.getPath().toDotString() != name:
-                continue
-            stats = chunk.getStatistics()
-            if stats is None or stats.isEmpty():
-                return f"row group {b} has no statistics to show its values fit"
-            if not stats.hasNonNullValue():
-                continue        # nulls only
-            low = int(stats.genericGetMin()) if low is None else min(low, int(stats.genericGetMin()))
-            high = int(stats.genericGetMax()) if high is None else max(high, int(stats.genericGetMax()))
-    if low is not None and (low < INT_RANGE[0] or high > INT_RANGE[1]):
-        return f"its values run from {low} to {high}, beyond an int's {INT_RANGE[0]} to {INT_RANGE[1]}"
-    return None
 
 
 def same_file(a: str, b: str) -> bool:

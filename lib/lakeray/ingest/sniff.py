@@ -158,11 +158,11 @@ def json_spellings(values: list, source: Source) -> tuple[tuple[str, str], ...]:
 # of meaning (Spark's reader refuses these): pandas writes int64 for whole numbers and timestamps in
 # nanoseconds (which Spark keeps to the microsecond: the nanoseconds are dropped); pyarrow writes
 # Python Decimals and database numerics as decimals, and dates as dates; an int64 column declared
-# `int` is read only when the footer's statistics show every value fits (screen.int64_fits); pandas
+# `int` is read only when the footer's statistics show every value fits (parquet_screen.int64_fits); pandas
 # writes an integer column with a missing value as double, read as an `int` or `bigint` only when every
-# value in the file is a whole number in range (screen.whole_numbers: one small Spark job per file)
+# value in the file is a whole number in range (parquet_screen.whole_numbers: one small Spark job per file)
 # pandas has no date type: a date column is a timestamp at midnight, read as a `date` only when every
-# value in the file is a whole day (screen.whole_days, a job likewise)
+# value in the file is a whole day (parquet_screen.whole_days, a job likewise)
 WIDENS = {("int32", "bigint"), ("int32", "double"), ("int64", "double"), ("float", "double"), ("nanos", "timestamp"),
           ("decimal", "double"), ("date", "timestamp"), ("int64", "int"), ("double", "int"), ("double", "bigint"),
           ("nanos", "date"), ("timestamp", "date")}

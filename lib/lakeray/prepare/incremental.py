@@ -50,6 +50,7 @@ from lakeray.lakehouse.merge import checkpointed, merge_rows, replace_rows
 from lakeray.lineage import code_version, lineage
 from lakeray.prepare.dataset import build_dataset
 from lakeray.prepare.dedupe import classify
+from lakeray.prepare.limits import check_limits
 from lakeray.prepare.quarantine import key_json
 from lakeray.prepare.restage import (
     OLD,
@@ -70,7 +71,6 @@ from lakeray.prepare.steps import (
     Timer,
     account,
     bronze_bytes,
-    check_limits,
     clean_rows,
     each_source,
     finish,

@@ -37,24 +37,3 @@ def quarantine_rows(rejected: DataFrame, source: str, run_id: str, keys: list[st
         F.col("_ingested_at"),
         F.current_timestamp().alias("quarantined_at"),
     )
-
-
-# texts that usually mean "missing" in an export (R, Excel, SAS, database dumps, pandas)
-NULL_LOOKING = frozenset({"na", "n/a", "#n/a", "null", "none", "nan", "nil", "-", ".", "?", "\\n", "missing", "<na>"})
-
-
-def offending_values(rows: DataFrame, rules: list[str], per_rule: int = 2) -> dict[str, list[tuple[str, int]]]:
-    """The most frequent values the quarantine rows `rows` were rejected for, per rule in `rules` (each
-    row's first broken rule, as the accounting counts them; the failure message of a source over its quarantine limit: one small job on the rejected rows only)."""
-    counted = (rows.where(F.col("rule").isin(rules)).groupBy("rule", "value").count()
-               .orderBy(F.col("count").desc(), F.col("value")).limit(50 * per_rule).collect())
-    out: dict[str, list[tuple[str, int]]] = {}
-    for row in counted:
-        values = out.setdefault(row["rule"], [])
-        if len(values) < per_rule:
-            values.append((row["value"], row["count"]))
-    return out
-
-
-def looks_missing(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in NULL_LOOKING

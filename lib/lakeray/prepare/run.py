@@ -23,6 +23,7 @@ from lakeray.lineage import lineage
 from lakeray.prepare.dataset import build_dataset
 from lakeray.prepare.dedupe import STATUS
 from lakeray.prepare.incremental import previous_run, record_run, run_incremental
+from lakeray.prepare.limits import check_limits
 from lakeray.prepare.split import PARTS, SPLIT, column_type, split_column
 from lakeray.prepare.steps import (
     GOLD,
@@ -32,7 +33,6 @@ from lakeray.prepare.steps import (
     account,
     account_rejected,
     bronze_bytes,
-    check_limits,
     clean_rows,
     complete_accounting,
     each_source,

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from lakeray.ingest.files import ingest_files
-from lakeray.ingest.sniff import json_spellings, json_values
+from lakeray.ingest.sniff import json_absent, json_spellings, json_values
 from lakeray.spec.models import Source
 
 SOURCE = Source.model_validate({
@@ -100,3 +100,15 @@ def test_keys_spelled_in_another_case_land_in_their_columns(spark, tmp_path):
     })
     assert (stats.rows, rejected) == (3, {})
     assert rows == [("exact.json", "c", "3", None), ("upper.json", "a", "1", None), ("upper.json", "b", "two", None)]
+
+
+def test_a_declared_key_no_record_has_is_said_not_set_aside(spark, tmp_path, caplog):
+    # a renamed key upstream (score -> rating) lands as nulls; a writer that leaves out null fields does
+    # the same to a sparse column, so the file goes in, with a warning naming the column
+    stats, rows, rejected = _ingest(spark, tmp_path, {"renamed.json": '{"id": "a", "rating": 1}\n{"id": "b"}\n',
+                                                      "fine.json": '{"id": "c", "SCORE": 3}\n'})
+    assert (stats.rows, rejected) == (3, {})
+    assert {r[1]: r[2] for r in rows} == {"a": None, "b": None, "c": "3"}       # bronze keeps JSON values as text
+    warned = [m for m in caplog.messages if "has a key for" in m]
+    assert len(warned) == 1 and "renamed.json: no record in the file's first 64 KB has a key for score" in warned[0]
+    assert json_absent([{"ID": 1}, [{"score": None}]], SOURCE) == [] and json_absent([], SOURCE) == []

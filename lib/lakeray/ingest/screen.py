@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import logging
 import re
 from urllib.parse import unquote
 
 from lakeray.ingest.sniff import (
+    HEADER_BYTES,
     NotInEncoding,
     csv_dialect,
     header_line,
+    json_absent,
     json_spellings,
     json_values,
     name_key,
@@ -36,6 +39,7 @@ from lakeray.ingest.sniff import (
 from lakeray.spark.session import root_cause
 from lakeray.spec.models import Source
 
+log = logging.getLogger(__name__)
 HEADER_MISMATCH, SCHEMA_MISMATCH, UNREADABLE = "header_mismatch", "schema_mismatch", "unreadable"
 
 
@@ -168,6 +172,10 @@ def screen_text(spark, path: str, source: Source) -> Layout | Rejection:
     parsed, spans = json_values(text)
     values = len(parsed)
     layout = Layout(tuple(source.columns), False, spelled=json_spellings(parsed, source))
+    absent = json_absent(parsed, source)
+    if absent:      # a writer that leaves out null fields does this too: said, not set aside
+        log.warning("%s: no record in the file's first %d KB has a key for %s (declared); unless later records "
+                    "do, they land as nulls", path, HEADER_BYTES // 1024, ", ".join(absent))
     if forced == "true" and values > 1:
         return Rejection(path, UNREADABLE, f"{values} JSON values one after another in the file's start, read with "
                          "options.multiLine: true, which reads only the first: drop the option (JSON lines) or "

@@ -143,6 +143,13 @@ def json_values(text: str) -> tuple[list, bool]:
         at = end
 
 
+def json_absent(values: list, source: Source) -> list[str]:
+    """The declared columns no record among `values` has a key for, in any spelling (empty when there is
+    no record to tell)."""
+    keys = {name_key(k) for v in values for r in (v if isinstance(v, list) else [v]) if isinstance(r, dict) for k in r}
+    return [c for c in source.columns if name_key(c) not in keys] if keys else []
+
+
 def json_spellings(values: list, source: Source) -> tuple[tuple[str, str], ...]:
     """(declared column, the key the records use for it) where the records spell it otherwise (case,
     surrounding spaces: matched as CSV headers are); Spark's JSON reader matches keys exactly."""

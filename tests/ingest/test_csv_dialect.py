@@ -197,4 +197,4 @@ def test_a_semicolon_export_read_as_commas_is_set_aside_naming_the_delimiter(spa
     stats, rows = _ingest(spark, tmp_path)
     assert (stats.rows, stats.rejected_files, rows) == (0, 1, [])
     detail = spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).first()["detail"]
-    assert detail.endswith("the header matches when split on ';': set options.sep: ';'")
+    assert detail.endswith("the header matches when split on ';': set sources.crm.options.sep: ';'")

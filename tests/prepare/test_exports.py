@@ -271,7 +271,8 @@ def test_a_real_table_written_by_r(spark):
         ingested, _, lake = run("as-is")
         assert (ingested.rows_added, ingested.detail["rejected_files"]) == (0, 1)
         detail = spark.read.format("delta").load(f"{lake.root}/meta/rejected_files").first()["detail"]
-        assert "unknown column(s) ''" in detail and "row.names=FALSE" in detail and "extra_columns: ignore" in detail
+        assert "unknown column(s) ''" in detail and "row.names=FALSE" in detail
+        assert "set sources.planes.extra_columns: ignore" in detail
 
         ingested, prepare, _ = run("no-null-values", extra_columns="ignore")
         assert ingested.rows_added == len(planes)

@@ -34,6 +34,9 @@ def record_rejections(spark, path: str, source: str, rejections: list[Rejection]
     if not rejections:
         return
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    # a screen's detail names a setting as sources.<name>.x (it does not know the name): the source's own
+    rejections = [Rejection(r.file, r.reason, r.detail.replace("sources.<name>.", f"sources.{source}."))
+                  for r in rejections]
     rows = [(run_id, source, r.file, r.reason, r.detail, int(batch_id), now) for r in rejections]
     with _APPEND:
         (local_frame(spark, rows, REJECTED_FILES_SCHEMA).write.format("delta").mode("append")

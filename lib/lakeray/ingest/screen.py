@@ -149,7 +149,7 @@ def screen_csv(spark, path: str, source: Source) -> Layout | Rejection:
     matched = match_header(parse_header(line, source), list(source.columns), source.extra_columns == "ignore")
     if isinstance(matched, str):
         sep = other_separator(line, source)
-        hint = f"; the header matches when split on {sep!r}: set options.sep: {sep!r}" if sep else ""
+        hint = f"; the header matches when split on {sep!r}: set sources.<name>.options.sep: {sep!r}" if sep else ""
         return Rejection(path, HEADER_MISMATCH, matched + hint)
     return Layout(tuple(matched), quoted_line_breaks(*head, source))
 

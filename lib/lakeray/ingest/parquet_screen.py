@@ -54,35 +54,39 @@ def screen_parquet(spark, path: str, source: Source) -> Layout | Rejection:
 
 DAY_MICROS = 86_400_000_000
 IN_WORDS = {"nanos": "a timestamp in nanoseconds", "timestamp": "a timestamp"}
+INT_RANGE = (-(2**31), 2**31 - 1)
+RANGES = {"int": INT_RANGE, "bigint": (-(2**63), 2**63 - 1024)}     # the greatest double below 2**63
+
+
+def _first_value(spark, path: str, name: str, bad) -> list:
+    """The first value of column `name` in the file for which `bad(column)` holds ([] when none: one
+    small Spark job on the file)."""
+    value = F.col(quoted(name))
+    return [r["v"] for r in spark.read.parquet(glob_escaped(path)).select(value.alias("v")).where(bad(value)).limit(1).collect()]
 
 
 def whole_days(spark, path: str, name: str, found: str) -> str | None:
     """None when every value of timestamp column `name` in the file is a midnight (pandas writes a date
     column as timestamps; nanoseconds come as longs, conf/base); else the first that is not."""
-    value = F.col(quoted(name))
-    off_midnight = (F.pmod(value, F.lit(DAY_MICROS * 1000)) if found == "nanos"     # in longs: exact
-                    else F.pmod(F.unix_micros(value.cast("timestamp")), F.lit(DAY_MICROS))) != 0
-    row = spark.read.parquet(glob_escaped(path)).select(value.alias("v")).where(off_midnight).limit(1).collect()
-    if not row:
+    def off_midnight(value):
+        if found == "nanos":      # in longs: exact
+            return F.pmod(value, F.lit(DAY_MICROS * 1000)) != 0
+        return F.pmod(F.unix_micros(value.cast("timestamp")), F.lit(DAY_MICROS)) != 0
+
+    found_value = _first_value(spark, path, name, off_midnight)
+    if not found_value:
         return None
-    shown = row[0]["v"] if found != "nanos" else f"{row[0]['v']} ns"
+    shown = found_value[0] if found != "nanos" else f"{found_value[0]} ns"
     return f"it holds {shown}, not a whole day"
-
-
-RANGES = {"int": (-(2.0**31), 2.0**31 - 1), "bigint": (-(2.0**63), 2.0**63 - 1024)}
 
 
 def whole_numbers(spark, path: str, name: str, declared: str) -> str | None:
     """None when every value of double column `name` in the file is a whole number an `int` or `bigint`
     holds (pandas writes an integer column with a missing value as double); else the first that is not."""
     low, high = RANGES[declared]
-    value = F.col(quoted(name))
-    bad = F.isnan(value) | (value % 1 != 0) | (value < low) | (value > high)
-    row = spark.read.parquet(glob_escaped(path)).select(value.alias("v")).where(bad).limit(1).collect()
-    return f"it holds {row[0]['v']!r}, not a whole number within {declared}'s range" if row else None
-
-
-INT_RANGE = (-(2**31), 2**31 - 1)
+    found = _first_value(spark, path, name,
+                         lambda value: F.isnan(value) | (value % 1 != 0) | (value < low) | (value > high))
+    return f"it holds {found[0]!r}, not a whole number within {declared}'s range" if found else None
 
 
 def int64_fits(footer, name: str) -> str | None:

@@ -29,6 +29,22 @@ FORMAT_DEFAULTS = {
 }
 
 
+def reader_options(source: Source) -> dict[str, str]:
+    """The spec's reader options with lower-case keys (Spark treats them case-insensitively)."""
+    return {k.lower(): v for k, v in source.options.items()}
+
+
+def has_header(source: Source) -> bool:
+    """Whether the source's CSV files start with a header line (options.header, true by default)."""
+    return reader_options(source).get("header", "true").strip().lower() == "true"
+
+
+def csv_separator(source: Source) -> str:
+    """The delimiter the source's CSV is read with (options.sep or its alias delimiter; ',' by default)."""
+    options = reader_options(source)
+    return options.get("sep", options.get("delimiter", ","))
+
+
 def quoted(name: str) -> str:
     """A column name as SQL text (DDL, expressions, JDBC's customSchema): in backticks, doubled inside."""
     return "`" + name.replace("`", "``") + "`"

@@ -23,6 +23,7 @@ import logging
 import re
 from urllib.parse import unquote
 
+from lakeray.ingest.schema import csv_separator, has_header, reader_options
 from lakeray.ingest.sniff import (
     HEADER_BYTES,
     NotInEncoding,
@@ -34,7 +35,6 @@ from lakeray.ingest.sniff import (
     name_key,
     quoted_line_breaks,
     read_head,
-    reader_options,
 )
 from lakeray.spark.session import root_cause
 from lakeray.spec.models import Source
@@ -48,10 +48,6 @@ class Rejection:
     file: str
     reason: str      # header_mismatch | schema_mismatch | unreadable
     detail: str
-
-
-def has_header(source: Source) -> bool:
-    return reader_options(source).get("header", "true").strip().lower() == "true"
 
 
 def match_header(names: list[str], declared: list[str], ignore_unknown: bool = False) -> list[str] | str:
@@ -92,9 +88,8 @@ def _unnamed_note(unknown: list[str]) -> str:
 
 
 def parse_header(line: str, source: Source) -> list[str]:
-    opts = reader_options(source)
-    sep = opts.get("sep", opts.get("delimiter", ","))
-    quote = opts.get("quote", '"') or None
+    sep = csv_separator(source)
+    quote = reader_options(source).get("quote", '"') or None
     line = line.lstrip("\ufeff").rstrip("\r\n")
     dialect = csv_dialect(source)
     if dialect is None:
@@ -111,7 +106,7 @@ SEPARATORS = (",", ";", "\t", "|")
 def other_separator(line: str, source: Source) -> str | None:
     """The delimiter, other than the source's, on which a header line that did not match splits into
     exactly the declared columns (a `;` export from a European Excel, a tab-separated dump), if one does."""
-    current = reader_options(source).get("sep", reader_options(source).get("delimiter", ","))
+    current = csv_separator(source)
     for sep in SEPARATORS:
         if sep == current:
             continue

@@ -10,7 +10,7 @@ import io
 import json
 import re
 
-from lakeray.ingest.schema import FORMAT_DEFAULTS
+from lakeray.ingest.schema import FORMAT_DEFAULTS, csv_separator, reader_options
 from lakeray.lakehouse.fs import hadoop_path
 from lakeray.spec.models import Source
 
@@ -22,11 +22,6 @@ def glob_escaped(path: str) -> str:
     for char in "\\[]{}*?":
         path = path.replace(char, "\\" + char)
     return path
-
-
-def reader_options(source: Source) -> dict[str, str]:
-    """The spec's reader options with lower-case keys (Spark treats them case-insensitively)."""
-    return {k.lower(): v for k, v in source.options.items()}
 
 
 def name_key(name: str) -> str:
@@ -75,7 +70,8 @@ def read_head(spark, path: str, source: Source) -> tuple[str, bool] | None:
         stream.close()
     if not head:
         return None
-    encoding = reader_options(source).get("encoding", reader_options(source).get("charset", "utf-8"))
+    options = reader_options(source)
+    encoding = options.get("encoding", options.get("charset", "utf-8"))
     try:
         codecs.lookup(encoding)
     except LookupError:
@@ -97,7 +93,7 @@ def csv_dialect(source: Source) -> dict | None:
     """Python csv's reading of the options Spark reads the source's CSV with (None: options it cannot
     mirror)."""
     opts = {k.lower(): v for k, v in {**FORMAT_DEFAULTS["csv"], **source.options}.items()}
-    sep = opts.get("sep", opts.get("delimiter", ","))
+    sep = csv_separator(source)
     quote = opts.get("quote", '"') or None
     escape = opts["escape"][:1] or None
     if len(sep) != 1 or (quote is not None and len(quote) != 1):
@@ -143,18 +139,22 @@ def json_values(text: str) -> tuple[list, bool]:
         at = end
 
 
+def _records(values: list) -> list[dict]:
+    """The records among parsed JSON values (an array's items, or the values themselves)."""
+    return [r for v in values for r in (v if isinstance(v, list) else [v]) if isinstance(r, dict)]
+
+
 def json_absent(values: list, source: Source) -> list[str]:
     """The declared columns no record among `values` has a key for, in any spelling (empty when there is
     no record to tell)."""
-    keys = {name_key(k) for v in values for r in (v if isinstance(v, list) else [v]) if isinstance(r, dict) for k in r}
+    keys = {name_key(k) for r in _records(values) for k in r}
     return [c for c in source.columns if name_key(c) not in keys] if keys else []
 
 
 def json_spellings(values: list, source: Source) -> tuple[tuple[str, str], ...]:
     """(declared column, the key the records use for it) where the records spell it otherwise (case,
     surrounding spaces: matched as CSV headers are); Spark's JSON reader matches keys exactly."""
-    records = [r for v in values for r in (v if isinstance(v, list) else [v]) if isinstance(r, dict)]
-    keys = {k for r in records for k in r}
+    keys = {k for r in _records(values) for k in r}
     by_key: dict[str, str] = {}
     for k in sorted(keys):
         by_key.setdefault(name_key(k), k)

@@ -78,8 +78,8 @@ def _short(value: str | None) -> str:
 
 
 def _hints(spec: PipelineSpec, name: str, values: dict[str, list[tuple[str, int]]]) -> str:
-    """What to set when a type rule's most frequent value says why: a missing-value marker (NA), or a
-    date or timestamp in a layout Spark's cast does not read (03/15/2024)."""
+    """What to set when a type rule's most frequent value says why: a missing-value marker (NA), a date
+    or timestamp in a layout Spark's cast does not read (03/15/2024), or a decimal comma (3,14)."""
     source = spec.sources.get(name)
     if source is None:
         return ""

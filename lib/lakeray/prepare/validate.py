@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakeray.ingest.metadata import SNAPSHOT_DELETE
-from lakeray.ingest.schema import CORRUPT, SPARK_TYPES, keeps_raw_text
+from lakeray.ingest.schema import CORRUPT, SPARK_TYPES, has_header, keeps_raw_text, reader_options
 from lakeray.spec.models import Expectation, Source
 
 VIOLATIONS = "_violations"
@@ -55,8 +55,7 @@ def datetime_pattern(source: Source, kind: str) -> str | None:
     any case): the datetime pattern its date or timestamp text is parsed with, else Spark's cast."""
     if kind not in ("date", "timestamp"):
         return None
-    options = {k.lower(): v for k, v in source.options.items()}
-    return options.get(f"{kind}format")
+    return reader_options(source).get(f"{kind}format")
 
 
 def _whole(text: Column, kind: T.DataType, mark: str) -> Column:
@@ -89,8 +88,7 @@ def _typed(col: str, kind: str, source: Source) -> Column:
 
 def repeats_header(source: Source) -> bool:
     """A CSV source with a header line: files concatenated whole (`cat a.csv b.csv`) repeat it as a row."""
-    options = {k.lower(): v for k, v in source.options.items()}
-    return source.format == "csv" and options.get("header", "true").strip().lower() == "true"
+    return source.format == "csv" and has_header(source)
 
 
 def _is_header(source: Source) -> Column:

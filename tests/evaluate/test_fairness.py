@@ -47,6 +47,25 @@ def test_group_audit_of_other_tasks_applies_the_minimum_too():
     assert audit["rmse_gap"] is not None and audit["rmse_gap"] >= 0
 
 
+def test_a_metric_undefined_on_a_group_is_none_without_a_warning():
+    """r2 of one row and a multiclass log loss on a group holding one class: None, not NaN and not
+    sklearn's warning on the console (a neighbourhood with one house sold in the test split)."""
+    import warnings
+
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    groups = np.array(["big"] * 4 + ["one"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        audit = group_audit("regression", "r2", y, y + 0.1, groups, 0.5, min_group=1)
+    assert audit["groups"]["one"] == {"count": 1, "r2": None}
+    assert audit["groups"]["big"]["r2"] == pytest.approx(1 - 0.04 / 5.0)   # residuals 0.1 each; squares about the mean 5
+    labels = np.array([0, 1, 2, 2])
+    proba = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.2, 0.2, 0.6]])
+    multi = group_audit("multiclass", "log_loss", labels, proba, np.array(["x", "x", "x", "y"]), 0.5, min_group=1)
+    assert multi["groups"]["y"]["count"] == 1 and multi["groups"]["y"]["log_loss"] is None
+    assert multi["groups"]["x"]["log_loss"] == pytest.approx(-np.log(0.8))
+
+
 def test_null_sensitive_values_are_one_named_group_in_every_backend():
     values = ["f", None, "m", "f", None]
     backends = [pd.Series(values, dtype=object), pd.Series(["f", np.nan, "m", "f", np.nan], dtype=object),

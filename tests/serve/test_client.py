@@ -90,6 +90,18 @@ def test_client_raises_a_422_naming_the_field_at_once(endpoint, churn_spec):
     assert batch.value.status in (413, 422) and batch.value.attempts == 1
 
 
+def test_a_422_for_every_row_of_a_batch_keeps_its_message_short(endpoint, churn_spec):
+    """A frame sent with two columns the spec does not declare: 2 errors per row, 400 in all; the
+    message shows five (it was 100 KB for a 500-row batch), `.detail` keeps every one."""
+    rows = [{**{c: None for c in churn_spec.features}, "row_id": i, "label": "x"} for i in range(200)]
+    with Client(endpoint["url"]) as client, pytest.raises(ServeError) as caught:
+        client.predict_batch(rows)
+    assert caught.value.status == 422 and len(caught.value.detail) == 400
+    message = str(caught.value)
+    assert "and 395 more error(s) (.detail has all)" in message and len(message) < 2000
+    assert "'loc': ['body', 'rows', 0, 'row_id']" in message
+
+
 def test_overload_gets_503_and_the_client_retries_until_answered(endpoint, tiny_champion, churn_spec):
     """A replica that takes 0.5 s per prediction, max_ongoing_requests 1, max_queued_requests 1:
     of 12 simultaneous raw requests two are taken (one running, one queued) and the others refused

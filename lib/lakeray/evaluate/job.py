@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 from lakeray.errors import GateError
@@ -40,6 +42,20 @@ from lakeray.spec import PipelineSpec
 log = logging.getLogger(__name__)
 
 
+def _group_metric(task: str, metric: str, y, scores) -> float | None:
+    """The metric on one group's rows; None where it is undefined there (r2 of one row, a log loss
+    without every class), not a NaN and a warning on the console."""
+    if len(y) < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            value = all_metrics(task, y, scores)[metric]
+        except ValueError:
+            return None
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
 def group_audit(task: str, metric: str, y, scores, groups, threshold: float, min_group: int = MIN_GROUP_SIZE) -> dict:
     """Binary: selection rate / TPR parity (fairness_audit). Other tasks: the metric per group.
     Groups under `min_group` rows are reported apart and left out of the gap."""
@@ -49,10 +65,7 @@ def group_audit(task: str, metric: str, y, scores, groups, threshold: float, min
     per_group = {}
     for g in sorted(set(labels.tolist())):
         m = labels == g
-        try:
-            per_group[g] = {"count": int(m.sum()), metric: all_metrics(task, y[m], scores[m])[metric]}
-        except ValueError:
-            per_group[g] = {"count": int(m.sum()), metric: None}
+        per_group[g] = {"count": int(m.sum()), metric: _group_metric(task, metric, y[m], scores[m])}
     return audited_groups(per_group, min_group, (f"{metric}_gap", metric))
 
 

@@ -46,8 +46,13 @@ def split_files(table_path: str, version: int, split: str) -> list[str]:
 
 def _score_partition(frame: pd.DataFrame, scorers: dict, target_encoder, target: str, keep: list[str]) -> pd.DataFrame:
     out = pd.DataFrame({"label": target_encoder.transform(frame[target])}, index=frame.index)
+    # multiclass: one column per class, also for the empty frame Dask takes the columns from (a
+    # booster's prediction of no rows has no class axis)
+    width = len(target_encoder.classes) if target_encoder.task == "multiclass" else 0
     for name, scorer in scorers.items():
-        scores = scorer(frame)
+        scores = np.asarray(scorer(frame))
+        if width:
+            scores = scores.reshape(len(frame), width)
         if scores.ndim == 2:
             for k in range(scores.shape[1]):
                 out[f"{name}__{k}"] = scores[:, k]

@@ -143,7 +143,10 @@ def ingest_files(spark, name: str, source: Source, landing_path: str, bronze_pat
     record_landing(spark, checkpoint, landing_path)
     if latest_version(spark, bronze_path) is None:   # nothing has arrived yet: an empty table, not none
         create_bronze(spark, bronze_path, bronze_table_schema(source), bronze_properties(source.keys))
-        log.warning("source %s: no files in %s yet; bronze is an empty table", name, landing_path)
+        if stats.rejected_files:
+            log.warning("source %s: every file in %s was set aside; bronze is an empty table", name, landing_path)
+        else:
+            log.warning("source %s: no files in %s yet; bronze is an empty table", name, landing_path)
     if stats.rejected_files:
         log.warning("source %s: %d file(s) set aside, recorded in %s; fix each and land it under a new name "
                     "(a file source never reads a name twice), or re-land everything and run %s",

@@ -31,7 +31,7 @@ def _ingest_one(spark, spec: PipelineSpec, name: str, lake, run_id: str, fetchsi
     bronze = lake.bronze(name)
     if source.is_file:
         stats = ingest_files(spark, name, source, lake.landing(source.path, name), bronze, lake.checkpoint(name),
-                             run_id, rejected_path=lake.rejected_files, pipeline=spec.name)
+                             run_id, rejected_path=lake.rejected_files, pipeline=spec.file)
         added, detail = stats.rows, dataclasses.asdict(stats)
     else:
         added = ingest_jdbc(spark, name, source, bronze, run_id, fetchsize)

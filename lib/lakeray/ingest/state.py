@@ -18,8 +18,8 @@ LANDING_FILE = "lakeray_landing"
 
 
 def reset_hint(pipeline: str | None, source: str) -> str:
-    spec = f"pipelines/{pipeline}.yaml" if pipeline else "<spec>"
-    return f"`lakeray reset --pipeline {spec} --stage ingest --source {source}`"
+    """`pipeline`: the spec's file (PipelineSpec.file), as the user gave it to the command."""
+    return f"`lakeray reset --pipeline {pipeline or '<spec>'} --stage ingest --source {source}`"
 
 
 def moved_landing_error(pipeline: str | None, source: str, checkpoint: str, old: str | None, new: str) -> SourceError:

@@ -36,6 +36,7 @@ from lakeray.prepare.steps import (
     clean_rows,
     complete_accounting,
     each_source,
+    empty_gold_problem,
     finish,
     gold_clean_rows,
     gold_stage,
@@ -197,7 +198,8 @@ def _run_full(spark, spec: PipelineSpec, settings: Settings, lake: Lakehouse, ru
             quarantined.append(rejected_rows(gold_staged, GOLD, run_id, [spec.entity_key]))
             failures = check_limits(spec, settings, {GOLD: accounting[GOLD]}, lake, {GOLD: quarantined[-1]})
         if not failures:
-            failures = split_failures(split_rows, gold_staged, spec, settings)
+            empty = empty_gold_problem(split_rows, accounting, spec, lake.rejected_files)
+            failures = [empty] if empty else split_failures(split_rows, gold_staged, spec, settings)
             phase("split checked")
         gold_write = None
         # a small lake's gold and quarantine writes side by side (each mostly driver work and job

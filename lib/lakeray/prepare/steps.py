@@ -178,6 +178,28 @@ def split_failures(counts: dict, gold_staged: DataFrame, spec: PipelineSpec, set
     return failures
 
 
+def empty_gold_problem(counts: dict, accounting: dict[str, Accounting], spec: PipelineSpec, rejected_files: str) -> str | None:
+    """When gold has no row at all, one line saying where the rows went (in place of three empty splits):
+    a source with an empty bronze (nothing landed, or every file set aside at ingest), one whose every
+    row was quarantined, or the joins and the dataset's own checks."""
+    if sum(counts.values()):
+        return None
+    why = []
+    for name in spec.sources:
+        acct = accounting.get(name)
+        if acct is None:
+            continue
+        if acct.rows_in == 0:
+            why.append(f"bronze/{name} holds no rows (nothing landed, or every file was set aside at ingest: "
+                       f"see {rejected_files})")
+        elif acct.clean == 0:
+            why.append(f"source '{name}' has no clean row ({acct.line()}; the rows are in the quarantine table)")
+    gold = accounting.get(GOLD)
+    if not why and gold is not None:
+        why.append(f"{gold.line()}, quarantined by rule: {gold.quarantine_by_rule}")
+    return "gold has no rows: " + ("; ".join(why) or "the dataset's joins matched nothing")
+
+
 def gold_stage(joined: DataFrame, spec: PipelineSpec) -> DataFrame:
     checks = [violation(F.col(matched_column(j)).isNull(), f"no_match:{j.source}", ",".join(j.on), F.lit(None))
               for j in spec.dataset.joins if j.how == "inner"]

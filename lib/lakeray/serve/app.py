@@ -35,11 +35,22 @@ from lakeray.serve.batcher import Batcher
 log = logging.getLogger(__name__)
 
 
-def _predicted_label(bundle, score: float):
+def answer(bundle, score) -> dict:
+    """One row's answer fields from its model output. binary: the positive class's probability and
+    the class at the model's decision threshold; multiclass: the most probable class (`label`), its
+    index in the model's classes (`prediction`: what the training profile and the inference log
+    hold) and every class's probability; regression: the value."""
+    if bundle.task == "multiclass":
+        proba = np.ravel(score).astype(float)
+        best = int(proba.argmax())
+        classes = [str(c) for c in bundle.target.classes]
+        return {"prediction": float(best), "label": classes[best],
+                "probabilities": dict(zip(classes, proba.tolist(), strict=True))}
+    value = float(np.ravel(score)[0]) if np.ndim(score) else float(score)
     if bundle.task != "binary":
-        return None
+        return {"prediction": value, "label": None}
     positive = bundle.target.positive
-    return str(positive) if score >= bundle.threshold else f"not {positive}"
+    return {"prediction": value, "label": str(positive) if value >= bundle.threshold else f"not {positive}"}
 
 
 class PredictorCore:
@@ -131,10 +142,9 @@ class PredictorCore:
             model, scored = await self.score(rows)   # the model that produced these scores
         if scored.errors:
             raise _unscorable(model, scored, batch)
-        values = [float(np.ravel(s)[0]) if np.ndim(s) else float(s) for s in scored.scores]
         preds = [Prediction(request_id=f"{request_id}-{i}" if len(rows) > 1 else request_id,
-                            model_version=model.version, prediction=value, label=_predicted_label(model.bundle, value))
-                 for i, value in enumerate(values)]
+                            model_version=model.version, **answer(model.bundle, s))
+                 for i, s in enumerate(scored.scores)]
         latency = (time.perf_counter() - began) * 1000
         now = dt.datetime.now(dt.timezone.utc)
         self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": model.version,
@@ -157,7 +167,7 @@ class PredictorCore:
         latency, now = (time.perf_counter() - began) * 1000, dt.datetime.now(dt.timezone.utc)
         self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": challenger.version,
                           "train_run_id": challenger.train_run_id, "variant": "shadow", **row,
-                          "prediction": float(np.ravel(s)[0]), "latency_ms": latency}
+                          "prediction": answer(challenger.bundle, s)["prediction"], "latency_ms": latency}
                          for p, row, s in zip(preds, rows, scored.scores, strict=True) if s is not None])
 
     async def health(self) -> dict:

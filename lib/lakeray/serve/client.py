@@ -43,11 +43,17 @@ DROPPED = (urllib3.exceptions.ProtocolError, urllib3.exceptions.NewConnectionErr
 
 
 class ServeError(RuntimeError):
-    """A non-200 answer (after the retries): its status and the server's detail."""
+    """A non-200 answer (after the retries): its status and the server's detail (whole in `.detail`;
+    the message shows the first SHOWN_ERRORS of a list, e.g. a 422 for every row of a big batch)."""
+
+    SHOWN_ERRORS = 5
 
     def __init__(self, url: str, status: int, detail, attempts: int):
         self.url, self.status, self.detail, self.attempts = url, status, detail, attempts
-        super().__init__(f"{url}: HTTP {status} after {attempts} attempt(s): {detail}")
+        shown = detail
+        if isinstance(detail, list) and len(detail) > self.SHOWN_ERRORS:
+            shown = f"{detail[:self.SHOWN_ERRORS]} ... and {len(detail) - self.SHOWN_ERRORS} more error(s) (.detail has all)"
+        super().__init__(f"{url}: HTTP {status} after {attempts} attempt(s): {shown}")
 
 
 class Client:
@@ -108,7 +114,7 @@ class Client:
         raise AssertionError("unreachable")
 
     def predict(self, row: dict) -> dict:
-        """One row -> {request_id, model_version, prediction, label}."""
+        """One row -> {request_id, model_version, prediction, label} (multiclass: and probabilities)."""
         return self.request("POST", "/predict", row)
 
     def predict_batch(self, rows: list[dict]) -> list[dict]:

@@ -105,8 +105,10 @@ async def validation_error_handler(request, exc):
 class Prediction(BaseModel):
     request_id: str
     model_version: str
-    prediction: float
-    label: Optional[str] = None      # binary: the predicted class at the model's decision threshold
+    prediction: float                # binary: P(positive); multiclass: the predicted class's index; regression: the value
+    label: Optional[str] = None      # binary: the class at the model's decision threshold; multiclass: the most probable
+    # multiclass: every class's probability (left out of the other tasks' answers)
+    probabilities: Optional[dict[str, float]] = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class BatchPrediction(BaseModel):

@@ -70,6 +70,7 @@ def load_spec(path: str | Path) -> PipelineSpec:
     except yaml.YAMLError as exc:
         raise SpecError(path, [f"not valid YAML: {exc}"]) from None
     spec = parse_spec(data, path)
+    spec._file = str(path)
     log.info("pipeline spec %s: %s (%s, %d sources)", path, spec.name, spec.task, len(spec.sources))
     return spec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from lakeray.spec.names import name_problem, relative_path_problem
 
@@ -395,6 +395,12 @@ class PipelineSpec(_Strict):
     baseline: Baseline
     split: Split = Field(default_factory=Split)
     monitor: Monitor = Field(default_factory=Monitor)
+    _file: str | None = PrivateAttr(default=None)   # the file load_spec read it from, for hints in messages
+
+    @property
+    def file(self) -> str:
+        """The spec's file as the command was given it (for the commands a message suggests)."""
+        return self._file or f"pipelines/{self.name}.yaml"
 
     @property
     def segment_columns(self) -> list[str]:

@@ -322,8 +322,10 @@ def _search_family(spec, conf, family, samples, trainable, storage, name, fresh,
     rounds = round_cap(fam, conf["rounds_scale"])
     max_t = math.ceil(rounds / conf["report_every"]) + 1        # + the final report at the best round
     mode = "max" if spec.higher_is_better else "min"
-    log.info("searching %s: %d trial(s), up to %d rounds each (early stopping after %s without improvement)",
-             family, samples, rounds, fam.get("early_stopping_rounds") or conf["early_stopping_rounds"])
+    patience = fam.get("early_stopping_rounds") or conf["early_stopping_rounds"]
+    log.info("searching %s: %d trial(s), %s", family, samples,
+             f"up to {rounds} rounds each (early stopping after {patience} without improvement)" if rounds > 1
+             else "one round each")
     tuner = ray.tune.Tuner(
         trainable,
         tune_config=ray.tune.TuneConfig(

@@ -100,8 +100,10 @@ def ames(spark, ray_local, tmp_path_factory):
 
 def _core(world, folder):
     conf = world["settings"]["serve"]
-    conf = {**conf, "reload_s": 0, "log": {**conf["log"], "flush_rows": 1, "flush_s": 0.05}}
-    return PredictorCore(world["spec"], conf, world["lake"], BundleLoader(world["out"]["train"]["bundle_dir"], version="1"))
+    conf = {**conf, "reload_s": 0, "log": {**conf["log"], "flush_s": 0.05}}   # written at close at the latest
+    train = world["out"]["train"]
+    return PredictorCore(world["spec"], conf, world["lake"],
+                         BundleLoader(train["bundle_dir"], version="1", train_run_id=train["run_id"]))
 
 
 def _answer(core, rows):
@@ -118,6 +120,9 @@ def test_multiclass_is_evaluated_against_its_baseline_and_promoted(hpc):
     candidate, baseline = ev["metrics"]["candidate"], ev["metrics"]["baseline"]
     assert np.asarray(candidate["confusion_matrix"]).sum() == len(test)      # every test row scored once
     assert candidate["f1_macro"] > baseline["f1_macro"] + 0.2                  # majority: one class of four
+    html = ev["report"].read_text()
+    assert "<td>classes</td><td>F, L, M, VF</td>" in html
+    assert "<h2>calibration</h2>" not in html and "decision_threshold" not in html    # binary only
     audit = ev["fairness"]["protocol"]
     assert sum(g["count"] for g in {**audit["groups"], **audit["small_groups"]}.values()) == len(test)
 
@@ -145,11 +150,38 @@ def test_a_multiclass_answer_is_the_class_its_index_and_every_probability(hpc, t
     assert dict(zip(log["request_id"], log["prediction"], strict=True)) == {p.request_id: p.prediction for p in preds}
 
 
+def test_multiclass_traffic_and_its_labels_through_the_drift_job(hpc, spark, tmp_path):
+    """The test split served through the replica's logic, its true classes merged in by request id:
+    the drift job's realised f1_macro equals evaluate's on the same rows and model, and the prediction
+    does not drift (the log holds the class index the training profile holds; before, the first
+    class's probability was logged against a profile of indexes)."""
+    from lakeray.monitor.inference_log import merge_labels
+    from lakeray.monitor.job import run_drift_job
+    from lakeray.monitor.profile import PREDICTION
+
+    spec, settings = hpc["spec"], hpc["settings"]
+    test = load_splits(hpc["gold"].path, hpc["gold"].version, splits=("test",)).frames["test"]
+    core = _core(hpc, tmp_path)
+    preds = _answer(core, test[list(spec.features)].to_dict("records"))
+    core.logger.close()
+    merge_labels(hpc["lake"].monitor("inference_log"),
+                 {p.request_id: label for p, label in zip(preds, test[spec.target], strict=True)})
+    outcome = run_drift_job(spark, spec, settings, window="1d")
+    assert outcome.rows >= len(test) and PREDICTION not in outcome.drifted
+    realised = outcome.performance
+    assert realised["metric"] == "f1_macro" and realised["labelled_rows"] == len(test)
+    evaluated = hpc["out"]["evaluate"]["metrics"]["candidate"]
+    assert realised["value"] == pytest.approx(evaluated["f1_macro"], abs=1e-9)
+    assert realised["metrics"]["accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-9)
+
+
 def test_regression_is_evaluated_and_its_audit_has_no_nan_for_tiny_groups(ames):
     ev = ames["out"]["evaluate"]
     assert ev["promoted_version"] == "1"
     candidate, baseline = ev["metrics"]["candidate"], ev["metrics"]["baseline"]
     assert candidate["r2"] > 0.5 and candidate["rmse"] < baseline["rmse"]
+    html = ev["report"].read_text()
+    assert "<h2>calibration</h2>" not in html and "decision_threshold" not in html and "classes" not in html
     audit = ev["fairness"]["Neighborhood"]
     groups = {**audit["groups"], **audit["small_groups"]}
     for g in groups.values():

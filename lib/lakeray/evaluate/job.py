@@ -138,7 +138,9 @@ def run_evaluate_job(spec: PipelineSpec, settings, *, train_run_id: str | None =
     lineage = {"pipeline": spec.name, "train_run_id": train_run.info.run_id, "gold_path": gold_path,
                "gold_version": version, "test_rows": int(len(y)), "spec_hash": tags.get(f"{TAG}spec_hash"),
                "code_version": tags.get(f"{TAG}code_version"), "model_sha256": tags.get(f"{TAG}model_sha256"),
-               "family": candidate.manifest["family"], "decision_threshold": thresholds["candidate"],
+               "family": candidate.manifest["family"],
+               **({"decision_threshold": thresholds["candidate"]} if spec.task == "binary" else {}),
+               **({"classes": ", ".join(str(c) for c in candidate.target.classes)} if spec.task == "multiclass" else {}),
                "champion_version": champion_version.version if champion_version else None}
     others = {k: (y, scores_of(scored, k)) for k in scorers if k != "candidate"} if spec.task == "binary" else None
     images = evaluation_images(spec.task, y, cand_scores, calibration=calib, fairness=fairness or None,
@@ -148,7 +150,7 @@ def run_evaluate_job(spec: PipelineSpec, settings, *, train_run_id: str | None =
                          summary={"verdict": "PROMOTE" if passed else "REJECT", "metric": spec.metric.primary,
                                   "test rows": len(y), "evaluated at": dt.datetime.now(dt.timezone.utc).isoformat()},
                          metrics=metrics, gate=[c.as_dict() for c in checks],
-                         tables={"calibration": (calib or {}).get("bins", []), **fairness_tables(fairness)})
+                         tables={**({"calibration": calib["bins"]} if calib else {}), **fairness_tables(fairness)})
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     report = write_report(html, Path(settings.path("models")) / spec.name / "reports" / f"evaluate-{stamp}.html")
     run_tags = {**lineage_tags(tags.get(f"{TAG}spec_hash", ""), gold_path, version),

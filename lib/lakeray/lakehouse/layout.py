@@ -72,7 +72,8 @@ class Lakehouse:
         return posixpath.join(self.root, "meta", "rejected_files")
 
     def monitor(self, table: str) -> str:
-        """Monitoring tables: baseline_profiles, inference_log, profiles, drift_metrics, window_profiles."""
+        """Monitoring tables: baseline_profiles, inference_log (and inference_log_labels), profiles, drift_metrics,
+        window_profiles."""
         return posixpath.join(self.root, "monitor", table)
 
     @property

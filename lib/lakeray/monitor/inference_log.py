@@ -1,8 +1,11 @@
 """The inference log: every prediction served, one row each, in a Delta table partitioned by date.
 
     request_id, ts (UTC), date, pipeline, model_version, train_run_id, variant (champion |
-    canary | shadow), <each feature, typed from the spec>, prediction, latency_ms, label (null
-    until the label arrives; merged in by request id)
+    canary | shadow), <each feature, typed from the spec>, prediction, latency_ms, label (null;
+    rows written with a label keep it)
+
+Labels arrive later, by request id, in a table of their own beside it (`<log>_labels`: request_id,
+label, received_at; appended by merge_labels); the drift job joins each request's newest label.
 
 Written in batches with delta-rs (no JVM in the serving path); read by the Spark drift job.
 A row that does not convert is mended (writable_row) rather than failing the rows beside it.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 import time
 
 import pyarrow as pa
@@ -54,10 +58,32 @@ def predictions_table(spec: PipelineSpec, rows: list[dict]) -> pa.Table:
     return pa.concat_tables(chunks) if chunks else schema.empty_table()
 
 
+# delta-rs refuses a commit that raced another writer's (an optimize or a vacuum run by an operator,
+# another process appending); an append is run again after a short random wait, this many times
+COMMIT_ATTEMPTS = 6
+
+
+def _conflicted(exc: Exception) -> bool:
+    from deltalake.exceptions import CommitFailedError
+
+    return isinstance(exc, CommitFailedError)
+
+
 def append_table(path: str, table: pa.Table) -> None:
+    _append(path, table, partition_by=["date"])
+
+
+def _append(path: str, table: pa.Table, partition_by: list[str] | None) -> None:
     from deltalake import write_deltalake
 
-    write_deltalake(path, table, mode="append", partition_by=["date"])
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            write_deltalake(path, table, mode="append", partition_by=partition_by)
+            return
+        except Exception as exc:
+            if not _conflicted(exc) or attempt + 1 == COMMIT_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * 2 ** attempt)
 
 
 def append_predictions(path: str, spec: PipelineSpec, rows: list[dict]) -> None:
@@ -123,22 +149,49 @@ def append_rows(path: str, spec: PipelineSpec, rows: list[dict]) -> tuple[int, l
     return (table.num_rows if table is not None else 0), bad
 
 
+def labels_path(log_path: str) -> str:
+    """Where the labels of an inference log are recorded: a sibling Delta table, `<log>_labels`."""
+    return log_path.rstrip("/") + "_labels"
+
+
+LABELS_SCHEMA = pa.schema([("request_id", pa.string()), ("label", pa.string()),
+                           ("received_at", pa.timestamp("us", tz="UTC"))])
+
+
 def merge_labels(path: str, labels: dict[str, object]) -> dict:
-    """Labels that arrive later, merged into the inference log by request id (Delta MERGE).
-    Returns the merge metrics; request ids not in the log are counted, not inserted."""
+    """Labels that arrive later, by request id, recorded in the labels table beside the inference log
+    at `path` (labels_path): an append, so it never races the serving replicas' appends to the log
+    (a MERGE into the log itself failed on every try while they appended; measured). The drift job
+    joins each request's newest label. A label whose request is not in the log yet (its prediction
+    still buffered by a replica) is kept and joins once the prediction lands. Returns
+    num_source_rows, num_target_rows_updated (requests found in the log) and unknown_request_ids."""
     from deltalake import DeltaTable
 
     from lakeray.errors import LakerayError
 
     if not labels:
-        return {"num_target_rows_updated": 0, "unknown_request_ids": 0}
-    source = pa.table({"request_id": pa.array(list(labels), pa.string()),
-                       "label": pa.array([None if v is None else str(v) for v in labels.values()], pa.string())})
+        return {"num_source_rows": 0, "num_target_rows_updated": 0, "unknown_request_ids": 0}
     try:
         table = DeltaTable(path)
     except Exception as exc:
         raise LakerayError(f"no inference log at {path}: nothing has been served yet ({exc})") from None
-    metrics = (table.merge(source, predicate="t.request_id = s.request_id", source_alias="s", target_alias="t")
-               .when_matched_update({"label": "s.label"}).execute())
-    metrics["unknown_request_ids"] = int(metrics.get("num_source_rows", len(labels))) - int(metrics.get("num_target_rows_updated", 0))
-    return metrics
+    received = dt.datetime.now(dt.timezone.utc)
+    source = pa.table({"request_id": pa.array(list(labels), pa.string()),
+                       "label": pa.array([None if v is None else str(v) for v in labels.values()], pa.string()),
+                       "received_at": pa.array([received] * len(labels), LABELS_SCHEMA.field("received_at").type)},
+                      schema=LABELS_SCHEMA)
+    found = _logged(table, source.column("request_id"))
+    _append(labels_path(path), source, partition_by=None)
+    if len(found) < len(labels):
+        log.info("labels: %d of %d request id(s) are not in the inference log yet; recorded, they join when "
+                 "their predictions land", len(labels) - len(found), len(labels))
+    return {"num_source_rows": len(labels), "num_target_rows_updated": len(found),
+            "unknown_request_ids": len(labels) - len(found)}
+
+
+def _logged(table, request_ids: pa.Array) -> set[str]:
+    """Which of `request_ids` the log holds (a scan of its request_id column only)."""
+    import pyarrow.dataset as ds
+
+    found = table.to_pyarrow_dataset().to_table(columns=["request_id"], filter=ds.field("request_id").isin(request_ids))
+    return set(found.column("request_id").to_pylist())

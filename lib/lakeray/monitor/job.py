@@ -33,8 +33,8 @@ from lakeray.errors import ConfigError, LakerayError
 from lakeray.evaluate.metrics import all_metrics
 from lakeray.evaluate.report import render_report, write_report
 from lakeray.evaluate.svg import distribution_svg, timeline_svg
-from lakeray.lakehouse import Lakehouse
-from lakeray.models.bundle import MANIFEST_FILE
+from lakeray.lakehouse import Lakehouse, latest_version
+from lakeray.models.bundle import MANIFEST_FILE, TARGET_FILE
 from lakeray.monitor.cbpe import ESTIMATED, estimate_from_fine_bins
 from lakeray.monitor.drift import (
     ColumnDrift,
@@ -45,7 +45,7 @@ from lakeray.monitor.drift import (
     previous_window_drift,
     segment_drift,
 )
-from lakeray.monitor.inference_log import PREDICTION_COLUMN
+from lakeray.monitor.inference_log import PREDICTION_COLUMN, labels_path
 from lakeray.monitor.profile import PREDICTION, read_profile, read_segment_profiles
 from lakeray.monitor.profiles import profile_new_rows, read_windows
 from lakeray.monitor.window import ALL, make_plan
@@ -106,12 +106,20 @@ def _decay(out: dict, spec: PipelineSpec, reference: float | None, conf: dict) -
     return out
 
 
+# what a multiclass window can be scored on: the inference log keeps the predicted class, not the
+# probabilities a log loss needs
+MULTICLASS_REALISED = ("accuracy", "f1_macro", "f1_weighted")
+
+
 def realised_performance(spec: PipelineSpec, labelled: pd.DataFrame, reference: float | None, conf: dict,
-                         threshold: float = 0.5) -> dict | None:
+                         threshold: float = 0.5, classes: list | None = None) -> dict | None:
     """The primary metric (and, binary, the metrics the estimate gives) on rows whose label has
-    arrived, against the champion's test metric."""
-    if len(labelled) < int(conf.get("min_labels", 100)) or spec.task == "multiclass":
+    arrived, against the champion's test metric. Multiclass: `classes` are the champion's (its
+    prediction is an index into them)."""
+    if len(labelled) < int(conf.get("min_labels", 100)):
         return None
+    if spec.task == "multiclass":
+        return _realised_multiclass(spec, labelled, reference, conf, classes)
     if spec.task == "binary":   # labels arrive as text: "yes", "true", ...
         positive = spec.positive_label if spec.positive_label is not None else True
         y = labelled["label"].astype(str).str.lower().eq(str(positive).lower()).astype(float).to_numpy()
@@ -124,6 +132,56 @@ def realised_performance(spec: PipelineSpec, labelled: pd.DataFrame, reference: 
     out = {"metric": spec.metric.primary, "value": float(metrics[spec.metric.primary]), "labelled_rows": int(len(labelled)),
            "reference": reference, "metrics": {k: float(metrics[k]) for k in ESTIMATED if k in metrics}}
     return _decay(out, spec, reference, conf)
+
+
+def _realised_multiclass(spec: PipelineSpec, labelled: pd.DataFrame, reference: float | None, conf: dict,
+                         classes: list | None) -> dict | None:
+    from sklearn import metrics as skm
+
+    from lakeray.features.values import category_keys
+    from lakeray.features.vocab import as_entries
+
+    if spec.metric.primary not in MULTICLASS_REALISED or not classes:
+        log.info("realised performance: %s", f"{spec.metric.primary} needs class probabilities, which the inference log "
+                 f"does not keep (it can score {', '.join(MULTICLASS_REALISED)})" if classes else "the champion's classes are unknown")
+        return None
+    codes = pd.Categorical(as_entries(category_keys(labelled["label"]), classes), categories=classes).codes
+    known = codes >= 0
+    if not known.all():
+        unseen = sorted({str(v) for v in labelled["label"][~known]})
+        log.warning("realised performance: %d labelled row(s) hold a class the champion was not trained on (%s); "
+                    "left out", int((~known).sum()), ", ".join(unseen[:10]))
+    if known.sum() < int(conf.get("min_labels", 100)):
+        return None
+    y, pred = codes[known], labelled[PREDICTION_COLUMN].to_numpy()[known].round().astype(int)
+    metrics = {"accuracy": float(skm.accuracy_score(y, pred)),
+               "f1_macro": float(skm.f1_score(y, pred, average="macro", zero_division=0)),
+               "f1_weighted": float(skm.f1_score(y, pred, average="weighted", zero_division=0))}
+    out = {"metric": spec.metric.primary, "value": metrics[spec.metric.primary], "labelled_rows": int(known.sum()),
+           "reference": reference, "metrics": metrics}
+    return _decay(out, spec, reference, conf)
+
+
+def with_labels(spark, frame, path: str):
+    """The window's rows with each request's newest label from the labels table at `path` (where there
+    is one), else the label the row was logged with."""
+    from pyspark.sql import functions as F
+
+    if latest_version(spark, path) is None:
+        return frame
+    newest = (spark.read.format("delta").load(path).groupBy("request_id")
+              .agg(F.max_by("label", "received_at").alias("_arrived")))
+    return (frame.join(newest, "request_id", "left")
+            .withColumn("label", F.coalesce(F.col("_arrived"), F.col("label"))).drop("_arrived"))
+
+
+def champion_classes(tracking, run_id: str) -> list | None:
+    """A multiclass champion's classes (its bundle's target.json): what its predicted index means."""
+    try:
+        return list(tracking.load_json(run_id, f"bundle/{TARGET_FILE}")["classes"])
+    except Exception as exc:
+        log.warning("drift: no target classes in run %s (%s): realised performance is not measured", run_id, str(exc)[:200])
+        return None
 
 
 def estimated_performance(spec: PipelineSpec, manifest: dict, fine, rows: int, reference: float | None,
@@ -330,11 +388,14 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         previous = previous_window_drift(profiles, counted, before, conf) if before.rows >= int(conf.get("min_rows", 200)) else []
         frame = log_table.where(dates & (F.col("ts") >= F.lit(start)) & (F.col("ts") < F.lit(end))
                                 & (F.col("train_run_id") == champion.run_id))
-        labelled = frame.where(F.col("label").isNotNull()).select("label", PREDICTION_COLUMN).toPandas()
+        labelled = with_labels(spark, frame, labels_path(log_path)).where(F.col("label").isNotNull()) \
+            .select("label", PREDICTION_COLUMN).toPandas()
         reference = champion.tags.get(spec.metric.primary)
         reference = float(reference) if reference else None
         manifest = champion_manifest(tracking, champion.run_id) if spec.task == "binary" else {}
-        performance = realised_performance(spec, labelled, reference, conf, float(manifest.get("threshold") or 0.5))
+        classes = champion_classes(tracking, champion.run_id) if spec.task == "multiclass" and len(labelled) else None
+        performance = realised_performance(spec, labelled, reference, conf, float(manifest.get("threshold") or 0.5),
+                                           classes)
         estimated = estimated_performance(spec, manifest, counted.fine.get(PREDICTION), rows, reference, conf)
         took.append(("statistics", time.perf_counter()))
         bar.update(1)

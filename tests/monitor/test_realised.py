@@ -1,0 +1,62 @@
+"""Realised performance of a multiclass window: the logged prediction is the champion's class index,
+the labels arrive as text; a class the champion never saw is left out and said, and a metric that needs
+probabilities (log loss: the log keeps none) is not made up."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from lakeray.monitor.job import realised_performance
+from lakeray.spec.loader import parse_spec
+
+pytestmark = pytest.mark.fast
+
+CLASSES = ["F", "L", "M", "VF"]
+
+
+def _spec(primary: str):
+    return parse_spec({
+        "name": "jobs", "task": "multiclass", "entity_key": "id", "target": "cls",
+        "sources": {"s": {"format": "csv", "path": "s", "keys": ["id"], "columns": {"id": "string", "x": "double", "cls": "string"}}},
+        "dataset": {"base": "s"}, "features": {"x": "numeric"}, "metric": {"primary": primary},
+        "baseline": {"model": "majority"}})
+
+
+def _window(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 4, size=n)
+    pred = np.where(rng.random(n) < 0.7, truth, rng.integers(0, 4, size=n))
+    return truth, pd.DataFrame({"label": [CLASSES[t] for t in truth], "prediction": pred.astype(float)})
+
+
+def test_multiclass_metrics_from_the_class_index_and_text_labels():
+    truth, labelled = _window(300)
+    out = realised_performance(_spec("f1_macro"), labelled, 0.9, {"min_labels": 100}, classes=CLASSES)
+    pred = labelled["prediction"].astype(int).to_numpy()
+    assert out["labelled_rows"] == 300 and out["metric"] == "f1_macro"
+    assert out["value"] == pytest.approx(skm.f1_score(truth, pred, average="macro"))
+    assert out["metrics"]["accuracy"] == pytest.approx(skm.accuracy_score(truth, pred))
+    assert out["decay"] == pytest.approx(0.9 - out["value"]) and out["drifted"] is (out["decay"] > 0.05)
+
+
+def test_an_unseen_class_is_left_out_and_named(caplog):
+    truth, labelled = _window(300, seed=1)
+    labelled.loc[:9, "label"] = "XL"                      # a class added upstream after training
+    caplog.set_level(logging.WARNING, logger="lakeray")
+    out = realised_performance(_spec("accuracy"), labelled, None, {"min_labels": 100}, classes=CLASSES)
+    assert out["labelled_rows"] == 290
+    pred = labelled["prediction"].astype(int).to_numpy()
+    assert out["value"] == pytest.approx(skm.accuracy_score(truth[10:], pred[10:]))
+    assert "10 labelled row(s) hold a class the champion was not trained on (XL)" in caplog.text
+
+
+def test_log_loss_and_unknown_classes_give_no_number():
+    _, labelled = _window(300)
+    assert realised_performance(_spec("log_loss"), labelled, None, {"min_labels": 100}, classes=CLASSES) is None
+    assert realised_performance(_spec("accuracy"), labelled, None, {"min_labels": 100}, classes=None) is None
+    assert realised_performance(_spec("accuracy"), labelled.head(50), None, {"min_labels": 100}, classes=CLASSES) is None

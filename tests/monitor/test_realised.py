@@ -60,3 +60,51 @@ def test_log_loss_and_unknown_classes_give_no_number():
     assert realised_performance(_spec("log_loss"), labelled, None, {"min_labels": 100}, classes=CLASSES) is None
     assert realised_performance(_spec("accuracy"), labelled, None, {"min_labels": 100}, classes=None) is None
     assert realised_performance(_spec("accuracy"), labelled.head(50), None, {"min_labels": 100}, classes=CLASSES) is None
+
+
+def _binary_spec(positive=None, target_type="boolean"):
+    raw = {"name": "b", "task": "binary", "entity_key": "id", "target": "y",
+           "sources": {"s": {"format": "csv", "path": "s", "keys": ["id"],
+                             "columns": {"id": "string", "x": "double", "y": target_type}}},
+           "dataset": {"base": "s"}, "features": {"x": "numeric"}, "metric": {"primary": "roc_auc"},
+           "baseline": {"model": "majority"}}
+    if positive is not None:
+        raw["positive_label"] = positive
+    return parse_spec(raw)
+
+
+def test_binary_labels_are_read_as_training_read_the_target(caplog):
+    """A boolean target's labels in any spelling (they were compared with the text "true", so "1" and
+    "yes" counted as negatives); a label that is no boolean is left out and named, not a negative."""
+    rng = np.random.default_rng(2)
+    truth = rng.random(300) < 0.4
+    proba = np.clip(truth * 0.6 + rng.random(300) * 0.4, 0, 1)
+    spellings = {True: ["1", "yes", "TRUE", "t"], False: ["0", "no", "false", "F"]}
+    labels = [spellings[bool(t)][i % 4] for i, t in enumerate(truth)]
+    labels[:7] = ["maybe"] * 7
+    caplog.set_level(logging.WARNING, logger="lakeray")
+    out = realised_performance(_binary_spec(), pd.DataFrame({"label": labels, "prediction": proba}), None,
+                               {"min_labels": 100})
+    assert out["labelled_rows"] == 293
+    assert out["value"] == pytest.approx(skm.roc_auc_score(truth[7:], proba[7:]))
+    assert "7 labelled row(s) hold a label that is not a boolean ('maybe')" in caplog.text
+    named = realised_performance(_binary_spec("churned", "string"),
+                                 pd.DataFrame({"label": np.where(truth, "Churned", "stayed"), "prediction": proba}),
+                                 None, {"min_labels": 100})
+    assert named["value"] == pytest.approx(skm.roc_auc_score(truth, proba))
+
+
+def test_regression_labels_that_are_not_numbers_are_left_out(caplog):
+    rng = np.random.default_rng(3)
+    y = rng.normal(100, 10, size=200)
+    labels = [f"{v:.6f}" for v in y]
+    labels[:3] = ["n/a", "", "inf"]
+    spec = parse_spec({"name": "r", "task": "regression", "entity_key": "id", "target": "y",
+                       "sources": {"s": {"format": "csv", "path": "s", "keys": ["id"],
+                                         "columns": {"id": "string", "x": "double", "y": "double"}}},
+                       "dataset": {"base": "s"}, "features": {"x": "numeric"}, "metric": {"primary": "rmse"},
+                       "baseline": {"model": "mean"}})
+    caplog.set_level(logging.WARNING, logger="lakeray")
+    out = realised_performance(spec, pd.DataFrame({"label": labels, "prediction": y + 1.0}), None, {"min_labels": 100})
+    assert out["labelled_rows"] == 197 and out["value"] == pytest.approx(1.0, abs=1e-5)
+    assert "3 labelled row(s) hold a label that is not a finite number ('n/a', '', 'inf')" in caplog.text

@@ -120,18 +120,39 @@ def realised_performance(spec: PipelineSpec, labelled: pd.DataFrame, reference: 
         return None
     if spec.task == "multiclass":
         return _realised_multiclass(spec, labelled, reference, conf, classes)
-    if spec.task == "binary":   # labels arrive as text: "yes", "true", ...
-        positive = spec.positive_label if spec.positive_label is not None else True
-        y = labelled["label"].astype(str).str.lower().eq(str(positive).lower()).astype(float).to_numpy()
-        if len(np.unique(y)) < 2:
-            log.warning("realised performance: the %d labelled row(s) are all one class; no metric", len(y))
+    y = label_values(spec, labelled["label"])
+    readable = ~np.isnan(y)
+    if not readable.all():
+        examples = ", ".join(repr(v) for v in labelled["label"][~readable].drop_duplicates().head(5))
+        log.warning("realised performance: %d labelled row(s) hold a label that is not %s (%s); left out",
+                    int((~readable).sum()), "a boolean" if spec.task == "binary" else "a finite number", examples)
+        labelled, y = labelled[readable], y[readable]
+        if len(y) < int(conf.get("min_labels", 100)):
             return None
-    else:
-        y = labelled["label"].astype(float).to_numpy()
+    if spec.task == "binary" and len(np.unique(y)) < 2:
+        log.warning("realised performance: the %d labelled row(s) are all one class; no metric", len(y))
+        return None
     metrics = all_metrics(spec.task, y, labelled[PREDICTION_COLUMN].to_numpy(), threshold)
     out = {"metric": spec.metric.primary, "value": float(metrics[spec.metric.primary]), "labelled_rows": int(len(labelled)),
            "reference": reference, "metrics": {k: float(metrics[k]) for k in ESTIMATED if k in metrics}}
     return _decay(out, spec, reference, conf)
+
+
+def label_values(spec: PipelineSpec, labels: pd.Series) -> np.ndarray:
+    """Labels as they arrive (text) as the model's target: binary 1/0 the way training encoded the
+    target (a boolean target: true/false, yes/no, 1/0 in any case; a class named by positive_label:
+    that class or not), regression the number; NaN for a label that cannot be read."""
+    from lakeray.features.values import boolean_values, category_key, category_keys
+
+    if spec.task == "binary":
+        positive = spec.positive_label if spec.positive_label is not None else True
+        if isinstance(positive, bool):
+            flags = boolean_values(labels.astype(object))
+            return np.where(np.isnan(flags), np.nan, (flags == float(positive)).astype(float))
+        keys = pd.Series(category_keys(labels), dtype=object).astype(str).str.lower()
+        return keys.eq(str(category_key(positive)).lower()).to_numpy(dtype=float)
+    values = pd.to_numeric(labels, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return np.where(np.isfinite(values), values, np.nan)
 
 
 def _realised_multiclass(spec: PipelineSpec, labelled: pd.DataFrame, reference: float | None, conf: dict,

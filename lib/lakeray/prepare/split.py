@@ -105,6 +105,18 @@ def hash_column_problems(df: DataFrame, split: Split, entity_key: str) -> list[s
             "To keep the dataset's own split, use split.method: column with values: {train: [...], test: [...]}"]
 
 
+def unlearnable_classes(assigned: DataFrame, target: str) -> list[str]:
+    """Multiclass: a class with rows in validation or test but none in train (a rare class the split
+    sent elsewhere) cannot be learned, and scoring it failed after the search. One line per class."""
+    counts: dict = {}
+    for row in assigned.groupBy(target, SPLIT).count().collect():
+        counts.setdefault(row[target], {})[row[SPLIT]] = row["count"]
+    return [f"target class {value!r} has {sum(parts.values())} row(s), none in the train split "
+            f"({', '.join(f'{p}={parts.get(p, 0)}' for p in PARTS)}): a model cannot learn it. Leave it out "
+            f"(an allowed_values expectation on the target quarantines its rows) or merge it into another class"
+            for value, parts in sorted(counts.items(), key=lambda kv: str(kv[0])) if not parts.get("train")]
+
+
 def unlisted_problem(df: DataFrame, split: Split, column_type: str | None) -> str | None:
     """Counts of the rows a column split cannot place, by value (None when there are none)."""
     rejected = df.where(unlisted_rows(split, column_type))

@@ -23,6 +23,7 @@ from lakeray.prepare.split import (
     column_type,
     hash_column_problems,
     size_problems,
+    unlearnable_classes,
     unlisted_problem,
     unlisted_rows,
 )
@@ -171,6 +172,8 @@ def split_failures(counts: dict, gold_staged: DataFrame, spec: PipelineSpec, set
     if clean is None:     # an incremental run passes the gold rows the table will hold after its MERGE
         clean = gold_staged.where(F.col(STATUS) == "clean")
     failures = [*size_problems(counts, min_rows), *hash_column_problems(clean, spec.split, spec.entity_key)]
+    if spec.task == "multiclass" and not failures:
+        failures += unlearnable_classes(assign_split(clean, spec.split, spec.entity_key), spec.target)
     if spec.split.method == "column" and spec.split.unlisted == "refuse":
         problem = unlisted_problem(gold_staged, spec.split, column_type(gold_staged, spec.split))
         if problem:

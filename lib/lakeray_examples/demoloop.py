@@ -143,7 +143,7 @@ def run_closed_loop(spark, spec: PipelineSpec, pipeline_path: str, settings, gol
         start, end, preds = serve_window(url, log_path, request_rows(ordinary, features))
         labels = {p["request_id"]: str(v).lower() for p, v in zip(preds, ordinary[spec.target], strict=True)}
         merged = merge_labels(log_path, labels)
-        log.info("traffic   %d ordinary requests answered by version %s; %s labels arrived later and were merged",
+        log.info("traffic   %d ordinary requests answered by version %s; %s labels arrived later and were recorded",
                  len(preds), champion, merged.get("num_target_rows_updated", len(labels)))
         quiet = run_drift_job(spark, spec, settings, window=window_text(start, end), now=end)
         if quiet.drifted:

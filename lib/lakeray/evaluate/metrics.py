@@ -28,13 +28,20 @@ def binary_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5
     }
 
 
-def multiclass_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict:
-    y_true = np.asarray(y_true).astype(int)
-    pred = np.asarray(proba).argmax(axis=1)
+def class_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict:
+    """The multiclass metrics the predicted class alone gives (the drift job's, from the logged index)."""
     return {
         "accuracy": float(skm.accuracy_score(y_true, pred)),
         "f1_macro": float(skm.f1_score(y_true, pred, average="macro", zero_division=0)),
         "f1_weighted": float(skm.f1_score(y_true, pred, average="weighted", zero_division=0)),
+    }
+
+
+def multiclass_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict:
+    y_true = np.asarray(y_true).astype(int)
+    pred = np.asarray(proba).argmax(axis=1)
+    return {
+        **class_metrics(y_true, pred),
         "log_loss": float(skm.log_loss(y_true, proba, labels=list(range(np.asarray(proba).shape[1])))),
         "confusion_matrix": skm.confusion_matrix(y_true, pred).tolist(),
     }

@@ -37,32 +37,42 @@ class TargetEncoder:
             return cls("multiclass", classes=sorted(set(keys[~missing_mask(keys)].tolist())))
         return cls("regression")
 
+    def read(self, target) -> np.ndarray:
+        """The target as the model sees it, as float64, NaN where a value cannot be read: not a boolean
+        (a boolean positive class), a class not seen in training, not a finite number. transform
+        refuses those; the drift job reads the labels that arrive later with it and leaves them out."""
+        target = target if isinstance(target, pd.Series) else pd.Series(target)
+        if self.task == "binary":
+            if isinstance(self.positive, bool):
+                flags = boolean_values(target)
+                return np.where(np.isnan(flags), np.nan, (flags == float(self.positive)).astype("float64"))
+            wanted = str(category_key(self.positive)).lower()
+            keys = pd.Series(category_keys(target), dtype=object)
+            return keys.str.lower().eq(wanted).to_numpy(dtype="float64")
+        if self.task == "multiclass":
+            codes = pd.Categorical(as_entries(category_keys(target), self.classes), categories=self.classes).codes
+            return np.where(codes < 0, np.nan, codes.astype("float64"))
+        values = pd.to_numeric(target, errors="coerce").to_numpy(dtype="float64", na_value=np.nan) \
+            if len(target) else np.zeros(0)
+        return np.where(np.isfinite(values), values, np.nan)
+
     def transform(self, target: pd.Series) -> np.ndarray:
         target = target if isinstance(target, pd.Series) else pd.Series(target)
         nulls = int(missing_mask(target).sum())
         if nulls:
             raise LakerayError(f"target has {nulls} null value(s); gold should have none")
-        if self.task == "binary":
-            if isinstance(self.positive, bool):
-                flags = boolean_values(target)
-                if np.isnan(flags).any():
-                    raise LakerayError(f"target has {int(np.isnan(flags).sum())} value(s) that are not booleans "
-                                       f"(e.g. {_examples(target[np.isnan(flags)])}); name the positive class "
-                                       "with positive_label in the spec")
-                return (flags == float(self.positive)).astype(np.float32)
-            wanted = str(category_key(self.positive)).lower()
-            keys = pd.Series(category_keys(target), dtype=object)
-            return keys.str.lower().eq(wanted).to_numpy(dtype=np.float32)
-        if self.task == "multiclass":
-            keys = as_entries(category_keys(target), self.classes)
-            codes = pd.Categorical(keys, categories=self.classes).codes
-            if (codes < 0).any():
-                raise LakerayError(f"target classes not seen in training: {sorted(set(keys[codes < 0].tolist()))[:20]}")
-            return codes.astype(np.float32)
-        values = pd.to_numeric(target, errors="coerce").to_numpy(dtype="float64", na_value=np.nan) \
-            if len(target) else np.zeros(0)
-        bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
+        values = self.read(target)
+        bad = np.isnan(values)
+        if self.task == "regression":
+            bad |= np.abs(values) > FLOAT32_MAX
         if bad.any():
+            if self.task == "binary":
+                raise LakerayError(f"target has {int(bad.sum())} value(s) that are not booleans "
+                                   f"(e.g. {_examples(target[bad])}); name the positive class "
+                                   "with positive_label in the spec")
+            if self.task == "multiclass":
+                unseen = as_entries(category_keys(target[bad]), self.classes)
+                raise LakerayError(f"target classes not seen in training: {sorted(set(unseen.tolist()))[:20]}")
             raise LakerayError(f"target has {int(bad.sum())} value(s) that are not finite numbers "
                                f"(e.g. {_examples(target[bad])})")
         return values.astype(np.float32)

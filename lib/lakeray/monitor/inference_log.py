@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
 import time
 
 import pyarrow as pa
@@ -58,32 +57,10 @@ def predictions_table(spec: PipelineSpec, rows: list[dict]) -> pa.Table:
     return pa.concat_tables(chunks) if chunks else schema.empty_table()
 
 
-# delta-rs refuses a commit that raced another writer's (an optimize or a vacuum run by an operator,
-# another process appending); an append is run again after a short random wait, this many times
-COMMIT_ATTEMPTS = 6
-
-
-def _conflicted(exc: Exception) -> bool:
-    from deltalake.exceptions import CommitFailedError
-
-    return isinstance(exc, CommitFailedError)
-
-
 def append_table(path: str, table: pa.Table) -> None:
-    _append(path, table, partition_by=["date"])
-
-
-def _append(path: str, table: pa.Table, partition_by: list[str] | None) -> None:
     from deltalake import write_deltalake
 
-    for attempt in range(COMMIT_ATTEMPTS):
-        try:
-            write_deltalake(path, table, mode="append", partition_by=partition_by)
-            return
-        except Exception as exc:
-            if not _conflicted(exc) or attempt + 1 == COMMIT_ATTEMPTS:
-                raise
-            time.sleep(random.uniform(0.05, 0.2) * 2 ** attempt)
+    write_deltalake(path, table, mode="append", partition_by=["date"])
 
 
 def append_predictions(path: str, spec: PipelineSpec, rows: list[dict]) -> None:
@@ -165,7 +142,7 @@ def merge_labels(path: str, labels: dict[str, object]) -> dict:
     joins each request's newest label. A label whose request is not in the log yet (its prediction
     still buffered by a replica) is kept and joins once the prediction lands. Returns
     num_source_rows, num_target_rows_updated (requests found in the log) and unknown_request_ids."""
-    from deltalake import DeltaTable
+    from deltalake import DeltaTable, write_deltalake
 
     from lakeray.errors import LakerayError
 
@@ -181,7 +158,7 @@ def merge_labels(path: str, labels: dict[str, object]) -> dict:
                        "received_at": pa.array([received] * len(labels), LABELS_SCHEMA.field("received_at").type)},
                       schema=LABELS_SCHEMA)
     found = _logged(table, source.column("request_id"))
-    _append(labels_path(path), source, partition_by=None)
+    write_deltalake(labels_path(path), source, mode="append")     # appends never conflict with appends
     if len(found) < len(labels):
         log.info("labels: %d of %d request id(s) are not in the inference log yet; recorded, they join when "
                  "their predictions land", len(labels) - len(found), len(labels))

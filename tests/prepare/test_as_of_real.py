@@ -76,7 +76,16 @@ def test_nycflights13_weather_as_of_incremental_equals_full_and_pandas(spark):
         _days(flights, 5, 6).to_csv(landing / "flights" / "flights-02.csv", index=False)
         _days(weather, 5, 6).to_csv(landing / "weather" / "weather-02.csv", index=False)
         fixed.to_csv(landing / "weather" / "weather-01-fix.csv", index=False)
-        assert lakes.step(spark)["incremental"].mode == "incremental"
+        results = lakes.step(spark)
+        assert results["incremental"].mode == "incremental"
+        # rebuilt: the new flights, and the flights whose day before holds a new or corrected observation
+        # (the fix reaches the 3rd's afternoon to the 4th's at EWR), not every flight of the three airports
+        changed = pd.concat([_days(weather, 5, 6), fixed]).assign(t=lambda d: pd.to_datetime(d.time_hour))
+        old = _days(flights, 1, 4).assign(t=lambda d: pd.to_datetime(d.time_hour))
+        pairs = old.merge(changed[["origin", "t"]], on="origin", suffixes=("", "_w"))
+        reached = set(pairs[(pairs.t_w <= pairs.t) & (pairs.t_w >= pairs.t - pd.Timedelta(days=1))].flight_id)
+        assert 300 < len(reached) < len(old) / 4
+        assert results["incremental"].accounting["dataset"].rows_in == len(_days(flights, 5, 6)) + len(reached)
 
         every = pd.concat([first_weather, _days(weather, 5, 6), fixed]).drop_duplicates(["origin", "time_hour"], keep="last")
         want = _expected(_days(flights, 1, 6), every)

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from lakeray.prepare.dataset import build_dataset
+from lakeray.prepare.steps import VIOLATIONS, gold_stage
 from lakeray.spec.loader import parse_spec
+from lakeray.spec.models import Join
 
 D = dt.date
 
@@ -76,7 +78,7 @@ def test_as_of_aggregates_only_events_before_the_cutoff(silver):
     assert gold.count() == 4                           # one row per entity, none lost
     # the base's own label_date is kept (the source's same-named column never reaches gold)
     assert {r["user_id"]: r["label_date"] for r in gold.collect()}["u1"] == D(2024, 3, 1)
-    assert {r["user_id"]: r["_matched_events"] for r in gold.collect()} == {"u1": True, "u2": None, "u3": None, "u4": True}
+    assert {r["user_id"]: r["_matched_0_events"] for r in gold.collect()} == {"u1": True, "u2": None, "u3": None, "u4": True}
 
 
 def test_as_of_inclusive_and_lookback(silver):
@@ -89,6 +91,22 @@ def test_as_of_inclusive_and_lookback(silver):
     # window before the cutoff's, and still counts
     rows = _rows(build_dataset(silver, _spec({"event_time": "at", "cutoff": "label_date", "lookback_days": 2})))
     assert rows["u1"][:2] == (1, 5.0)
+
+
+def test_a_source_joined_twice_keeps_one_match_flag_per_join(silver):
+    """An all-time count and a 7-day count of the same events, the second one required (inner): each join
+    has its own flag, and a user with no event in the 7 days is quarantined for it (not a crash on an
+    ambiguous column)."""
+    spec = _spec({"event_time": "at", "cutoff": "label_date"})
+    week = {"source": "events", "on": "user_id", "how": "inner", "aggregate": {"n_7d": {"fn": "count", "fill": 0}},
+            "as_of": {"event_time": "at", "cutoff": "label_date", "lookback_days": 7}}
+    spec = spec.model_copy(update={"dataset": spec.dataset.model_copy(
+        update={"joins": [*spec.dataset.joins, Join.model_validate(week)]})})
+    staged = gold_stage(build_dataset(silver, spec), spec)
+    rows = {r["user_id"]: (r["n_events"], r["n_7d"], list(r[VIOLATIONS])) for r in staged.collect()}
+    assert rows["u1"][:2] == (2, 1) and rows["u1"][2] == []            # e2, two days before, in both
+    assert rows["u4"][:2] == (1, 0)
+    assert [v["rule"] for v in rows["u4"][2]] == ["no_match:events"]
 
 
 _DAY = dt.datetime(2024, 1, 1)

@@ -29,15 +29,20 @@ def aggregate(agg: Aggregate, target: Column) -> Column:
     return getattr(F, agg.fn)(target)
 
 
-def matched_column(join: Join) -> str:
-    return f"_matched_{join.source}"
+MATCHED = "_matched"
+
+
+def matched_column(index: int, join: Join) -> str:
+    """The flag gold keeps for `dataset.joins[index]` (true where the join matched a row): one per join,
+    so a source joined twice (a 7-day and an all-time count of its events) has two."""
+    return f"_matched_{index}_{join.source}"
 
 
 def aggregated(frame: DataFrame, by: list[str], join: Join) -> DataFrame:
-    """The join's aggregates per value of `by`, with the `_matched_<source>` flag. With a distinct count,
+    """The join's aggregates per value of `by`, with the `_matched` flag. With a distinct count,
     Spark would shuffle twice (by `by` and the counted column, then by `by`); rows hashed by `by` once
     satisfy both aggregations (about 10% of the 10M-row churn gold's join, benchmarks/README.md)."""
     aggs = [aggregate(a, aggregate_target(a)).alias(n) for n, a in join.aggregate.items()]
     if any(a.fn == "count_distinct" for a in join.aggregate.values()):
         frame = frame.repartition(*by)
-    return frame.groupBy(*by).agg(*aggs, F.lit(True).alias(matched_column(join)))
+    return frame.groupBy(*by).agg(*aggs, F.lit(True).alias(MATCHED))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakeray.prepare.aggregates import aggregate, aggregate_target, aggregated, matched_column
+from lakeray.prepare.aggregates import MATCHED, aggregate, aggregate_target, aggregated
 from lakeray.spec.models import Join
 
 CUTOFF = "_as_of_cutoff"
@@ -36,7 +36,8 @@ def as_of_joinable(base: DataFrame, frame: DataFrame, join: Join) -> DataFrame:
     return out.withColumnRenamed(CUTOFF, as_of.cutoff)
 
 
-def _known(event: Column, cutoff: Column, join: Join) -> Column:
+def known_before(event: Column, cutoff: Column, join: Join) -> Column:
+    """Whether an event at `event` counts for a base row whose cutoff is `cutoff`."""
     as_of = join.as_of
     known = (event <= cutoff) if as_of.inclusive else (event < cutoff)
     if as_of.lookback_days:
@@ -62,7 +63,7 @@ def _windowed(entities: DataFrame, frame: DataFrame, join: Join) -> DataFrame:
         entities = entities.withColumn(WINDOW, F.explode(F.array(window - 1, window)))
         frame = frame.withColumn(WINDOW, _window(event, micros))
         on.append(WINDOW)
-    events = frame.join(entities, on=on, how="inner").where(_known(event, F.col(CUTOFF), join))
+    events = frame.join(entities, on=on, how="inner").where(known_before(event, F.col(CUTOFF), join))
     return aggregated(events, [*join.on, CUTOFF], join)
 
 
@@ -80,5 +81,18 @@ def _running(entities: DataFrame, frame: DataFrame, join: Join) -> DataFrame:
     seen = F.count(F.when(is_event, 1)).over(before) > 0
     aggs = [F.when(seen, aggregate(a, F.col(n)).over(before)).alias(n) for n, a in join.aggregate.items()]
     return (events.unionByName(cutoffs)
-            .select(*join.on, CUTOFF, *aggs, F.when(seen, True).alias(matched_column(join)))
+            .select(*join.on, CUTOFF, *aggs, F.when(seen, True).alias(MATCHED))
             .where(~is_event))
+
+
+def entities_reached(join: Join, old: DataFrame, new: DataFrame, base: DataFrame, key: str) -> DataFrame:
+    """The entities (`key`) of the base rows that an as-of join's changed rows count for, in their old
+    or new version: an incremental run rebuilds those, not every base row sharing a join value (the
+    day's weather at an airport reaches that day's flights, not the year's)."""
+    event, cutoff = "_changed_event_time", "_base_cutoff"
+    changed = (old.select(*join.on, F.col(join.as_of.event_time).alias(event))
+               .unionByName(new.select(*join.on, F.col(join.as_of.event_time).alias(event)))
+               .where(F.col(event).isNotNull()).distinct())
+    cutoffs = base.select(key, *[c for c in join.on if c != key], F.col(join.as_of.cutoff).alias(cutoff))
+    return (cutoffs.join(changed, list(join.on), "inner")
+            .where(known_before(F.col(event), F.col(cutoff), join)).select(key))

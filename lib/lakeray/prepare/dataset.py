@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakeray.prepare.aggregates import aggregated, matched_column
+from lakeray.prepare.aggregates import MATCHED, aggregated, matched_column
 from lakeray.prepare.as_of import as_of_joinable
 from lakeray.spec.models import Join, PipelineSpec
 
@@ -16,24 +16,25 @@ def _joinable(frame: DataFrame, join: Join) -> DataFrame:
     if join.aggregate is not None:
         return aggregated(frame, join.on, join)
     cols = join.select or [c for c in frame.columns if not c.startswith("_") and c not in join.on]
-    return frame.select(*join.on, *[c for c in cols if c not in join.on], F.lit(True).alias(matched_column(join)))
+    return frame.select(*join.on, *[c for c in cols if c not in join.on], F.lit(True).alias(MATCHED))
 
 
 def build_dataset(silver: dict[str, DataFrame], spec: PipelineSpec) -> DataFrame:
     """Base source joined with 1:1 sources and per-key aggregates of 1:n sources.
 
-    Joins are left joins that keep a `_matched_<source>` flag: rows an inner join would
+    Joins are left joins that keep a `_matched_<i>_<source>` flag: rows an inner join would
     drop are quarantined by the caller (rule no_match:<source>), never lost silently.
     An `as_of` join aggregates only the rows whose event time is before the base row's cutoff
     (point in time: tomorrow's events never reach today's label).
     """
     base_cols = list(spec.sources[spec.dataset.base].columns)
     out = silver[spec.dataset.base].select(*base_cols)
-    for join in spec.dataset.joins:
+    for i, join in enumerate(spec.dataset.joins):
         if join.as_of is not None:
-            out = out.join(as_of_joinable(out, silver[join.source], join), on=[*join.on, join.as_of.cutoff], how="left")
+            right, on = as_of_joinable(out, silver[join.source], join), [*join.on, join.as_of.cutoff]
         else:
-            out = out.join(_joinable(silver[join.source], join), on=join.on, how="left")
+            right, on = _joinable(silver[join.source], join), join.on
+        out = out.join(right.withColumnRenamed(MATCHED, matched_column(i, join)), on=on, how="left")
         if join.aggregate:
             fills = {n: a.fill for n, a in join.aggregate.items() if a.fill is not None}
             if fills:

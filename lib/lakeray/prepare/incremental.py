@@ -48,6 +48,7 @@ from lakeray.lakehouse import (
 )
 from lakeray.lakehouse.merge import checkpointed, merge_rows, replace_rows
 from lakeray.lineage import code_version, lineage
+from lakeray.prepare.as_of import entities_reached
 from lakeray.prepare.dataset import build_dataset
 from lakeray.prepare.dedupe import classify
 from lakeray.prepare.limits import check_limits
@@ -197,12 +198,15 @@ def added_rows(spark, path: str, since: int, until: int) -> tuple[DataFrame, int
 def _entities(spec: PipelineSpec, keys_r: dict[str, DataFrame], old_rows: dict[str, DataFrame],
               new_rows: dict[str, DataFrame], base_new: DataFrame) -> DataFrame:
     """The entities whose gold row can change: base keys in R, and base rows whose join values appear in
-    an old or a new row of the joined source's R (sources that did not change are not in the dicts)."""
+    an old or a new row of the joined source's R (sources that did not change are not in the dicts); for
+    an as-of join, only the base rows whose cutoff such a row's event time counts for."""
     key = spec.entity_key
     frames = [keys_r[spec.dataset.base].select(key)] if spec.dataset.base in keys_r else []
     values: dict[tuple, list[DataFrame]] = {}       # joins on the same columns share one pass over the base
     for join in spec.dataset.joins:
-        if join.source in new_rows:
+        if join.source in new_rows and join.as_of is not None:
+            frames.append(entities_reached(join, old_rows[join.source], new_rows[join.source], base_new, key))
+        elif join.source in new_rows:
             values.setdefault(tuple(join.on), []).extend(
                 [old_rows[join.source].select(*join.on), new_rows[join.source].select(*join.on)])
     for on, parts in values.items():

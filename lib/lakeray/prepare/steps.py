@@ -204,8 +204,8 @@ def empty_gold_problem(counts: dict, accounting: dict[str, Accounting], spec: Pi
 
 
 def gold_stage(joined: DataFrame, spec: PipelineSpec) -> DataFrame:
-    checks = [violation(F.col(matched_column(j)).isNull(), f"no_match:{j.source}", ",".join(j.on), F.lit(None))
-              for j in spec.dataset.joins if j.how == "inner"]
+    checks = [violation(F.col(matched_column(i, j)).isNull(), f"no_match:{j.source}", ",".join(j.on), F.lit(None))
+              for i, j in enumerate(spec.dataset.joins) if j.how == "inner"]
     checks.append(violation(F.col(spec.target).isNull(), "missing_target", spec.target, F.lit(None)))
     if spec.split.method == "time":
         checks.append(violation(F.col(spec.split.column).isNull(), f"missing:{spec.split.column}",

@@ -69,6 +69,17 @@ def test_a_file_without_quoted_line_breaks_is_read_line_by_line_whatever_its_lin
         ("a", "x", "Oslo", None), ("b", "y", "Lima", None), ("c", "z", "Kyiv", None), ("d", "w", "Rome", None)]
 
 
+def test_a_multiline_file_with_mixed_line_ends_keeps_no_carriage_return(spark, tmp_path):
+    # the reader takes the first line's end (\n) for every line: the \r\n rows' last value kept the \r
+    _land(tmp_path, "joined.csv", b'id,note,city\na,"one\ntwo",Oslo\nb,x,Lima\r\nc,y,Kyiv\nd,"p\r\nq",Rome\r\n')
+    _land(tmp_path, "windows-first.csv", b'id,note,city\r\ne,"one\r\ntwo",Baku\r\nf,x,Doha\ng,y,Lund\r\n')
+    stats, rows = _ingest(spark, tmp_path)
+    assert [(r["id"], r["note"], r["city"], r["_corrupt_record"]) for r in rows] == [
+        ("a", "one\ntwo", "Oslo", None), ("b", "x", "Lima", None), ("c", "y", "Kyiv", None),
+        ("d", "p\r\nq", "Rome", None), ("e", "one\ntwo", "Baku", None), ("f", "x", "Doha", None),
+        ("g", "y", "Lund", None)]
+
+
 @pytest.mark.parametrize("multiline", [None, "true"])
 def test_a_quote_never_closed_does_not_swallow_the_rows_after_it(spark, tmp_path, multiline):
     source = SOURCE if multiline is None else SOURCE.model_copy(update={"options": {"multiLine": multiline}})

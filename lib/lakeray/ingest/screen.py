@@ -32,6 +32,7 @@ from lakeray.ingest.sniff import (
     json_absent,
     json_spellings,
     json_values,
+    missing_markers,
     name_key,
     quoted_line_breaks,
     read_head,
@@ -124,9 +125,10 @@ class Layout:
     spelled: tuple[tuple[str, str], ...] = ()   # JSON: (column, the key its records use) read then renamed
 
 
-def screen_csv(spark, path: str, source: Source) -> Layout | Rejection:
+def screen_csv(spark, path: str, source: Source, name: str = "<name>") -> Layout | Rejection:
     """A file without a header (`options.header: false`) is read in the declared order; its start is
-    still checked for the encoding and for quoted line breaks."""
+    still checked for the encoding and for quoted line breaks. Missing-value markers in its start that
+    the source (`name`) does not declare are said in a warning."""
     header = has_header(source)
     try:
         head = read_head(spark, path, source)
@@ -138,6 +140,8 @@ def screen_csv(spark, path: str, source: Source) -> Layout | Rejection:
             return Layout(tuple(source.columns), False)
         return Rejection(path, UNREADABLE, f"cannot read the header line: {root_cause(exc)}")
     if not header:
+        if head is not None:
+            say_markers(path, name, source, missing_markers(*head, source, list(source.columns)))
         return Layout(tuple(source.columns), head is not None and quoted_line_breaks(*head, source))
     if line is None:
         return Rejection(path, HEADER_MISMATCH, "the file is empty: no header line")
@@ -146,7 +150,20 @@ def screen_csv(spark, path: str, source: Source) -> Layout | Rejection:
         sep = other_separator(line, source)
         hint = f"; the header matches when split on {sep!r}: set sources.<name>.options.sep: {sep!r}" if sep else ""
         return Rejection(path, HEADER_MISMATCH, matched + hint)
+    say_markers(path, name, source, missing_markers(*head, source, matched))
     return Layout(tuple(matched), quoted_line_breaks(*head, source))
+
+
+def say_markers(path: str, name: str, source: Source, found: dict[str, tuple[str, int, int]]) -> None:
+    """A warning naming the missing-value markers a CSV file's start holds in declared columns: unless
+    listed in null_values, a number, date or boolean column's rows are quarantined as type errors and a
+    text column keeps the marker as a category."""
+    if not found:
+        return
+    said = "; ".join(f"{c} ({source.columns[c]}) {m!r} in {n} of {rows} rows" for c, (m, n, rows) in found.items())
+    log.warning("%s: the file's first %d KB hold missing-value markers: %s. If they mean missing, list them in "
+                "sources.%s.null_values (otherwise a number, date or boolean is quarantined as a type error "
+                "and a text keeps the marker as a value)", path, HEADER_BYTES // 1024, said, name)
 
 
 def screen_text(spark, path: str, source: Source) -> Layout | Rejection:

@@ -9,10 +9,11 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 
-from lakeray.ingest.schema import FORMAT_DEFAULTS, csv_separator, reader_options
+from lakeray.ingest.schema import FORMAT_DEFAULTS, csv_separator, has_header, reader_options
 from lakeray.lakehouse.fs import hadoop_path
-from lakeray.spec.models import Source
+from lakeray.spec.models import NULL_LOOKING, NULL_LOOKING_TEXT, Source
 
 HEADER_BYTES = 64 * 1024
 
@@ -120,6 +121,35 @@ def quoted_line_breaks(head: str, truncated: bool, source: Source) -> bool:
     if not records or any(len(r) != len(records[0]) for r in records):
         return False
     return any("\n" in value or "\r" in value for record in records for value in record)
+
+
+def missing_markers(head: str, truncated: bool, source: Source, columns: list[str]) -> dict[str, tuple[str, int, int]]:
+    """The declared columns (`columns`: the declared name at each position of the file) whose values in
+    `head` hold a missing-value marker the source does not list in `null_values`: per column, its most
+    frequent marker, the rows holding it and the rows looked at. A text column counts the unambiguous
+    markers only (NA, NULL, #N/A...; not "None" or "-", which may be categories)."""
+    dialect = csv_dialect(source)
+    if dialect is None:
+        return {}
+    try:
+        records = list(csv.reader(io.StringIO(head.lstrip("\ufeff"), newline=""), **dialect))
+    except csv.Error:
+        return {}
+    if truncated:
+        records = records[:-1]
+    rows = [r for r in records[1 if has_header(source) else 0:] if r]
+    listed = {v.strip() for v in source.null_values}
+    found = {}
+    for i, column in enumerate(columns):
+        kind = source.columns.get(column)
+        if kind is None:
+            continue
+        markers = NULL_LOOKING_TEXT if kind == "string" else NULL_LOOKING
+        counts = Counter(v for v in (r[i].strip() for r in rows if i < len(r)) if v.lower() in markers and v not in listed)
+        if counts:
+            marker, n = counts.most_common(1)[0]
+            found[column] = (marker, n, len(rows))
+    return found
 
 
 def json_values(text: str) -> tuple[list, bool]:

@@ -14,12 +14,9 @@ from lakeray.config import Settings
 from lakeray.lakehouse import Lakehouse
 from lakeray.prepare.steps import Accounting
 from lakeray.prepare.validate import datetime_pattern
-from lakeray.spec.models import PipelineSpec
+from lakeray.spec.models import NULL_LOOKING, PipelineSpec
 
 DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+$")
-
-# texts that usually mean "missing" in an export (R, Excel, SAS, database dumps, pandas)
-NULL_LOOKING = frozenset({"na", "n/a", "#n/a", "null", "none", "nan", "nil", "-", ".", "?", "\\n", "missing", "<na>"})
 
 
 def offending_values(rows: DataFrame, rules: list[str], per_rule: int = 2) -> dict[str, list[tuple[str, int]]]:

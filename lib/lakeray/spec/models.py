@@ -29,6 +29,12 @@ BASELINES: dict[str, tuple[str, ...]] = {
 }
 
 
+# texts that usually mean "missing" in an export (R, Excel, SAS, database dumps, pandas); in a text
+# column only the unambiguous ones (a category may well be called "None" or "-")
+NULL_LOOKING = frozenset({"na", "n/a", "#n/a", "null", "none", "nan", "nil", "-", ".", "?", "\\n", "missing", "<na>"})
+NULL_LOOKING_TEXT = frozenset({"na", "n/a", "#n/a", "null", "nan", "<na>", "\\n"})
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -106,7 +106,9 @@ def test_summary_rows_name_what_was_read_written_and_promoted():
         ("wrote", "gold /lake/gold @ v9"),
         ("wrote", "quarantine /lake/quarantine @ v2 (60 row(s) this run)")]
     assert verdict_row(5, []) == ("champion", "version 5")
-    assert verdict_row(None, ["beats baseline"]) == ("champion", "unchanged: the candidate failed beats baseline")
+    assert verdict_row(None, ["beats baseline"], 4) == ("champion", "unchanged (version 4): the candidate failed beats baseline")
+    # a first run whose candidate fails: nothing serves yet, and the summary does not say "unchanged"
+    assert verdict_row(None, ["beats baseline"]) == ("champion", "none yet: the candidate failed beats baseline")
     table = summary("lakeray run churn", [("read", "a"), ("champion", "version 5")])
     assert table.splitlines() == ["lakeray run churn", "-----------------", "read      a", "champion  version 5"]
 

@@ -94,6 +94,7 @@ def test_the_same_model_again_does_not_beat_the_champion(ml, easy_spec):
         run_evaluate_job(easy_spec, ml["settings"], train_run_id=ml["out"]["train"]["run_id"])
     assert info.value.failed == ["beats champion"] and info.value.exit_code == 3
     assert "beats champion: roc_auc" in str(info.value)
+    assert str(info.value.result["champion_version"]) == "1"        # what keeps serving, for the summary
     assert str(current_champion(ml["tracking"].client, ml["tracking"].model_name).version) == "1"
 
 

@@ -311,7 +311,7 @@ def cmd_drift(args) -> int:
     retrained = retrain_after_drift(spark, spec, settings, outcome)    # this command's decision, not the job's
     if retrained is not None:
         rows += [("retrained", f"gold v{retrained['gold_version']}"),
-                 verdict_row(retrained["promoted_version"], retrained["failed_checks"])]
+                 verdict_row(retrained["promoted_version"], retrained["failed_checks"], retrained.get("champion_version"))]
     sys.stdout.write(summary(f"lakeray drift {spec.name}", rows))
     return 0
 
@@ -327,7 +327,8 @@ def cmd_run(args) -> int:
     settings = _load(args)
     out = run_lifecycle(build_spark(settings, app_name=f"lakeray-run-{spec.name}"), spec, settings,
                         smoke=args.smoke_test)
-    rows = data_rows(out["data"]) + ml_rows(spec, out["ml"]) + [verdict_row(out["promoted_version"], out["failed_checks"])]
+    rows = data_rows(out["data"]) + ml_rows(spec, out["ml"]) + [verdict_row(out["promoted_version"], out["failed_checks"],
+                                                                      out.get("champion_version"))]
     sys.stdout.write(summary(f"lakeray run {spec.name}", rows))
     return 3 if out["failed_checks"] else 0
 

@@ -75,9 +75,11 @@ def run_lifecycle(spark, spec: PipelineSpec, settings, *, smoke: bool = False) -
     try:
         ml = run_ml_stages(spec, settings, ("tune", "train", "evaluate"), gold_version=gold, smoke=smoke)
     except GateError as exc:
-        log.warning("retrained model not promoted; the current champion keeps serving: %s", exc)
+        champion = (exc.result or {}).get("champion_version")
+        log.warning("retrained model not promoted; %s: %s", f"champion version {champion} keeps serving" if champion
+                    else "there is no champion yet, so `lakeray serve` has no model to serve until a candidate passes", exc)
         return {"gold_version": gold, "promoted_version": None, "failed_checks": exc.failed, "data": data,
-                "ml": exc.stages}
+                "ml": exc.stages, "champion_version": champion}
     promoted = ml["evaluate"]["promoted_version"]
     log.info("lifecycle %s: gold v%d -> champion version %s", spec.name, gold, promoted)
     return {"gold_version": gold, "promoted_version": promoted, "failed_checks": [], "runs": {

@@ -42,7 +42,10 @@ def ml_rows(spec, ml: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def verdict_row(promoted_version, failed_checks: list[str]) -> tuple[str, str]:
+def verdict_row(promoted_version, failed_checks: list[str], champion_version=None) -> tuple[str, str]:
+    """The summary's last line: the version promoted, or why none was and what serves meanwhile."""
     if failed_checks:
-        return ("champion", f"unchanged: the candidate failed {', '.join(failed_checks)}")
+        if champion_version is None:
+            return ("champion", f"none yet: the candidate failed {', '.join(failed_checks)}")
+        return ("champion", f"unchanged (version {champion_version}): the candidate failed {', '.join(failed_checks)}")
     return ("champion", "unchanged" if promoted_version is None else f"version {promoted_version}")

@@ -161,7 +161,7 @@ def run_evaluate_job(spec: PipelineSpec, settings, *, train_run_id: str | None =
     for c in checks:
         log.info("gate  %-28s %s  %s", c.check, "pass" if c.passed else "FAIL", c.detail)
     result = {"run_id": run_id, "metrics": metrics, "checks": checks, "report": report, "fairness": fairness,
-              "calibration": calib, "promoted_version": None}
+              "calibration": calib, "promoted_version": None, "champion_version": lineage["champion_version"]}
     if not passed:
         failed = "; ".join(f"{c.check}: {c.detail}" for c in checks if not c.passed)
         raise GateError(f"{spec.name}: candidate from train run {train_run.info.run_id} not promoted. Failed: {failed}. "

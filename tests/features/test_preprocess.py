@@ -90,3 +90,14 @@ def test_target_encoding(churn_spec, telco_spec):
     np.testing.assert_array_equal(enc.transform(pd.Series(["yes", "no", "Yes"])), [1, 0, 1])
     with pytest.raises(LakerayError, match="target has 1 null value"):
         enc.transform(pd.Series(["yes", None]))
+
+
+def test_a_binary_target_keeps_the_name_of_its_other_class(churn_spec, telco_spec):
+    assert TargetEncoder.fit(pd.Series([True, False]), churn_spec).negative is False
+    named = TargetEncoder.fit(pd.Series(["yes", "No", "no", "no", None]), telco_spec)
+    assert (named.positive, named.negative) == ("yes", "no")
+    assert TargetEncoder.from_json(named.to_json()).negative == "no"
+    # several other values are all negatives: no one name for them
+    assert TargetEncoder.fit(pd.Series(["yes", "no", "maybe"]), telco_spec).negative is None
+    # a bundle written before the field: read as before
+    assert TargetEncoder.from_json('{"task": "binary", "classes": [], "positive": "yes"}').negative is None

@@ -7,9 +7,13 @@ is the real tiny champion; `predict` wraps its predict_rows with a failure the t
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
+from lakeray.features.target import TargetEncoder
+from lakeray.serve.app import answer
 from lakeray.serve.model import score_isolated
 
 
@@ -63,3 +67,12 @@ def test_non_finite_scores_fail_their_rows_and_a_broken_model_is_told_apart(tiny
 
     scored = score_isolated(broken, rows)
     assert sorted(scored.errors) == list(range(6)) and scored.model_broken    # fails on a row of nulls too
+
+
+def test_a_binary_answer_names_the_class_training_saw(tiny_champion):
+    bundle = tiny_champion["bundle"]              # churn: a boolean target, positive True
+    assert [answer(bundle, s)["label"] for s in (0.9, bundle.threshold, 0.1)] == ["True", "True", "False"]
+    named = dataclasses.replace(bundle, target=TargetEncoder("binary", positive="yes", negative="no"))
+    assert (answer(named, 0.7)["label"], answer(named, 0.2)["label"]) == ("yes", "no")   # was "not yes"
+    several = dataclasses.replace(bundle, target=TargetEncoder("binary", positive="yes"))
+    assert answer(several, 0.2) == {"prediction": 0.2, "label": "not yes"}

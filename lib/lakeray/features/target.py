@@ -19,6 +19,20 @@ def _examples(values: pd.Series, limit: int = 3) -> str:
     return ", ".join(repr(v) for v in values.head(limit).tolist())
 
 
+def _negative(train_target, positive) -> Any:
+    """The name of a binary target's other class: False for a boolean one; for a named positive class,
+    the one other value training saw (in its most frequent spelling), or None where it saw several
+    ("no" and "maybe" are both negatives) or none."""
+    if isinstance(positive, bool):
+        return not positive
+    keys = [k for k in category_keys(pd.Series(train_target)) if k is not None]
+    wanted = str(category_key(positive)).lower()
+    others = pd.Series([k for k in keys if str(k).lower() != wanted], dtype=object)
+    if others.empty or others.str.lower().nunique() != 1:
+        return None
+    return others.value_counts().index[0]
+
+
 @dataclasses.dataclass
 class TargetEncoder:
     """The target as the model sees it: 0/1 for binary, class index for multiclass, float otherwise."""
@@ -26,12 +40,13 @@ class TargetEncoder:
     task: str
     classes: list[Any] = dataclasses.field(default_factory=list)
     positive: Any = None
+    negative: Any = None        # binary: the other class's name, where training saw one (e.g. "no")
 
     @classmethod
     def fit(cls, train_target: pd.Series, spec: PipelineSpec) -> "TargetEncoder":
         if spec.task == "binary":
             positive = spec.positive_label if spec.positive_label is not None else True
-            return cls("binary", positive=positive)
+            return cls("binary", positive=positive, negative=_negative(train_target, positive))
         if spec.task == "multiclass":
             keys = category_keys(train_target)
             return cls("multiclass", classes=sorted(set(keys[~missing_mask(keys)].tolist())))

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 def answer(bundle, score) -> dict:
     """One row's answer fields from its model output. binary: the positive class's probability and
-    the class at the model's decision threshold; multiclass: the most probable class (`label`), its
+    the class at the model's decision threshold (the other class by the name training saw: "not
+    <positive>" where it saw several, or a bundle from before the name was kept); multiclass: the most probable class (`label`), its
     index in the model's classes (`prediction`: what the training profile and the inference log
     hold) and every class's probability; regression: the value."""
     if bundle.task == "multiclass":
@@ -49,8 +50,10 @@ def answer(bundle, score) -> dict:
     value = float(np.ravel(score)[0]) if np.ndim(score) else float(score)
     if bundle.task != "binary":
         return {"prediction": value, "label": None}
-    positive = bundle.target.positive
-    return {"prediction": value, "label": str(positive) if value >= bundle.threshold else f"not {positive}"}
+    positive, negative = bundle.target.positive, bundle.target.negative
+    if value >= bundle.threshold:
+        return {"prediction": value, "label": str(positive)}
+    return {"prediction": value, "label": f"not {positive}" if negative is None else str(negative)}
 
 
 class PredictorCore:

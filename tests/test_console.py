@@ -12,7 +12,7 @@ from lakeray.console import QUIET_ENGINES, log_file_path, open_run_log, reset_co
 from lakeray.ingest.run import IngestResult
 from lakeray.lakehouse.delta import TableVersion
 from lakeray.prepare.run import Accounting, PrepareResult
-from lakeray.summary import data_rows, ml_rows, verdict_row
+from lakeray.summary import data_rows, drift_rows, ml_rows, verdict_row
 
 pytestmark = pytest.mark.fast
 
@@ -170,3 +170,20 @@ def test_progress_bars_draw_on_a_terminal_only(monkeypatch):
         bar.update(2)
         bar.refresh()
         assert "ingest churn" in screen.getvalue() and "2/3" in screen.getvalue()
+
+
+def test_the_drift_summary_shows_the_realised_performance_beside_the_estimate():
+    from lakeray.monitor.job import DriftOutcome
+
+    start = dt.datetime(2026, 12, 4, tzinfo=dt.timezone.utc)
+    estimated = {"metric": "roc_auc", "value": 0.7811, "reference": 0.7787, "drifted": False}
+    realised = {"metric": "roc_auc", "value": 0.7102, "labelled_rows": 2000, "reference": 0.7787, "decay": 0.0685,
+                "max_decay": 0.05, "drifted": True}
+    outcome = DriftOutcome("r1", start, start + dt.timedelta(days=1), 2301, [], realised, True, None, estimated=estimated)
+    rows = dict(drift_rows(outcome))
+    assert rows["estimated roc_auc"] == "0.7811 (from the scores, without labels, champion's test 0.7787)"
+    # the labels recorded were measured and said (the summary showed the estimate alone, "no labels")
+    assert rows["realised roc_auc"] == "0.7102 (on 2,000 labelled row(s), champion's test 0.7787; decayed by 0.0685 > 0.05)"
+    assert rows["alerted"] == "yes"
+    bare = dict(drift_rows(DriftOutcome("r2", start, start, 250, [], None, False, None)))
+    assert "realised roc_auc" not in bare and "estimated roc_auc" not in bare and bare["drifted"] == "none"

@@ -296,18 +296,13 @@ def cmd_drift(args) -> int:
     from lakeray.monitor.job import run_drift_job
     from lakeray.spark import build_spark
     from lakeray.spec import load_spec
-    from lakeray.summary import verdict_row
+    from lakeray.summary import drift_rows, verdict_row
 
     spec = load_spec(args.pipeline)
     settings = _load(args)
     spark = build_spark(settings, app_name=f"lakeray-drift-{spec.name}")
     outcome = run_drift_job(spark, spec, settings, window=args.window)
-    rows = [("window", f"[{outcome.start}, {outcome.end}): {outcome.rows:,} row(s)"),
-            ("drifted", ", ".join(outcome.drifted) or "none"),
-            ("segments drifting", "; ".join(f"{k}: {', '.join(v)}" for k, v in outcome.segments_drifted.items()) or "none")]
-    if outcome.estimated and outcome.estimated.get("value") is not None:
-        rows.append(("estimated " + outcome.estimated["metric"], f"{outcome.estimated['value']:.4f} (no labels)"))
-    rows += [("alerted", "yes" if outcome.alerted else "no"), ("report", str(outcome.report))]
+    rows = drift_rows(outcome)
     retrained = retrain_after_drift(spark, spec, settings, outcome)    # this command's decision, not the job's
     if retrained is not None:
         rows += [("retrained", f"gold v{retrained['gold_version']}"),

@@ -49,3 +49,19 @@ def verdict_row(promoted_version, failed_checks: list[str], champion_version=Non
             return ("champion", f"none yet: the candidate failed {', '.join(failed_checks)}")
         return ("champion", f"unchanged (version {champion_version}): the candidate failed {', '.join(failed_checks)}")
     return ("champion", "unchanged" if promoted_version is None else f"version {promoted_version}")
+
+
+def drift_rows(outcome) -> list[tuple[str, str]]:
+    """`lakeray drift`'s summary: the window, what drifted, the performance estimated from the scores
+    and realised on the labels recorded (each against the champion's test value), the alert, the report."""
+    rows = [("window", f"[{outcome.start}, {outcome.end}): {outcome.rows:,} row(s)"),
+            ("drifted", ", ".join(outcome.drifted) or "none"),
+            ("segments drifting", "; ".join(f"{k}: {', '.join(v)}" for k, v in outcome.segments_drifted.items()) or "none")]
+    for kind, p, how in (("estimated", outcome.estimated, "from the scores, without labels"),
+                         ("realised", outcome.performance, None)):
+        if p and p.get("value") is not None:
+            how = how or f"on {p['labelled_rows']:,} labelled row(s)"
+            against = f", champion's test {p['reference']:.4f}" if p.get("reference") is not None else ""
+            decayed = f"; decayed by {p['decay']:.4f} > {p['max_decay']}" if p.get("drifted") else ""
+            rows.append((f"{kind} {p['metric']}", f"{p['value']:.4f} ({how}{against}{decayed})"))
+    return rows + [("alerted", "yes" if outcome.alerted else "no"), ("report", str(outcome.report))]

@@ -146,8 +146,11 @@ def test_a_multiclass_answer_is_the_class_its_index_and_every_probability(hpc, t
     assert b'"probabilities":{"' in body
     core.logger.close()
     log = DeltaTable(hpc["lake"].monitor("inference_log")).to_pandas()
-    # the inference log holds the class index, as the training profile of the prediction does
+    # the inference log holds the class index, as the training profile of the prediction does, and every
+    # class's probability in the model's class order (what a realised log loss reads)
     assert dict(zip(log["request_id"], log["prediction"], strict=True)) == {p.request_id: p.prediction for p in preds}
+    logged = dict(zip(log["request_id"], log["probabilities"], strict=True))
+    assert all(list(logged[p.request_id]) == pytest.approx(list(p.probabilities.values())) for p in preds)
 
 
 def test_multiclass_traffic_and_its_labels_through_the_drift_job(hpc, spark, tmp_path):
@@ -173,6 +176,8 @@ def test_multiclass_traffic_and_its_labels_through_the_drift_job(hpc, spark, tmp
     evaluated = hpc["out"]["evaluate"]["metrics"]["candidate"]
     assert realised["value"] == pytest.approx(evaluated["f1_macro"], abs=1e-9)
     assert realised["metrics"]["accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-9)
+    # from the logged class probabilities (served as float32 scores, evaluated in float64)
+    assert realised["metrics"]["log_loss"] == pytest.approx(evaluated["log_loss"], rel=1e-4)
 
 
 def test_regression_is_evaluated_and_its_audit_has_no_nan_for_tiny_groups(ames):

@@ -9,7 +9,14 @@ import pytest
 from deltalake import DeltaTable
 
 from lakeray.errors import LakerayError
-from lakeray.monitor.inference_log import append_predictions, labels_path, merge_labels
+from lakeray.monitor.inference_log import (
+    append_predictions,
+    append_table,
+    inference_schema,
+    labels_path,
+    merge_labels,
+    predictions_table,
+)
 
 
 def test_append_then_merge_labels_by_request_id(tmp_path, churn_spec):
@@ -84,3 +91,25 @@ def test_the_drift_job_reads_each_requests_newest_label(spark, tmp_path, churn_s
     merge_labels(path, {"r1": "yes", "r9": "yes"})                     # r1 corrected; r9 not logged
     joined = {r["request_id"]: r["label"] for r in with_labels(spark, frame, labels_path(path)).collect()}
     assert joined == {"r0": "no", "r1": "yes", "r2": None, "r3": "logged"}
+
+
+def test_a_multiclass_log_keeps_class_probabilities_and_an_older_log_takes_the_column(tmp_path, churn_spec):
+    spec = churn_spec.model_copy(update={"task": "multiclass"})
+    path = str(tmp_path / "inference_log")
+    now = dt.datetime(2026, 11, 25, 12, tzinfo=dt.timezone.utc)
+
+    def rows(first: int, probabilities: bool) -> list[dict]:
+        return [{"request_id": f"r{i}", "ts": now, "model_version": "1", "train_run_id": "t", "variant": "champion",
+                 "tenure_months": float(i), "prediction": 1.0, "latency_ms": 2.0,
+                 **({"probabilities": [0.2, 0.7, 0.1]} if probabilities else {})} for i in range(first, first + 3)]
+
+    # a log written before it kept probabilities: the multiclass schema of then, without the column
+    older = inference_schema(spec)
+    append_table(path, predictions_table(spec, rows(0, False)).select([f.name for f in older if f.name != "probabilities"]))
+    assert "probabilities" not in DeltaTable(path).schema().to_arrow().names
+    append_predictions(path, spec, rows(3, True))
+    frame = DeltaTable(path).to_pandas().set_index("request_id").sort_index()
+    assert frame.loc["r0":"r2", "probabilities"].isna().all()
+    assert [list(p) for p in frame.loc["r3":"r5", "probabilities"]] == [[0.2, 0.7, 0.1]] * 3
+    # another task's log has no such column
+    assert "probabilities" not in inference_schema(churn_spec).names

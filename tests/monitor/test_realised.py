@@ -1,6 +1,6 @@
 """Realised performance of a multiclass window: the logged prediction is the champion's class index,
-the labels arrive as text; a class the champion never saw is left out and said, and a metric that needs
-probabilities (log loss: the log keeps none) is not made up."""
+the labels arrive as text; a class the champion never saw is left out and said; log loss reads the class
+probabilities the log keeps, and is not made up for rows logged without them."""
 
 from __future__ import annotations
 
@@ -55,7 +55,28 @@ def test_an_unseen_class_is_left_out_and_named(caplog):
     assert "10 labelled row(s) hold a class the champion was not trained on (XL)" in caplog.text
 
 
-def test_log_loss_and_unknown_classes_give_no_number():
+def test_log_loss_from_the_logged_class_probabilities(caplog):
+    truth, labelled = _window(300, seed=2)
+    rng = np.random.default_rng(3)
+    proba = rng.dirichlet(np.ones(4), size=300)
+    proba[np.arange(300), truth] += 1.0
+    proba /= proba.sum(axis=1, keepdims=True)
+    # 40 rows logged before the log kept the probabilities, one with a model of another class count
+    logged = [None if i < 40 else (list(p[:3]) if i == 40 else list(p)) for i, p in enumerate(proba)]
+    caplog.set_level(logging.INFO, logger="lakeray")
+    out = realised_performance(_spec("log_loss"), labelled.assign(probabilities=logged), 1.0, {"min_labels": 100},
+                               classes=CLASSES)
+    assert out["value"] == pytest.approx(skm.log_loss(truth[41:], proba[41:], labels=[0, 1, 2, 3]))
+    assert out["labelled_rows"] == 300 and out["metrics"]["accuracy"] > 0     # the class metrics use every row
+    assert out["decay"] == pytest.approx(out["value"] - 1.0)                  # lower is better
+    assert "log loss on the 259 of 300 labelled row(s) logged with class probabilities" in caplog.text
+    # too few rows with probabilities: no number, and why
+    few = labelled.assign(probabilities=[list(p) if i < 50 else None for i, p in enumerate(proba)])
+    assert realised_performance(_spec("log_loss"), few, None, {"min_labels": 100}, classes=CLASSES) is None
+    assert "log_loss needs the class probabilities, which 50 of the 300 labelled row(s) were logged with" in caplog.text
+
+
+def test_log_loss_without_probabilities_and_unknown_classes_give_no_number():
     _, labelled = _window(300)
     assert realised_performance(_spec("log_loss"), labelled, None, {"min_labels": 100}, classes=CLASSES) is None
     assert realised_performance(_spec("accuracy"), labelled, None, {"min_labels": 100}, classes=None) is None

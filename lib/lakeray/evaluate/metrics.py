@@ -37,12 +37,16 @@ def class_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict:
     }
 
 
+def log_loss(y_true: np.ndarray, proba: np.ndarray, labels: list[int]) -> float:
+    return float(skm.log_loss(y_true, proba, labels=labels))
+
+
 def multiclass_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict:
     y_true = np.asarray(y_true).astype(int)
     pred = np.asarray(proba).argmax(axis=1)
     return {
         **class_metrics(y_true, pred),
-        "log_loss": float(skm.log_loss(y_true, proba, labels=list(range(np.asarray(proba).shape[1])))),
+        "log_loss": log_loss(y_true, proba, list(range(np.asarray(proba).shape[1]))),
         "confusion_matrix": skm.confusion_matrix(y_true, pred).tolist(),
     }
 

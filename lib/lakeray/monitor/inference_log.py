@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 ARROW_TYPES = {"numeric": pa.float64(), "categorical": pa.string(), "boolean": pa.bool_()}
 PREDICTION_COLUMN = "prediction"
+PROBABILITIES_COLUMN = "probabilities"      # multiclass: every class's probability, in its model's class order
 # Rows converted to Arrow per call: pa.Table.from_pylist holds the GIL for all of its rows (9 ms for
 # 5,000 inference-log rows, a pause every request on a serving replica waited out); 500 at a time
 # with the GIL offered between them keeps each hold under 1 ms
@@ -37,7 +38,9 @@ def inference_schema(spec: PipelineSpec) -> pa.Schema:
         ("pipeline", pa.string()), ("model_version", pa.string()), ("train_run_id", pa.string()),
         ("variant", pa.string()),
         *[(name, ARROW_TYPES[kind]) for name, kind in spec.features.items()],
-        (PREDICTION_COLUMN, pa.float64()), ("latency_ms", pa.float64()), ("label", pa.string()),
+        (PREDICTION_COLUMN, pa.float64()),
+        *([(PROBABILITIES_COLUMN, pa.list_(pa.float64()))] if spec.task == "multiclass" else []),
+        ("latency_ms", pa.float64()), ("label", pa.string()),
     ])
 
 
@@ -52,15 +55,23 @@ def predictions_table(spec: PipelineSpec, rows: list[dict]) -> pa.Table:
             row.setdefault("date", (ts if isinstance(ts, dt.datetime) else dt.datetime.fromisoformat(ts)).date().isoformat())
             row.setdefault("pipeline", spec.name)
             row.setdefault("label", None)
+            if spec.task == "multiclass":
+                row.setdefault(PROBABILITIES_COLUMN, None)
         chunks.append(pa.Table.from_pylist(chunk, schema=schema))
         time.sleep(0)        # let the serving thread have the GIL between chunks (see CHUNK_ROWS)
     return pa.concat_tables(chunks) if chunks else schema.empty_table()
 
 
 def append_table(path: str, table: pa.Table) -> None:
+    """Append to the log. A log written before a column it now has (a multiclass log before its
+    class probabilities) takes the column on the first append that brings it; older rows read null."""
     from deltalake import write_deltalake
+    from deltalake.exceptions import SchemaMismatchError
 
-    write_deltalake(path, table, mode="append", partition_by=["date"])
+    try:
+        write_deltalake(path, table, mode="append", partition_by=["date"])
+    except SchemaMismatchError:
+        write_deltalake(path, table, mode="append", partition_by=["date"], schema_mode="merge")
 
 
 def append_predictions(path: str, spec: PipelineSpec, rows: list[dict]) -> None:

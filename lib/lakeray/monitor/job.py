@@ -30,7 +30,7 @@ import pandas as pd
 
 from lakeray.console import progress
 from lakeray.errors import ConfigError, LakerayError
-from lakeray.evaluate.metrics import all_metrics, class_metrics
+from lakeray.evaluate.metrics import all_metrics, class_metrics, log_loss
 from lakeray.evaluate.report import render_report, write_report
 from lakeray.evaluate.svg import distribution_svg, timeline_svg
 from lakeray.lakehouse import Lakehouse, latest_version
@@ -45,7 +45,7 @@ from lakeray.monitor.drift import (
     previous_window_drift,
     segment_drift,
 )
-from lakeray.monitor.inference_log import PREDICTION_COLUMN, labels_path
+from lakeray.monitor.inference_log import PREDICTION_COLUMN, PROBABILITIES_COLUMN, labels_path
 from lakeray.monitor.profile import PREDICTION, read_profile, read_segment_profiles
 from lakeray.monitor.profiles import profile_new_rows, read_windows
 from lakeray.monitor.window import ALL, make_plan
@@ -106,9 +106,20 @@ def _decay(out: dict, spec: PipelineSpec, reference: float | None, conf: dict) -
     return out
 
 
-# what a multiclass window can be scored on (class_metrics): the inference log keeps the predicted
-# class, not the probabilities a log loss needs
-MULTICLASS_REALISED = ("accuracy", "f1_macro", "f1_weighted")
+# what a multiclass window is scored on: the logged class (class_metrics) and, where the log kept them
+# (rows logged since it does), the class probabilities a log loss needs
+MULTICLASS_REALISED = ("accuracy", "f1_macro", "f1_weighted", "log_loss")
+
+
+def _logged_probabilities(labelled: pd.DataFrame, classes: int) -> np.ndarray:
+    """The rows' logged class probabilities as a matrix, NaN rows where a row has none (logged before
+    the log kept them) or not one per class."""
+    out = np.full((len(labelled), classes), np.nan)
+    if PROBABILITIES_COLUMN in labelled:
+        for i, p in enumerate(labelled[PROBABILITIES_COLUMN]):
+            if p is not None and len(p) == classes:
+                out[i] = np.asarray(p, dtype=float)
+    return out
 
 
 def realised_performance(spec: PipelineSpec, labelled: pd.DataFrame, reference: float | None, conf: dict,
@@ -123,8 +134,8 @@ def realised_performance(spec: PipelineSpec, labelled: pd.DataFrame, reference: 
     if len(labelled) < minimum:
         return None
     if spec.task == "multiclass" and (spec.metric.primary not in MULTICLASS_REALISED or not classes):
-        log.info("realised performance: %s", f"{spec.metric.primary} needs class probabilities, which the inference log "
-                 f"does not keep (it can score {', '.join(MULTICLASS_REALISED)})" if classes else "the champion's classes are unknown")
+        log.info("realised performance: %s", f"{spec.metric.primary} is not measured on served rows (only "
+                 f"{', '.join(MULTICLASS_REALISED)})" if classes else "the champion's classes are unknown")
         return None
     encoder = TargetEncoder("multiclass", classes=list(classes)) if spec.task == "multiclass" \
         else TargetEncoder.fit(pd.Series([], dtype=object), spec)
@@ -146,6 +157,18 @@ def realised_performance(spec: PipelineSpec, labelled: pd.DataFrame, reference: 
         return None
     if spec.task == "multiclass":
         metrics = class_metrics(y.astype(int), labelled[PREDICTION_COLUMN].to_numpy().round().astype(int))
+        proba = _logged_probabilities(labelled, len(classes))
+        kept = ~np.isnan(proba).any(axis=1)
+        if kept.sum() >= minimum:
+            metrics["log_loss"] = float(log_loss(y[kept].astype(int), proba[kept], labels=list(range(len(classes)))))
+        if spec.metric.primary not in metrics:
+            log.warning("realised performance: %s needs the class probabilities, which %d of the %d labelled row(s) "
+                        "were logged with (rows logged before the log kept them have none); need %d",
+                        spec.metric.primary, int(kept.sum()), len(y), minimum)
+            return None
+        if not kept.all() and "log_loss" in metrics:
+            log.info("realised performance: log loss on the %d of %d labelled row(s) logged with class probabilities",
+                     int(kept.sum()), len(y))
         value = metrics[spec.metric.primary]
     else:
         scored = all_metrics(spec.task, y, labelled[PREDICTION_COLUMN].to_numpy(), threshold)
@@ -381,8 +404,9 @@ def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", no
         previous = previous_window_drift(profiles, counted, before, conf) if before.rows >= int(conf.get("min_rows", 200)) else []
         frame = log_table.where(dates & (F.col("ts") >= F.lit(start)) & (F.col("ts") < F.lit(end))
                                 & (F.col("train_run_id") == champion.run_id))
+        kept = [PREDICTION_COLUMN, *([PROBABILITIES_COLUMN] if PROBABILITIES_COLUMN in frame.columns else [])]
         labelled = with_labels(spark, frame, labels_path(log_path)).where(F.col("label").isNotNull()) \
-            .select("label", PREDICTION_COLUMN).toPandas()
+            .select("label", *kept).toPandas()
         reference = champion.tags.get(spec.metric.primary)
         reference = float(reference) if reference else None
         manifest = champion_manifest(tracking, champion.run_id) if spec.task == "binary" else {}

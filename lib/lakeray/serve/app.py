@@ -56,6 +56,12 @@ def answer(bundle, score) -> dict:
     return {"prediction": value, "label": f"not {positive}" if negative is None else str(negative)}
 
 
+def _logged_probabilities(probabilities: dict | None) -> dict:
+    """A multiclass answer's class probabilities as the inference log keeps them (a list in the
+    model's class order; the drift job's realised log loss reads them); nothing for other tasks."""
+    return {} if probabilities is None else {"probabilities": list(probabilities.values())}
+
+
 class PredictorCore:
     """What a replica does, apart from the routes: hold the models (from the injected loader), watch
     the champion alias for a hot swap, score batches with per-row isolation, log every answer, and
@@ -152,7 +158,8 @@ class PredictorCore:
         now = dt.datetime.now(dt.timezone.utc)
         self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": model.version,
                           "train_run_id": model.train_run_id, "variant": variant, **row,
-                          "prediction": p.prediction, "latency_ms": latency} for p, row in zip(preds, rows, strict=True)])
+                          "prediction": p.prediction, **_logged_probabilities(p.probabilities), "latency_ms": latency}
+                         for p, row in zip(preds, rows, strict=True)])
         if challenger and self.challenge["mode"] == "shadow":
             asyncio.get_running_loop().create_task(self._shadow(challenger, rows, preds))
         return request_id, preds
@@ -168,10 +175,12 @@ class PredictorCore:
             log.error("shadow model version %s failed: %s", challenger.version, exc)
             return
         latency, now = (time.perf_counter() - began) * 1000, dt.datetime.now(dt.timezone.utc)
+        answers = [None if s is None else answer(challenger.bundle, s) for s in scored.scores]
         self.logger.log([{"request_id": p.request_id, "ts": now, "model_version": challenger.version,
                           "train_run_id": challenger.train_run_id, "variant": "shadow", **row,
-                          "prediction": answer(challenger.bundle, s)["prediction"], "latency_ms": latency}
-                         for p, row, s in zip(preds, rows, scored.scores, strict=True) if s is not None])
+                          "prediction": a["prediction"], **_logged_probabilities(a.get("probabilities")),
+                          "latency_ms": latency}
+                         for p, row, a in zip(preds, rows, answers, strict=True) if a is not None])
 
     async def health(self) -> dict:
         self._ensure_watcher()

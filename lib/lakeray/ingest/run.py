@@ -11,6 +11,7 @@ from lakeray.console import progress
 from lakeray.ingest.files import ingest_files
 from lakeray.ingest.jdbc import ingest_jdbc
 from lakeray.lakehouse import Lakehouse, latest_version
+from lakeray.lakehouse.lock import stage_lock
 from lakeray.runs import append_run_metrics, metric_row, new_run_id
 from lakeray.spec.models import PipelineSpec
 
@@ -48,7 +49,8 @@ def run_ingest(spark, spec: PipelineSpec, settings: Settings, sources: list[str]
     fetchsize = int(settings.get("ingest", {}).get("jdbc_fetchsize", 10000))
     workers = int(settings.get("ingest", {}).get("parallel_sources", 1))
     selected = spec.selected_sources(sources, "--sources")
-    with progress(len(selected), f"ingest {spec.name}", "source") as bar, \
+    with stage_lock(lake.checkpoint_root, spec.name, "ingest"), \
+            progress(len(selected), f"ingest {spec.name}", "source") as bar, \
             ThreadPoolExecutor(max_workers=max(1, min(workers, len(selected))), thread_name_prefix="ingest") as pool:
         def one(name: str) -> IngestResult:
             result = _ingest_one(spark, spec, name, lake, run_id, fetchsize)
@@ -58,9 +60,9 @@ def run_ingest(spark, spec: PipelineSpec, settings: Settings, sources: list[str]
         # every source runs to its end even when another fails; the first failure (spec order) is raised
         futures = {name: pool.submit(one, name) for name in selected}
         results: dict[str, IngestResult] = {name: future.result() for name, future in futures.items()}
-    append_run_metrics(spark, lake.run_metrics, [
-        metric_row(run_id, "ingest", f"bronze/{r.source}", rows_in=r.rows_added, clean=r.rows_added,
-                   details={**r.detail, "bronze_version": r.bronze_version})
-        for r in results.values()
-    ], note={"stage": "ingest", "run_id": run_id})
+        append_run_metrics(spark, lake.run_metrics, [
+            metric_row(run_id, "ingest", f"bronze/{r.source}", rows_in=r.rows_added, clean=r.rows_added,
+                       details={**r.detail, "bronze_version": r.bronze_version})
+            for r in results.values()
+        ], note={"stage": "ingest", "run_id": run_id})
     return results

@@ -12,6 +12,7 @@ anything is removed. meta/ (run metrics, rejected files) and monitor/ are histor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -20,6 +21,7 @@ import posixpath
 from lakeray.errors import LakerayError
 from lakeray.lakehouse import fs
 from lakeray.lakehouse.layout import Lakehouse
+from lakeray.lakehouse.lock import stage_lock
 from lakeray.spec.models import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,14 @@ def reset(lake: Lakehouse, spec: PipelineSpec, stage: str, sources: list[str] | 
     if refused:
         raise LakerayError("reset refused, nothing was removed (every path must stay under the configured "
                            "lakehouse and checkpoint roots):\n  - " + "\n  - ".join(refused))
+    with contextlib.ExitStack() as held:     # no run of a stage being reset may be going on meanwhile
+        for held_stage in (("ingest", "prepare") if stage == "all" else (stage,)):
+            if not dry_run:
+                held.enter_context(stage_lock(lake.checkpoint_root, lake.pipeline, held_stage))
+        return _remove(lake, targets, dry_run, spark)
+
+
+def _remove(lake: Lakehouse, targets: list[Target], dry_run: bool, spark) -> list[tuple[Target, str]]:
     done = []
     for target in targets:
         if not fs.exists(target.path, spark):

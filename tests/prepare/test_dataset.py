@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -15,12 +16,14 @@ from lakeray.spec.loader import parse_spec
 from lakeray.spec.models import Join
 
 D = dt.date
+NAN = float("nan")
 
 
 def _spec(as_of: dict | None):
     join = {"source": "events", "on": "user_id",
             "aggregate": {"n_events": {"fn": "count", "fill": 0}, "spend": {"fn": "sum", "column": "amount", "fill": 0},
-                          "last_event": {"fn": "max", "column": "at"}}}
+                          "last_event": {"fn": "max", "column": "at"},
+                          "amounts": {"fn": "count_distinct", "column": "amount", "fill": 0}}}
     if as_of is not None:
         join["as_of"] = as_of
     return parse_spec({
@@ -112,11 +115,19 @@ def test_a_source_joined_twice_keeps_one_match_flag_per_join(silver):
 _DAY = dt.datetime(2024, 1, 1)
 _events = st.lists(st.tuples(st.sampled_from(["u1", "u2", "u3"]),
                              st.one_of(st.none(), st.integers(0, 24).map(lambda h: _DAY + dt.timedelta(hours=12 * h))),
-                             st.floats(-1e6, 1e6, allow_nan=False)), min_size=3, max_size=25)
-_TIE = [("u1", _DAY + dt.timedelta(days=2), 5.0), ("u1", _DAY, 1.0), ("u2", _DAY + dt.timedelta(hours=36), 2.0)]
+                             # repeated amounts, -0.0 beside 0.0 and NaN: the distinct count's hard cases
+                             st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([0.0, -0.0, 2.5, NAN]))),
+                      min_size=3, max_size=25)
+_TIE = [("u1", _DAY + dt.timedelta(days=2), 5.0), ("u1", _DAY, 1.0), ("u2", _DAY + dt.timedelta(hours=36), 2.0),
+        ("u1", _DAY + dt.timedelta(days=1), 5.0), ("u2", _DAY, -0.0), ("u2", _DAY + dt.timedelta(days=2), 0.0)]
 _TIE_CUTOFF = {"u1": (_DAY + dt.timedelta(days=2)).date(), "u2": (_DAY + dt.timedelta(days=2)).date(), "u3": None}
 _cutoffs = st.fixed_dictionaries({u: st.one_of(st.none(), st.integers(0, 12).map(lambda d: (_DAY + dt.timedelta(days=d)).date()))
                                   for u in ("u1", "u2", "u3")})
+
+
+def _span(lookback: int | str) -> dt.timedelta:
+    """lookback_days N, or a lookback in hours ("30h")."""
+    return dt.timedelta(days=lookback) if isinstance(lookback, int) else dt.timedelta(hours=int(lookback[:-1]))
 
 
 def _reference(events, cutoffs, inclusive, lookback):
@@ -127,18 +138,21 @@ def _reference(events, cutoffs, inclusive, lookback):
             if u != user or at is None or cutoff is None:
                 continue
             cut = dt.datetime.combine(cutoff, dt.time())
-            if (at <= cut if inclusive else at < cut) and (lookback is None or at >= cut - dt.timedelta(days=lookback)):
+            if (at <= cut if inclusive else at < cut) and (lookback is None or at >= cut - _span(lookback)):
                 known.append((at, amount))
-        out[user] = (len(known), sum(a for _, a in known), max((t for t, _ in known), default=None))
+        distinct = {"nan" if math.isnan(a) else a for _, a in known}       # 0.0 == -0.0 in a set
+        out[user] = (len(known), sum(a for _, a in known), max((t for t, _ in known), default=None), len(distinct))
     return out
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(events=_events, cutoffs=_cutoffs, inclusive=st.booleans(), lookback=st.one_of(st.none(), st.integers(1, 8)),
+@given(events=_events, cutoffs=_cutoffs, inclusive=st.booleans(),
+       lookback=st.one_of(st.none(), st.integers(1, 8), st.integers(1, 200).map(lambda h: f"{h}h")),
        shift=st.sampled_from([0, -19_740]))
 @example(events=_TIE, cutoffs=_TIE_CUTOFF, inclusive=True, lookback=None, shift=0)     # an event at the cutoff
 @example(events=_TIE, cutoffs=_TIE_CUTOFF, inclusive=False, lookback=None, shift=0)
 @example(events=_TIE, cutoffs=_TIE_CUTOFF, inclusive=True, lookback=2, shift=-19_740)
+@example(events=_TIE, cutoffs=_TIE_CUTOFF, inclusive=True, lookback="36h", shift=-19_740)   # 1.5-day windows
 def test_as_of_matches_a_plain_python_reference(spark, events, cutoffs, inclusive, lookback, shift):
     # shift -19,740 days puts the history around 1970-01-01: the lookback windows are counted from the epoch
     days = dt.timedelta(days=shift)
@@ -148,11 +162,13 @@ def test_as_of_matches_a_plain_python_reference(spark, events, cutoffs, inclusiv
     frame = spark.createDataFrame([(f"e{i}", u, at, amount) for i, (u, at, amount) in enumerate(events)],
                                   "event_id string, user_id string, at timestamp, amount double")
     as_of = {"event_time": "at", "cutoff": "label_date", "inclusive": inclusive,
-             **({"lookback_days": lookback} if lookback else {})}
-    got = _rows(build_dataset({"users": users, "events": frame.withColumn("label_date", F.lit(None).cast("date"))},
-                              _spec(as_of)))
+             **({} if lookback is None else {"lookback_days" if isinstance(lookback, int) else "lookback": lookback})}
+    gold = build_dataset({"users": users, "events": frame.withColumn("label_date", F.lit(None).cast("date"))},
+                         _spec(as_of))
+    got = {r["user_id"]: (r["n_events"], r["spend"], r["last_event"], r["amounts"]) for r in gold.collect()}
     want = _reference(events, cutoffs, inclusive, lookback)
     assert got.keys() == want.keys()
-    for user, (n, spend, last) in want.items():
+    for user, (n, spend, last, distinct) in want.items():
         assert got[user][0] == n and got[user][2] == last
-        assert got[user][1] == pytest.approx(spend, rel=1e-9, abs=1e-6)
+        assert got[user][1] == pytest.approx(spend, rel=1e-9, abs=1e-6, nan_ok=True)
+        assert got[user][3] == distinct, (user, got[user], want[user])

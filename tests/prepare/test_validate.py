@@ -111,3 +111,38 @@ def test_typed_sources_are_cast_without_text_rules(spark):
     staged = stage_source(df, source)
     assert outcome(staged) == [("a", "clean", []), ("b", "quarantined", ["range:n"])]
     assert staged.schema["n"].dataType.simpleString() == "bigint"
+
+
+NUMBERS = Source.model_validate({"format": "csv", "path": "n", "keys": ["id"], "columns": {"id": "string", "v": "double"},
+                                 "missing": {"v": {"strategy": "fill", "value": -1}}})
+
+
+def test_a_double_is_finite_or_missing_in_text(spark):
+    """NaN text (pandas' na_rep, R's NaN, Python's json.dumps) is missing, so a `missing` policy sees
+    it; an infinity, or text beyond the double range, is a type error naming the text (Spark's cast
+    makes both clean infinite values)."""
+    rows = [("a", "NaN"), ("b", " nan "), ("c", "inf"), ("d", "-Infinity"), ("e", "1e400"), ("f", "-2.5e3"),
+            ("g", "1e-400"), ("h", "")]
+    staged = stage_source(bronze(spark, rows, ["id", "v"]), NUMBERS)
+    assert outcome(staged) == [("a", "clean", []), ("b", "clean", []), ("c", "quarantined", ["type:v"]),
+                               ("d", "quarantined", ["type:v"]), ("e", "quarantined", ["type:v"]),
+                               ("f", "clean", []), ("g", "clean", []), ("h", "clean", [])]
+    clean = {r["id"]: r["v"] for r in staged.where("_status = 'clean'").collect()}
+    assert clean == {"a": -1.0, "b": -1.0, "f": -2500.0, "g": 0.0, "h": -1.0}     # NaN filled like the empty text
+    said = {r["id"]: (r["_violations"][0]["value"]) for r in staged.where("_status = 'quarantined'").collect()}
+    assert said == {"c": "inf", "d": "-Infinity", "e": "1e400"}
+
+
+def test_a_double_is_finite_or_missing_in_typed_sources(spark):
+    """A Parquet or JDBC double holding NaN is missing (not_null quarantines it, as a null); an infinity
+    is a type error."""
+    source = Source.model_validate({"format": "parquet", "path": "u", "keys": ["id"], "columns": {"id": "string", "v": "double"},
+                                    "expectations": [{"rule": "not_null", "column": "v"}]})
+    df = spark.createDataFrame([("a", 1.5), ("b", float("nan")), ("c", float("inf")), ("d", float("-inf")), ("e", -0.0)],
+                               "id string, v double").select(
+        "*", F.lit("s").alias("_source"), F.lit("f").alias("_file"), F.lit(TS).alias("_ingested_at"), F.lit("b").alias("_batch_id"))
+    staged = stage_source(df, source)
+    assert outcome(staged) == [("a", "clean", []), ("b", "quarantined", ["not_null:v"]),
+                               ("c", "quarantined", ["type:v"]), ("d", "quarantined", ["type:v"]), ("e", "clean", [])]
+    assert staged.where("id = 'b'").first()["v"] is None
+    assert staged.where("id = 'c'").first()["_violations"][0]["value"] == "Infinity"

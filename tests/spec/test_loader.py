@@ -189,6 +189,28 @@ def test_as_of_join_loads_and_names_its_columns_and_types():
     assert any(p.startswith("dataset.joins[2].as_of.lookback_days") for p in problems_of(data))
 
 
+@pytest.mark.parametrize(("text", "micros"), [("6h", 6 * 3_600_000_000), ("90 min", 5_400_000_000), ("2w", 14 * 86_400_000_000),
+                                              (" 30 Seconds ", 30_000_000), ("1d", 86_400_000_000)])
+def test_as_of_lookback_is_a_duration(text, micros):
+    data = raw_spec()
+    _usage_join(data)["as_of"] = {"event_time": "event_date", "cutoff": "updated_at", "lookback": text}
+    assert parse_spec(data).dataset.joins[2].as_of.lookback_micros == micros
+
+
+@pytest.mark.parametrize(("as_of", "said"), [
+    ({"lookback": "6"}, "'6' is not a duration: write a whole number above 0 and a unit"),
+    ({"lookback": "0h"}, "'0h' is not a duration"),
+    ({"lookback": "1.5h"}, "'1.5h' is not a duration"),
+    ({"lookback": "6 months"}, "'6 months' is not a duration"),     # not a fixed length
+    ({"lookback": "6h", "lookback_days": 1}, "'lookback' and 'lookback_days' say the same thing"),
+])
+def test_as_of_lookback_refused_names_the_setting(as_of, said):
+    data = raw_spec()
+    _usage_join(data)["as_of"] = {"event_time": "event_date", "cutoff": "updated_at", **as_of}
+    problems = problems_of(data)
+    assert any(p.startswith("dataset.joins[2].as_of") and said in p for p in problems), problems
+
+
 def test_as_of_needs_an_aggregate_join():
     data = raw_spec()
     data["dataset"]["joins"][0]["as_of"] = {"event_time": "updated_at", "cutoff": "updated_at"}

@@ -142,6 +142,8 @@ def missing_markers(head: str, truncated: bool, source: Source, columns: list[st
         if kind is None:
             continue
         markers = NULL_LOOKING_TEXT if kind == "string" else NULL_LOOKING
+        if kind == "double":
+            markers = markers - {"nan"}        # a double's NaN is read as missing already
         counts = Counter(v for v in (r[i].strip() for r in rows if i < len(r)) if v.lower() in markers and v not in listed)
         if counts:
             marker, n = counts.most_common(1)[0]

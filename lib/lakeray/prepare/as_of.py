@@ -21,7 +21,7 @@ def as_of_joinable(base: DataFrame, frame: DataFrame, join: Join) -> DataFrame:
     one, every earlier event counts, and a key with a long history (an airport's hourly weather)
     would meet each of its cutoffs with all of it: the aggregates are then running ones over the
     key's events and cutoffs in time order (`_running`), one sort instead of a join that grows with
-    the square of a key's rows; a distinct count, which no running window computes, keeps the join."""
+    the square of a key's rows."""
     as_of = join.as_of
     keyed = F.lit(True)
     for column in join.on:
@@ -29,7 +29,7 @@ def as_of_joinable(base: DataFrame, frame: DataFrame, join: Join) -> DataFrame:
     entities = (base.select(*join.on, F.col(as_of.cutoff).alias(CUTOFF))
                 .where(F.col(CUTOFF).isNotNull() & keyed).distinct())
     frame = frame.where(F.col(as_of.event_time).isNotNull() & keyed)
-    if as_of.lookback_days or any(a.fn == "count_distinct" for a in join.aggregate.values()):
+    if as_of.lookback_micros:
         out = _windowed(entities, frame, join)
     else:
         out = _running(entities, frame, join)
@@ -40,8 +40,9 @@ def known_before(event: Column, cutoff: Column, join: Join) -> Column:
     """Whether an event at `event` counts for a base row whose cutoff is `cutoff`."""
     as_of = join.as_of
     known = (event <= cutoff) if as_of.inclusive else (event < cutoff)
-    if as_of.lookback_days:
-        known = known & (event >= cutoff - F.make_dt_interval(F.lit(as_of.lookback_days)))
+    if as_of.lookback_micros:
+        earliest = F.timestamp_micros(F.unix_micros(cutoff.cast("timestamp")) - F.lit(as_of.lookback_micros))
+        known = known & (event.cast("timestamp") >= earliest)
     return known
 
 
@@ -55,10 +56,9 @@ def _windowed(entities: DataFrame, frame: DataFrame, join: Join) -> DataFrame:
     """Events joined to the cutoffs they precede. With a lookback, on the key and the lookback window
     too: an event counts for a cutoff only in the cutoff's window or the one before it, so each cutoff
     meets about two windows of its key's rows instead of all of them."""
-    on, lookback = list(join.on), join.as_of.lookback_days
+    on, micros = list(join.on), join.as_of.lookback_micros
     event = F.col(join.as_of.event_time)
-    if lookback:
-        micros = lookback * 86_400_000_000
+    if micros:
         window = _window(F.col(CUTOFF), micros)
         entities = entities.withColumn(WINDOW, F.explode(F.array(window - 1, window)))
         frame = frame.withColumn(WINDOW, _window(event, micros))
@@ -69,20 +69,34 @@ def _windowed(entities: DataFrame, frame: DataFrame, join: Join) -> DataFrame:
 
 def _running(entities: DataFrame, frame: DataFrame, join: Join) -> DataFrame:
     """Each key's events and cutoffs in one time order, the aggregates running over it, read at the
-    cutoffs. At equal times an event comes first when it counts (`inclusive`), after the cutoff when not."""
+    cutoffs. At equal times an event comes first when it counts (`inclusive`), after the cutoff when not.
+    A distinct count, which no running window computes, is the running count of its values' first
+    occurrences in the key's history (`_first_seen`)."""
     event_tie, cutoff_tie = (0, 1) if join.as_of.inclusive else (1, 0)
     events = frame.select(*join.on, F.col(join.as_of.event_time).cast("timestamp").alias(AT), F.lit(event_tie).alias(TIE),
                           F.lit(None).cast(entities.schema[CUTOFF].dataType).alias(CUTOFF),
                           *[aggregate_target(a).alias(n) for n, a in join.aggregate.items()])
+    for name, agg in join.aggregate.items():
+        if agg.fn == "count_distinct":
+            events = events.withColumn(name, _first_seen(F.col(name), join))
     cutoffs = entities.select(*join.on, F.col(CUTOFF).cast("timestamp").alias(AT), F.lit(cutoff_tie).alias(TIE),
                               F.col(CUTOFF), *[F.lit(None).alias(n) for n in join.aggregate])
     before = Window.partitionBy(*join.on).orderBy(AT, TIE).rowsBetween(Window.unboundedPreceding, Window.currentRow)
     is_event = F.col(CUTOFF).isNull()
     seen = F.count(F.when(is_event, 1)).over(before) > 0
-    aggs = [F.when(seen, aggregate(a, F.col(n)).over(before)).alias(n) for n, a in join.aggregate.items()]
+    aggs = [F.when(seen, (F.sum(n) if a.fn == "count_distinct" else aggregate(a, F.col(n))).over(before)).alias(n)
+            for n, a in join.aggregate.items()]
     return (events.unionByName(cutoffs)
             .select(*join.on, CUTOFF, *aggs, F.when(seen, True).alias(MATCHED))
             .where(~is_event))
+
+
+def _first_seen(value: Column, join: Join) -> Column:
+    """1 on the earliest event of each of a key's distinct non-null values, else 0: their running sum
+    is the running distinct count (Spark's window partitioning normalises -0.0 and NaN as its
+    count_distinct does)."""
+    first = Window.partitionBy(*join.on, value).orderBy(AT)
+    return F.when(value.isNotNull() & (F.row_number().over(first) == 1), 1).otherwise(0)
 
 
 def entities_reached(join: Join, old: DataFrame, new: DataFrame, base: DataFrame, key: str) -> DataFrame:

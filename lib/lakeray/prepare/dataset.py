@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakeray.prepare.aggregates import MATCHED, aggregated, matched_column
 from lakeray.prepare.as_of import as_of_joinable
@@ -36,10 +37,15 @@ def build_dataset(silver: dict[str, DataFrame], spec: PipelineSpec) -> DataFrame
             right, on = _joinable(silver[join.source], join), join.on
         out = out.join(right.withColumnRenamed(MATCHED, matched_column(i, join)), on=on, how="left")
         if join.aggregate:
-            fills = {n: a.fill for n, a in join.aggregate.items() if a.fill is not None}
-            if fills:
-                out = out.fillna(fills)
+            out = _filled(out, {n: a.fill for n, a in join.aggregate.items() if a.fill is not None})
     return out
+
+
+def _filled(out: DataFrame, fills: dict[str, float]) -> DataFrame:
+    """An aggregate's `fill` where it is null (no row matched), in the column's type. Not `fillna`, which
+    fills NaN too: a sum over rows holding a NaN is not 0."""
+    numeric = {n: v for n, v in fills.items() if isinstance(out.schema[n].dataType, T.NumericType)}
+    return out.withColumns({n: F.coalesce(F.col(n), F.lit(v).cast(out.schema[n].dataType)) for n, v in numeric.items()})
 
 
 def output_columns(df: DataFrame) -> list[str]:

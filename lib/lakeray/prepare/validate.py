@@ -10,7 +10,9 @@ Rules, in the order they are checked:
   type:<col>                the text does not convert to the declared type (value: the text; empty text
                             and the source's null_values are missing, not a type error; dates and
                             timestamps in options.dateFormat / timestampFormat when set; doubles with
-                            the source's decimal_separator)
+                            the source's decimal_separator). A double is a finite number: infinity, and
+                            text beyond the double range (1e400), are type errors in every format; NaN is
+                            missing (null), as pandas, Spark ML's Imputer and lakeray's features read it
   missing:<col>             null where the missing-value policy says quarantine
   not_null / range / allowed_values / regex   the spec's expectations (name: rule:column)
 Set-level rules (dedupe, unique) come after, in dedupe.py.
@@ -67,7 +69,29 @@ def _whole(text: Column, kind: T.DataType, mark: str) -> Column:
 
 
 def _typed(col: str, kind: str, source: Source) -> Column:
-    """A landed column as its declared type (null where the text does not convert)."""
+    """A landed column as its declared type (null where the text does not convert; a double's NaN is
+    missing, null)."""
+    value = _converted(col, kind, source)
+    return F.when(~F.isnan(value), value) if kind == "double" else value
+
+
+def _infinite(value: Column) -> Column:
+    return value.isin(float("inf"), float("-inf"))
+
+
+def _type_error(col: str, kind: str, source: Source) -> Column | None:
+    """Where the landed value does not convert to `kind`: text that is not a value of the type (text
+    sources), or an infinite double (any format)."""
+    if kind == "double":
+        value = _converted(col, kind, source)
+        bad = _infinite(value)
+        return (_text(col, source).isNotNull() & (value.isNull() | bad)) if keeps_raw_text(source) else bad
+    if keeps_raw_text(source) and kind != "string":
+        return _text(col, source).isNotNull() & _typed(col, kind, source).isNull()
+    return None
+
+
+def _converted(col: str, kind: str, source: Source) -> Column:
     if keeps_raw_text(source):
         text = _text(col, source)
         pattern = datetime_pattern(source, kind)
@@ -107,8 +131,9 @@ def coerce_types(df: DataFrame, source: Source) -> DataFrame:
         value = _typed(col, kind, source)
         if keeps_raw_text(source):
             checks.append(violation(F.instr(F.col(col), REPLACEMENT) > 0, f"encoding:{col}", col, F.col(col)))
-        if keeps_raw_text(source) and kind != "string":
-            checks.append(violation(_text(col, source).isNotNull() & value.isNull(), f"type:{col}", col, F.col(col)))
+        bad = _type_error(col, kind, source)
+        if bad is not None:
+            checks.append(violation(bad, f"type:{col}", col, F.col(col)))
         typed[col] = value
     if repeats_header(source):
         checks.insert(0, violation(_is_header(source), "repeated_header", None,

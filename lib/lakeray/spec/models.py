@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -239,15 +240,51 @@ class Aggregate(_Strict):
         return self
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_DURATION = re.compile(r"(\d+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)")
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds of a duration written as a whole number and a unit: "30s", "90m", "6h", "7d", "2w"
+    (or the unit's word: "6 hours")."""
+    found = _DURATION.fullmatch(str(text).strip().lower())
+    if not found or int(found[1]) == 0:
+        raise ValueError(f"'{text}' is not a duration: write a whole number above 0 and a unit, "
+                         "s, m, h, d or w (e.g. \"6h\", \"90m\", \"7d\")")
+    return int(found[1]) * _UNITS[found[2][0]]
+
+
 class AsOf(_Strict):
     """A point-in-time join: a joined row counts for a base row only when its `event_time` is before
-    the base row's `cutoff` (or equal, with inclusive: true), and no older than `lookback_days`.
-    Rows with no event time, and base rows with no cutoff, match nothing (nothing leaks)."""
+    the base row's `cutoff` (or equal, with inclusive: true), and no older than the lookback
+    (`lookback: 6h`, a duration; or `lookback_days: N`). Rows with no event time, and base rows with
+    no cutoff, match nothing (nothing leaks)."""
 
     event_time: str
     cutoff: str
     inclusive: bool = False
     lookback_days: int | None = Field(default=None, gt=0)
+    lookback: str | None = None
+
+    @field_validator("lookback")
+    @classmethod
+    def _duration(cls, value):
+        if value is not None:
+            duration_seconds(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_lookback(self):
+        if self.lookback is not None and self.lookback_days is not None:
+            raise ValueError("'lookback' and 'lookback_days' say the same thing: keep one")
+        return self
+
+    @property
+    def lookback_micros(self) -> int | None:
+        """The lookback in microseconds (None: every earlier row counts)."""
+        if self.lookback is not None:
+            return duration_seconds(self.lookback) * 1_000_000
+        return self.lookback_days * 86_400_000_000 if self.lookback_days else None
 
 
 class Join(_Strict):

@@ -229,3 +229,20 @@ def test_a_value_the_declared_type_cannot_hold_stops_the_source_naming_it(spark,
                               f"(id string, amount {declared}): ")
     assert said in message and "Nothing was written" in message
     assert latest_version(spark, str(tmp_path / "bronze")) is None
+
+
+def test_a_column_named_beyond_a_tables_reach_is_read_through_rename(spark, tmp_path, postgres, monkeypatch):
+    # a quoted identifier with spaces and parentheses (Delta refuses such a column name), fetched as
+    # numeric into the declared double: the rename applies after the driver's custom schema
+    pg_table(postgres, monkeypatch, 'CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.birds;'
+             'CREATE TABLE crm.birds (id text, "Body Mass (g)" numeric)',
+             "INSERT INTO crm.birds VALUES ('a', 3750), ('b', NULL)")
+    source = Source.model_validate({"format": "jdbc", "table": "crm.birds", "keys": ["id"], "connection": PG_CONNECTION,
+                                    "columns": {"id": "string", "body_mass_g": "double"},
+                                    "rename": {"body mass (g)": "body_mass_g"}})
+    with pytest.raises(SourceError, match=r"table crm.birds has no column\(s\) body mass \(g\) \(it has id, Body Mass"):
+        ingest_jdbc(spark, "birds", source, str(tmp_path / "bronze"), "run-1", fetchsize=100)
+    source = source.model_copy(update={"rename": {"Body Mass (g)": "body_mass_g"}})
+    assert ingest_jdbc(spark, "birds", source, str(tmp_path / "bronze"), "run-1", fetchsize=100) == 2
+    rows = {r["id"]: r["body_mass_g"] for r in spark.read.format("delta").load(str(tmp_path / "bronze")).collect()}
+    assert rows == {"a": 3750.0, "b": None}

@@ -86,3 +86,23 @@ def test_a_tampered_file_or_a_different_registered_checksum_is_refused(bundle_di
     (copy / MANIFEST_FILE).unlink()
     with pytest.raises(LakerayError, match="manifest.json is missing"):
         load_bundle(copy)
+
+
+@pytest.mark.parametrize(("booster", "objective", "classes"), [
+    ("gbtree", "binary:logistic", 0), ("gblinear", "binary:logistic", 0), ("gbtree", "multi:softprob", 3),
+    ("gblinear", "multi:softprob", 3), ("gbtree", "reg:squarederror", 0)])
+def test_no_rows_score_to_no_scores_without_xgboosts_empty_dataset_warning(booster, objective, classes, recwarn):
+    """Evaluate scores Dask's empty partitions (and the empty frame Dask plans with): XGBoost warned
+    'Empty dataset at worker' on every run whose test split left a file without rows."""
+    from lakeray.models.families import predict
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3)).astype(np.float32)
+    y = rng.integers(0, classes or 2, size=60)
+    params = {"booster": booster, "objective": objective, **({"num_class": classes} if classes else {})}
+    model = xgboost.train(params, xgboost.DMatrix(x, label=y), num_boost_round=2)
+    task = "multiclass" if classes else "regression" if objective.startswith("reg") else "binary"
+    assert predict(model, x, task).shape == ((60, classes) if classes else (60,))
+    none = predict(model, x[:0], task)
+    assert none.shape == (0,) and none.dtype == np.float32
+    assert not [w for w in recwarn if "Empty dataset" in str(w.message)]

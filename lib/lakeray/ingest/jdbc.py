@@ -103,11 +103,11 @@ def fetched_as(df: DataFrame, source: Source) -> dict[str, str]:
     or as a timestamp on 1970-01-01."""
     out = {}
     for column, declared in source.columns.items():
-        field = df.schema[column]
+        field = df.schema[source.in_silo(column)]
         if isinstance(field.dataType, DecimalType):
-            out[column] = SPARK_TYPES[declared].simpleString()
+            out[field.name] = SPARK_TYPES[declared].simpleString()
         elif declared == "string" and (isinstance(field.dataType, BinaryType) or field.metadata.get("logical_time_type")):
-            out[column] = "string"
+            out[field.name] = "string"
     return out
 
 
@@ -117,7 +117,7 @@ def read_jdbc(spark, name: str, source: Source, fetchsize: int, floor=None):
     schema = bronze_read_schema(source)
     try:
         df = spark.read.format("jdbc").options(**opts).load()
-        missing = [c for c in source.columns if c not in df.columns]
+        missing = [source.in_silo(c) for c in source.columns if source.in_silo(c) not in df.columns]
     except Exception as exc:  # py4j surfaces the driver's SQLException
         detail = root_cause(exc)[:500].replace(opts["password"], "***")
         raise SourceError(
@@ -130,6 +130,7 @@ def read_jdbc(spark, name: str, source: Source, fetchsize: int, floor=None):
     if fetched:
         custom = ", ".join(f"{quoted(c)} {kind}" for c, kind in fetched.items())
         df = spark.read.format("jdbc").options(**opts).option("customSchema", custom).load()
+    df = df.withColumnsRenamed({silo: column for silo, column in source.rename.items()})
     if floor is not None:
         df = _from_floor(df, name, source, floor)
     return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])

@@ -31,25 +31,26 @@ def screen_parquet(spark, path: str, source: Source) -> Layout | Rejection:
         return Rejection(path, UNREADABLE, f"not a readable Parquet file: {root_cause(exc)}")
     names = list(by_name)
     present = {name_key(n): n for n in names}
-    missing = [c for c in source.columns if name_key(c) not in present]
+    in_file = {c: present.get(name_key(source.in_silo(c))) for c in source.columns}
+    missing = [source.in_silo(c) for c, found in in_file.items() if found is None]
     if missing:
         return Rejection(path, SCHEMA_MISMATCH, f"missing column(s) {', '.join(missing)} (the file has {names})")
     widened = tuple((c, found) for c, declared in source.columns.items()
-                    if (found := parquet_type(by_name[present[name_key(c)]])) != "other"
+                    if (found := parquet_type(by_name[in_file[c]])) != "other"
                     and (widen_kind(found), declared) in WIDENS)
     for column, found in widened:
         declared = source.columns[column]
         problem, instead = None, None
         if found == "int64" and declared == "int":
-            problem, instead = int64_fits(footer, present[name_key(column)]), "bigint"
+            problem, instead = int64_fits(footer, in_file[column]), "bigint"
         elif found == "double":
-            problem, instead = whole_numbers(spark, path, present[name_key(column)], declared), "double"
+            problem, instead = whole_numbers(spark, path, in_file[column], declared), "double"
         elif declared == "date":
-            problem, instead = whole_days(spark, path, present[name_key(column)], found), "timestamp"
+            problem, instead = whole_days(spark, path, in_file[column], found), "timestamp"
         if problem:
             return Rejection(path, SCHEMA_MISMATCH, f"column {column} is {IN_WORDS.get(found, found)} in the file and declared {declared}: "
                              f"{problem}; declare it {instead}")
-    return Layout(tuple(source.columns), False, widened)
+    return Layout(tuple(source.columns), False, widened, spelled=tuple((c, in_file[c]) for c in source.rename.values()))
 
 
 DAY_MICROS = 86_400_000_000

@@ -19,10 +19,16 @@ from lakeray.spec.models import Source
 def _read(spark, source: Source, files: list[str], schema: T.StructType, columns: list[str], multiline: bool):
     options = {**FORMAT_DEFAULTS[source.format], **({"multiLine": "true"} if multiline else {}), **source.options}
     frame = spark.read.format(source.format).schema(schema).options(**options).load([glob_escaped(f) for f in files])
-    frame = frame.select(*schema.fieldNames(), F.col("_metadata.file_path").alias("_file_path"))
+    frame = frame.select(*[named(n) for n in schema.fieldNames()], F.col("_metadata.file_path").alias("_file_path"))
     if source.format == "csv" and _multiline(options):
         frame = without_line_end(split_swallowed(frame, schema, options), [n for n in schema.fieldNames() if n != CORRUPT][-1])
-    return frame.select(*columns, "_file_path")
+    return frame.select(*[named(c) for c in columns], "_file_path")
+
+
+def named(name: str):
+    """The column called `name`, whatever it holds: a file's name for a renamed column may hold '.'
+    (R's Sepal.Length), which F.col reads as a struct path."""
+    return F.col("`" + name.replace("`", "``") + "`")
 
 
 def without_line_end(frame, last: str):

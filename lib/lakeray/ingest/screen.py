@@ -112,7 +112,7 @@ def other_separator(line: str, source: Source) -> str | None:
         if sep == current:
             continue
         names = parse_header(line, source.model_copy(update={"options": {**source.options, "sep": sep}}))
-        if len(names) > 1 and not isinstance(match_header(names, list(source.columns)), str):
+        if len(names) > 1 and not isinstance(match_header(names, silo_names(source)), str):
             return sep
     return None
 
@@ -122,7 +122,7 @@ class Layout:
     columns: tuple[str, ...]    # the declared column at each position of the file
     multiline: bool             # read as records that may span lines (a quoted value holds a line break)
     widened: tuple[tuple[str, str], ...] = ()   # Parquet: (column, its type in the file) read then converted
-    spelled: tuple[tuple[str, str], ...] = ()   # JSON: (column, the key its records use) read then renamed
+    spelled: tuple[tuple[str, str], ...] = ()   # JSON, Parquet: (column, its name in the file) read then renamed
 
 
 def screen_csv(spark, path: str, source: Source, name: str = "<name>") -> Layout | Rejection:
@@ -145,13 +145,23 @@ def screen_csv(spark, path: str, source: Source, name: str = "<name>") -> Layout
         return Layout(tuple(source.columns), head is not None and quoted_line_breaks(*head, source))
     if line is None:
         return Rejection(path, HEADER_MISMATCH, "the file is empty: no header line")
-    matched = match_header(parse_header(line, source), list(source.columns), source.extra_columns == "ignore")
+    matched = match_header(parse_header(line, source), silo_names(source), source.extra_columns == "ignore")
     if isinstance(matched, str):
         sep = other_separator(line, source)
         hint = f"; the header matches when split on {sep!r}: set sources.<name>.options.sep: {sep!r}" if sep else ""
+        if not sep and "missing column(s)" in matched and "unknown column(s)" in matched:
+            hint = ("; a declared column the file names otherwise is read with sources.<name>.rename: "
+                    "{'<name in the file>': <declared column>}")
         return Rejection(path, HEADER_MISMATCH, matched + hint)
+    declared = {source.in_silo(c): c for c in source.columns}
+    matched = [declared.get(m, m) for m in matched]       # the placeholder of an ignored column stays
     say_markers(path, name, source, missing_markers(*head, source, matched))
     return Layout(tuple(matched), quoted_line_breaks(*head, source))
+
+
+def silo_names(source: Source) -> list[str]:
+    """The declared columns as the silo names them (`rename`), in the declared order."""
+    return [source.in_silo(c) for c in source.columns]
 
 
 def say_markers(path: str, name: str, source: Source, found: dict[str, tuple[str, int, int]]) -> None:

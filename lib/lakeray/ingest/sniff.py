@@ -177,7 +177,7 @@ def json_absent(values: list, source: Source) -> list[str]:
     """The declared columns no record among `values` has a key for, in any spelling (empty when there is
     no record to tell)."""
     keys = {name_key(k) for r in _records(values) for k in r}
-    return [c for c in source.columns if name_key(c) not in keys] if keys else []
+    return [source.in_silo(c) for c in source.columns if name_key(source.in_silo(c)) not in keys] if keys else []
 
 
 def json_spellings(values: list, source: Source) -> tuple[tuple[str, str], ...]:
@@ -187,7 +187,8 @@ def json_spellings(values: list, source: Source) -> tuple[tuple[str, str], ...]:
     by_key: dict[str, str] = {}
     for k in sorted(keys):
         by_key.setdefault(name_key(k), k)
-    return tuple((c, by_key[name_key(c)]) for c in source.columns if c not in keys and name_key(c) in by_key)
+    return tuple((c, by_key[name_key(source.in_silo(c))]) for c in source.columns
+                 if c not in keys and name_key(source.in_silo(c)) in by_key)
 
 
 # a Parquet column of another type that lakeray reads and converts to the declared one without loss

@@ -47,6 +47,8 @@ def predict(booster, matrix, task: str, iteration_range: tuple[int, int] = (0, 0
     iteration_range: a linear model always predicts with all of its rounds."""
     import scipy.sparse as sp
 
+    if matrix.shape[0] == 0:    # what XGBoost gives for no rows (no class axis), without its "Empty dataset" warning
+        return np.empty(0, dtype=np.float32)
     if is_linear(booster):
         return booster.predict(dmatrix(matrix))
     if sp.issparse(matrix):

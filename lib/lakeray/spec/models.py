@@ -151,6 +151,11 @@ class Source(_Strict):
     # pandas' to_csv or R's write.csv, a trailing delimiter): `reject` sets the file aside naming it,
     # `ignore` reads the declared columns only. JSON keys and Parquet columns not declared are never read.
     extra_columns: Literal["reject", "ignore"] = "reject"
+    # the silo's name for a declared column, where it is not one a table can hold: {"Body Mass (g)":
+    # body_mass_g} reads the CSV header, JSON key, Parquet column or database column "Body Mass (g)"
+    # (matched as a declared name is in that format: a file's trimmed, in any case; a table's exactly)
+    # into the column body_mass_g
+    rename: dict[str, str] = Field(default_factory=dict)
     # the decimal mark of `double` values read as text (CSV, JSON): "," for exports in a locale that
     # writes 3,14 (Excel in most of Europe, with `options.sep: ";"`); such a value holding a "." as well
     # (a thousands mark) is a type error, not a guess
@@ -198,6 +203,32 @@ class Source(_Strict):
             raise ValueError("cursor and deletes.snapshot do not go together: a snapshot diff needs the whole table "
                              "on every run; mark deletions with deletes.column (a soft-delete that moves the cursor)")
 
+    @field_validator("columns")
+    @classmethod
+    def _column_names(cls, value):
+        bad = column_names_problem(value)
+        if bad:
+            raise ValueError(bad)
+        return value
+
+    @model_validator(mode="after")
+    def _renames(self):
+        seen: dict[str, str] = {}
+        for silo, column in self.rename.items():
+            if column not in self.columns:
+                raise ValueError(f"rename: {silo!r} -> {column!r}: {column!r} is not one of the declared columns")
+            if list(self.rename.values()).count(column) > 1:
+                raise ValueError(f"rename: two names in the silo are read into {column!r}")
+            key = silo.strip().casefold()
+            if key in seen:
+                raise ValueError(f"rename: {seen[key]!r} and {silo!r} are one name (matched trimmed, in any case)")
+            seen[key] = silo
+        return self
+
+    def in_silo(self, column: str) -> str:
+        """The name a declared column has in the silo's files or table (`rename`), else its own."""
+        return next((silo for silo, declared in self.rename.items() if declared == column), column)
+
     @field_validator("null_values", mode="before")
     @classmethod
     def _null_texts(cls, value):
@@ -238,6 +269,27 @@ class Aggregate(_Strict):
         if self.fn != "count" and not self.column:
             raise ValueError(f"aggregate '{self.fn}' needs 'column'")
         return self
+
+
+DELTA_FORBIDS = " ,;{}()\n\t="
+
+
+def column_names_problem(columns) -> str | None:
+    """Why some of `columns` cannot be declared column names, or None: Delta refuses ' ,;{}()\\n\\t=' in
+    a column name (without column mapping), and Spark reads '.' as a struct field and '`' as quoting.
+    One message for all of them, with the names to declare instead and the `rename` to add."""
+    held, safe = [], {}
+    for column in columns:
+        bad = sorted({c for c in column if c in DELTA_FORBIDS + ".`"})
+        if bad or not column.strip():
+            name = re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_") or "column"
+            safe[column] = name if name[0].isalpha() else f"c_{name}"
+            held.append(f"{column!r} holds {', '.join(repr(c) for c in bad) if bad else 'only spaces'}")
+    if not safe:
+        return None
+    return (f"column {'; '.join(held)} (Delta refuses ' ,;{{}}()=', tabs and line breaks in a column name; Spark "
+            f"reads '.' and '`' as a path): declare {', '.join(safe.values())} instead and map the silo's "
+            f"names: rename: {{{', '.join(f'{k!r}: {v}' for k, v in safe.items())}}}")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}

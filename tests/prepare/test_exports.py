@@ -30,7 +30,7 @@ from lakeray.errors import DataQualityError
 from lakeray.ingest import run_ingest
 from lakeray.ingest.files import ingest_files, screen
 from lakeray.ingest.readers import read_groups
-from lakeray.ingest.sniff import missing_markers
+from lakeray.ingest.sniff import leading_zeros, missing_markers
 from lakeray.lakehouse import Lakehouse
 from lakeray.prepare import run_prepare
 from lakeray.prepare.limits import check_limits
@@ -272,6 +272,20 @@ def test_missing_value_markers_in_a_files_start_are_found_by_column():
     assert missing_markers(head, True, listed, columns) == {"age": ("#N/A", 1, 4)}
     headless = source.model_copy(update={"options": {"header": "false"}})
     assert missing_markers("a,NA,Oslo,x,b\n", False, headless, columns) == {"age": ("NA", 1, 1)}
+
+
+def test_numbers_written_with_leading_zeros_are_found_by_column():
+    source = Source.model_validate({"format": "csv", "path": "x", "keys": ["account"],
+                                    "columns": {"account": "bigint", "zip": "int", "amount": "double", "code": "string"}})
+    head = ('account,zip,amount,code\n'
+            '007,02134,0.5,007\n'            # 0.5 and a text column's 007 are fine
+            '7,94110,-00.25,01\n'
+            '0,+0123,0,x\n'
+            '12,0')                          # cut short: not looked at
+    columns = ["account", "zip", "amount", "code"]
+    assert leading_zeros(head, True, source, columns) == {
+        "account": ("007", 1, 3), "zip": ("02134", 2, 3), "amount": ("-00.25", 1, 3)}
+    assert leading_zeros("account,zip,amount,code\n1,2,3.5,0\n", False, source, columns) == {}
 
 
 def test_a_real_table_written_by_r(spark, caplog):

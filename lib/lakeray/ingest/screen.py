@@ -32,6 +32,7 @@ from lakeray.ingest.sniff import (
     json_absent,
     json_spellings,
     json_values,
+    leading_zeros,
     missing_markers,
     name_key,
     quoted_line_breaks,
@@ -141,7 +142,7 @@ def screen_csv(spark, path: str, source: Source, name: str = "<name>") -> Layout
         return Rejection(path, UNREADABLE, f"cannot read the header line: {root_cause(exc)}")
     if not header:
         if head is not None:
-            say_markers(path, name, source, missing_markers(*head, source, list(source.columns)))
+            say_head(path, name, source, *head, list(source.columns))
         return Layout(tuple(source.columns), head is not None and quoted_line_breaks(*head, source))
     if line is None:
         return Rejection(path, HEADER_MISMATCH, "the file is empty: no header line")
@@ -155,13 +156,31 @@ def screen_csv(spark, path: str, source: Source, name: str = "<name>") -> Layout
         return Rejection(path, HEADER_MISMATCH, matched + hint)
     declared = {source.in_silo(c): c for c in source.columns}
     matched = [declared.get(m, m) for m in matched]       # the placeholder of an ignored column stays
-    say_markers(path, name, source, missing_markers(*head, source, matched))
+    say_head(path, name, source, *head, matched)
     return Layout(tuple(matched), quoted_line_breaks(*head, source))
 
 
 def silo_names(source: Source) -> list[str]:
     """The declared columns as the silo names them (`rename`), in the declared order."""
     return [source.in_silo(c) for c in source.columns]
+
+
+def say_head(path: str, name: str, source: Source, head: str, truncated: bool, columns: list[str]) -> None:
+    """The warnings a CSV file's start gives reason for (`columns`: the declared column at each position)."""
+    say_markers(path, name, source, missing_markers(head, truncated, source, columns))
+    say_leading_zeros(path, name, source, leading_zeros(head, truncated, source, columns))
+
+
+def say_leading_zeros(path: str, name: str, source: Source, found: dict[str, tuple[str, int, int]]) -> None:
+    """A warning naming the number columns a CSV file's start writes with leading zeros (zip codes,
+    account numbers): typed, the zeros are lost, and a key's 007 and 7 become one entity."""
+    if not found:
+        return
+    said = "; ".join(f"{c} ({source.columns[c]}{', a key' if c in source.keys else ''}) {v!r} in {n} of {rows} rows"
+                     for c, (v, n, rows) in found.items())
+    log.warning("%s: the file's first %d KB hold numbers written with leading zeros: %s. Typed as numbers the "
+                "zeros are lost (007 and 7 become one value); if they are codes, declare the column string in "
+                "sources.%s.columns", path, HEADER_BYTES // 1024, said, name)
 
 
 def say_markers(path: str, name: str, source: Source, found: dict[str, tuple[str, int, int]]) -> None:

@@ -126,15 +126,38 @@ def quoted_line_breaks(head: str, truncated: bool, source: Source) -> bool:
     return any("\n" in value or "\r" in value for record in records for value in record)
 
 
+def _data_rows(head: str, truncated: bool, source: Source) -> list[list[str]]:
+    """The non-blank records of a CSV file's start, its header left out."""
+    dialect = csv_dialect(source)
+    if dialect is None:
+        return []
+    return [r for r in head_records(head, truncated, dialect)[1 if has_header(source) else 0:] if r]
+
+
+_LEADING_ZERO = re.compile(r"[+-]?0[0-9]+([.,][0-9]*)?")
+
+
+def leading_zeros(head: str, truncated: bool, source: Source, columns: list[str]) -> dict[str, tuple[str, int, int]]:
+    """The number columns (int, bigint, double) whose values in `head` are written with leading zeros
+    (a zip code 02134, an account 007): typed, the zeros are lost, and 007 and 7 become one value.
+    Per column: its first such value, the rows holding one and the rows looked at."""
+    rows = _data_rows(head, truncated, source)
+    found = {}
+    for i, column in enumerate(columns):
+        if source.columns.get(column) not in ("int", "bigint", "double"):
+            continue
+        zeros = [v for v in (r[i].strip() for r in rows if i < len(r)) if _LEADING_ZERO.fullmatch(v)]
+        if zeros:
+            found[column] = (zeros[0], len(zeros), len(rows))
+    return found
+
+
 def missing_markers(head: str, truncated: bool, source: Source, columns: list[str]) -> dict[str, tuple[str, int, int]]:
     """The declared columns (`columns`: the declared name at each position of the file) whose values in
     `head` hold a missing-value marker the source does not list in `null_values`: per column, its most
     frequent marker, the rows holding it and the rows looked at. A text column counts the unambiguous
     markers only (NA, NULL, #N/A...; not "None" or "-", which may be categories)."""
-    dialect = csv_dialect(source)
-    if dialect is None:
-        return {}
-    rows = [r for r in head_records(head, truncated, dialect)[1 if has_header(source) else 0:] if r]
+    rows = _data_rows(head, truncated, source)
     listed = {v.strip() for v in source.null_values}
     found = {}
     for i, column in enumerate(columns):

@@ -224,3 +224,21 @@ def test_leading_zeros_in_a_number_column_are_warned_naming_the_key(spark, tmp_p
     said = [r.getMessage() for r in caplog.records if "leading zeros" in r.getMessage()]
     assert len(said) == 1 and "id (bigint, a key) '007' in 1 of 2 rows" in said[0]
     assert "declare the column string in sources.crm.columns" in said[0]
+
+
+@pytest.mark.parametrize("first", [b"sep=;", b"SEP=,", b"\xef\xbb\xbfsep=\t"])
+def test_excels_separator_line_is_set_aside_saying_so(spark, tmp_path, first):
+    """Excel writes and reads a first line 'sep=;'; Spark would take it for the header (every column
+    missing). The file is set aside saying what the line is, not suggesting a rename."""
+    _land(tmp_path, "excel.csv", first + b"\r\nid;note;city\r\na;x;Oslo\r\n")
+    stats, _ = _ingest(spark, tmp_path)
+    assert (stats.rows, stats.rejected_files) == (0, 1)
+    detail = spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).first()["detail"]
+    assert "the separator line Excel writes and reads" in detail and "land the file without it" in detail
+
+
+def test_a_file_of_other_columns_gets_no_rename_hint(spark, tmp_path):
+    _land(tmp_path, "other.csv", b"order,total\n1,2\n")
+    stats, _ = _ingest(spark, tmp_path)
+    detail = spark.read.format("delta").load(str(tmp_path / "lake" / "meta" / "rejected_files")).first()["detail"]
+    assert stats.rejected_files == 1 and "missing column(s) id, note, city" in detail and "rename" not in detail

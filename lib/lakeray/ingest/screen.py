@@ -146,11 +146,18 @@ def screen_csv(spark, path: str, source: Source, name: str = "<name>") -> Layout
         return Layout(tuple(source.columns), head is not None and quoted_line_breaks(*head, source))
     if line is None:
         return Rejection(path, HEADER_MISMATCH, "the file is empty: no header line")
-    matched = match_header(parse_header(line, source), silo_names(source), source.extra_columns == "ignore")
+    first = line.rstrip("\r\n").lstrip("\ufeff")
+    if EXCEL_SEP.fullmatch(first):
+        return Rejection(path, HEADER_MISMATCH, f"the file starts with {first!r}, the separator line Excel "
+                         "writes and reads, which Spark's reader would take for the header: land the file without it")
+    names = parse_header(line, source)
+    matched = match_header(names, silo_names(source), source.extra_columns == "ignore")
     if isinstance(matched, str):
         sep = other_separator(line, source)
         hint = f"; the header matches when split on {sep!r}: set sources.<name>.options.sep: {sep!r}" if sep else ""
-        if not sep and "missing column(s)" in matched and "unknown column(s)" in matched:
+        known = {name_key(n) for n in silo_names(source)}
+        if not sep and "missing column(s)" in matched and "unknown column(s)" in matched and any(
+                name_key(n) in known for n in names):     # some columns match: the others may be named otherwise
             hint = ("; a declared column the file names otherwise is read with sources.<name>.rename: "
                     "{'<name in the file>': <declared column>}")
         return Rejection(path, HEADER_MISMATCH, matched + hint)
@@ -158,6 +165,9 @@ def screen_csv(spark, path: str, source: Source, name: str = "<name>") -> Layout
     matched = [declared.get(m, m) for m in matched]       # the placeholder of an ignored column stays
     say_head(path, name, source, *head, matched)
     return Layout(tuple(matched), quoted_line_breaks(*head, source))
+
+
+EXCEL_SEP = re.compile(r"sep=.", re.IGNORECASE)
 
 
 def silo_names(source: Source) -> list[str]:

@@ -137,3 +137,34 @@ def test_every_such_column_is_named_in_one_message():
     problems = [p for p in problems_of(data) if p.startswith("sources.customers.columns")]
     assert len(problems) == 1 and ("rename: {'Body Mass (g)': body_mass_g, 'Sepal.Length': sepal_length}"
                                    in problems[0]), problems
+
+
+@pytest.mark.parametrize("document", [False, True])
+def test_nested_json_values_are_read_through_a_dotted_rename(spark, tmp_path, document):
+    """An API dump nests its values ({"address": {"city": ...}}): `rename: {"address.city": city}`
+    reads the value at that path when no record has the dotted name as a key (iris' "Sepal.Length" is
+    a key, read as one). Objects and arrays land as their JSON text, like any JSON value; a record
+    without the object, or with a text in its place, lands null there."""
+    import json
+
+    folder = tmp_path / "landing" / "api"
+    folder.mkdir(parents=True)
+    records = [{"id": "a", "address": {"city": "Lima", "geo": {"lat": -12.04, "tags": ["x", "y"]}}, "n": 1},
+               {"id": "b", "address": {"city": "Oslo ünï", "geo": None}},
+               {"id": "c", "address": "unknown"},
+               {"id": "d"}]
+    text = (json.dumps(records, ensure_ascii=False, indent=2) if document       # one array, read with multiLine
+            else "\n".join(json.dumps(r, ensure_ascii=False) for r in records))
+    (folder / "dump.json").write_text(text)
+    source = Source.model_validate({"format": "json", "path": "api", "keys": ["id"],
+                                    "columns": {"id": "string", "city": "string", "lat": "double", "tags": "string",
+                                                "n": "int"},
+                                    "rename": {"address.city": "city", "Address.geo.lat": "lat",
+                                               "address.geo.tags": "tags"}})
+    stats, bronze = _ingest(spark, tmp_path, "api", source)
+    assert (stats.rows, stats.rejected_files) == (4, 0)
+    rows = {r["id"]: (r["city"], r["lat"], r["tags"], r["n"]) for r in bronze.collect()}
+    assert rows == {"a": ("Lima", "-12.04", '["x","y"]', "1"), "b": ("Oslo ünï", None, None, None),
+                    "c": (None, None, None, None), "d": (None, None, None, None)}
+    staged = {r["id"]: r["lat"] for r in stage_source(bronze, source).collect()}
+    assert staged["a"] == -12.04

@@ -69,6 +69,20 @@ def _as_in_file(schema: T.StructType, widened: dict[str, str], spelled: dict[str
                          for f in schema.fields])
 
 
+def _nested(layout) -> list[tuple[str, str]]:
+    return [(c, root) for c, root, _ in layout.paths]
+
+
+def _with_roots(schema: T.StructType, paths) -> tuple[T.StructType, list[str]]:
+    """The read schema without the columns read from nested JSON values, plus each top-level key they
+    are under, as text (Spark gives an object read as a string as its JSON text), and those keys."""
+    nested = {c for c, _, _ in paths}
+    fields = [f for f in schema.fields if f.name not in nested]
+    roots = sorted({root for _, root, _ in paths})
+    have = {f.name for f in fields}
+    return T.StructType(fields + [T.StructField(r, T.StringType()) for r in roots if r not in have]), roots
+
+
 def _file_type(found: str | None) -> T.DataType | None:
     """The Spark type a widened column is read in (sniff.parquet_type's name for it)."""
     if found is None:
@@ -105,8 +119,14 @@ def read_groups(spark, name: str, source: Source, groups: dict[Layout, list[str]
                                   + [T.StructField(CORRUPT, T.StringType())])
         else:
             schema = _as_in_file(read_schema, dict(layout.widened), dict(layout.spelled))
-        frame = _read(spark, source, files, schema, [dict(layout.spelled).get(c, c) for c in columns], layout.multiline)
+        schema, roots = _with_roots(schema, layout.paths)
+        read = [dict(layout.spelled).get(c, c) for c in columns if c not in dict(_nested(layout))]
+        read += [r for r in roots if r not in read]
+        frame = _read(spark, source, files, schema, read, layout.multiline)
         frame = frame.withColumnsRenamed({spelling: c for c, spelling in layout.spelled})
+        if layout.paths:
+            frame = frame.withColumns({c: F.get_json_object(named(root), path) for c, root, path in layout.paths})
+            frame = frame.select(*[named(c) for c in columns], "_file_path")
         frames.append(widen(frame, read_schema, dict(layout.widened)))
     if not frames:
         return None

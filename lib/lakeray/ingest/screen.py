@@ -30,6 +30,7 @@ from lakeray.ingest.sniff import (
     csv_dialect,
     header_line,
     json_absent,
+    json_paths,
     json_spellings,
     json_values,
     leading_zeros,
@@ -124,6 +125,7 @@ class Layout:
     multiline: bool             # read as records that may span lines (a quoted value holds a line break)
     widened: tuple[tuple[str, str], ...] = ()   # Parquet: (column, its type in the file) read then converted
     spelled: tuple[tuple[str, str], ...] = ()   # JSON, Parquet: (column, its name in the file) read then renamed
+    paths: tuple[tuple[str, str, str], ...] = ()  # JSON: (column, top-level key, JSON path in it): a nested value
 
 
 def screen_csv(spark, path: str, source: Source, name: str = "<name>") -> Layout | Rejection:
@@ -222,7 +224,8 @@ def screen_text(spark, path: str, source: Source) -> Layout | Rejection:
     forced = reader_options(source).get("multiline", "").strip().lower()
     parsed, spans = json_values(text)
     values = len(parsed)
-    layout = Layout(tuple(source.columns), False, spelled=json_spellings(parsed, source))
+    layout = Layout(tuple(source.columns), False, spelled=json_spellings(parsed, source),
+                    paths=json_paths(parsed, source))
     absent = json_absent(parsed, source)
     if absent:      # a writer that leaves out null fields does this too: said, not set aside
         log.warning("%s: no record in the file's first %d KB has a key for %s (declared); unless later records "

@@ -200,7 +200,29 @@ def json_absent(values: list, source: Source) -> list[str]:
     """The declared columns no record among `values` has a key for, in any spelling (empty when there is
     no record to tell)."""
     keys = {name_key(k) for r in _records(values) for k in r}
-    return [source.in_silo(c) for c in source.columns if name_key(source.in_silo(c)) not in keys] if keys else []
+    nested = {c for c, _, _ in json_paths(values, source)}
+    return [source.in_silo(c) for c in source.columns
+            if name_key(source.in_silo(c)) not in keys and c not in nested] if keys else []
+
+
+def json_paths(values: list, source: Source) -> tuple[tuple[str, str, str], ...]:
+    """(declared column, the top-level key, a JSON path under it) for each column whose silo name
+    (`rename`) is a dotted path into nested objects ("address.city"): no record among `values` has the
+    dotted name as a key, and some record holds an object under its first part."""
+    records = _records(values)
+    keys = {name_key(k) for r in records for k in r}
+    roots: dict[str, str] = {}
+    for r in records:
+        for k, v in r.items():
+            if isinstance(v, dict):
+                roots.setdefault(name_key(k), k)
+    out = []
+    for column in source.columns:
+        silo = source.in_silo(column)
+        first, _, rest = silo.partition(".")
+        if silo != column and rest and name_key(silo) not in keys and name_key(first) in roots:
+            out.append((column, roots[name_key(first)], "$." + rest))
+    return tuple(out)
 
 
 def json_spellings(values: list, source: Source) -> tuple[tuple[str, str], ...]:

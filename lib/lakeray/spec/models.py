@@ -154,7 +154,8 @@ class Source(_Strict):
     # the silo's name for a declared column, where it is not one a table can hold: {"Body Mass (g)":
     # body_mass_g} reads the CSV header, JSON key, Parquet column or database column "Body Mass (g)"
     # (matched as a declared name is in that format: a file's trimmed, in any case; a table's exactly)
-    # into the column body_mass_g
+    # into the column body_mass_g. In a JSON source, a dotted name that no record has as a key is a path
+    # into nested objects: {"address.city": city}
     rename: dict[str, str] = Field(default_factory=dict)
     # the decimal mark of `double` values read as text (CSV, JSON): "," for exports in a locale that
     # writes 3,14 (Excel in most of Europe, with `options.sep: ";"`); such a value holding a "." as well

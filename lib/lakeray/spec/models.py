@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from lakeray.spec.names import name_problem, relative_path_problem
+from lakeray.spec.names import column_names_problem, name_problem, relative_path_problem
 
 ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
 FeatureType = Literal["numeric", "categorical", "boolean"]
@@ -270,27 +270,6 @@ class Aggregate(_Strict):
         if self.fn != "count" and not self.column:
             raise ValueError(f"aggregate '{self.fn}' needs 'column'")
         return self
-
-
-DELTA_FORBIDS = " ,;{}()\n\t="
-
-
-def column_names_problem(columns) -> str | None:
-    """Why some of `columns` cannot be declared column names, or None: Delta refuses ' ,;{}()\\n\\t=' in
-    a column name (without column mapping), and Spark reads '.' as a struct field and '`' as quoting.
-    One message for all of them, with the names to declare instead and the `rename` to add."""
-    held, safe = [], {}
-    for column in columns:
-        bad = sorted({c for c in column if c in DELTA_FORBIDS + ".`"})
-        if bad or not column.strip():
-            name = re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_") or "column"
-            safe[column] = name if name[0].isalpha() else f"c_{name}"
-            held.append(f"{column!r} holds {', '.join(repr(c) for c in bad) if bad else 'only spaces'}")
-    if not safe:
-        return None
-    return (f"column {'; '.join(held)} (Delta refuses ' ,;{{}}()=', tabs and line breaks in a column name; Spark "
-            f"reads '.' and '`' as a path): declare {', '.join(safe.values())} instead and map the silo's "
-            f"names: rename: {{{', '.join(f'{k!r}: {v}' for k, v in safe.items())}}}")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}

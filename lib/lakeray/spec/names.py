@@ -1,8 +1,10 @@
-"""Names and relative paths from a spec that become folders: they must stay where they belong.
+"""Names and relative paths from a spec that become folders or table columns: they must stay where
+they belong.
 
 A source name becomes a folder under the lakehouse and the checkpoints (bronze/<source>,
 silver/<source>, ingest/<source>); a source's `path` is a folder under the pipeline's landing
-area. Neither may climb out of its root (`../../etc`), be absolute or be a URI.
+area. Neither may climb out of its root (`../../etc`), be absolute or be a URI. A declared column
+becomes a Delta column and a Spark column reference.
 """
 
 from __future__ import annotations
@@ -34,3 +36,24 @@ def relative_path_problem(path: str) -> str | None:
     if bad:
         return f"{path!r} {hint} (not allowed: {', '.join(repr(b) for b in dict.fromkeys(bad))})"
     return None
+
+
+DELTA_FORBIDS = " ,;{}()\n\t="
+
+
+def column_names_problem(columns) -> str | None:
+    """Why some of `columns` cannot be declared column names, or None: Delta refuses ' ,;{}()\\n\\t=' in
+    a column name (without column mapping), and Spark reads '.' as a struct field and '`' as quoting.
+    One message for all of them, with the names to declare instead and the `rename` to add."""
+    held, safe = [], {}
+    for column in columns:
+        bad = sorted({c for c in column if c in DELTA_FORBIDS + ".`"})
+        if bad or not column.strip():
+            name = re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_") or "column"
+            safe[column] = name if name[0].isalpha() else f"c_{name}"
+            held.append(f"{column!r} holds {', '.join(repr(c) for c in bad) if bad else 'only spaces'}")
+    if not safe:
+        return None
+    return (f"column {'; '.join(held)} (Delta refuses ' ,;{{}}()=', tabs and line breaks in a column name; Spark "
+            f"reads '.' and '`' as a path): declare {', '.join(safe.values())} instead and map the silo's "
+            f"names: rename: {{{', '.join(f'{k!r}: {v}' for k, v in safe.items())}}}")

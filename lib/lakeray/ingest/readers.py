@@ -28,7 +28,7 @@ def _read(spark, source: Source, files: list[str], schema: T.StructType, columns
 def named(name: str):
     """The column called `name`, whatever it holds: a file's name for a renamed column may hold '.'
     (R's Sepal.Length), which F.col reads as a struct path."""
-    return F.col("`" + name.replace("`", "``") + "`")
+    return F.col(quoted(name))
 
 
 def without_line_end(frame, last: str):
@@ -69,14 +69,9 @@ def _as_in_file(schema: T.StructType, widened: dict[str, str], spelled: dict[str
                          for f in schema.fields])
 
 
-def _nested(layout) -> list[tuple[str, str]]:
-    return [(c, root) for c, root, _ in layout.paths]
-
-
-def _with_roots(schema: T.StructType, paths) -> tuple[T.StructType, list[str]]:
-    """The read schema without the columns read from nested JSON values, plus each top-level key they
-    are under, as text (Spark gives an object read as a string as its JSON text), and those keys."""
-    nested = {c for c, _, _ in paths}
+def _with_roots(schema: T.StructType, paths, nested: set[str]) -> tuple[T.StructType, list[str]]:
+    """The read schema without the `nested` columns (read from nested JSON values), plus each top-level
+    key they are under, as text (Spark gives an object read as a string as its JSON text), and those keys."""
     fields = [f for f in schema.fields if f.name not in nested]
     roots = sorted({root for _, root, _ in paths})
     have = {f.name for f in fields}
@@ -114,13 +109,15 @@ def read_groups(spark, name: str, source: Source, groups: dict[Layout, list[str]
     for layout, files in groups.items():
         if not files:
             continue
+        spelled = dict(layout.spelled)
         if source.format == "csv":
             schema = T.StructType([T.StructField(c, T.StringType()) for c in layout.columns]
                                   + [T.StructField(CORRUPT, T.StringType())])
         else:
-            schema = _as_in_file(read_schema, dict(layout.widened), dict(layout.spelled))
-        schema, roots = _with_roots(schema, layout.paths)
-        read = [dict(layout.spelled).get(c, c) for c in columns if c not in dict(_nested(layout))]
+            schema = _as_in_file(read_schema, dict(layout.widened), spelled)
+        nested = {c for c, _, _ in layout.paths}
+        schema, roots = _with_roots(schema, layout.paths, nested)
+        read = [spelled.get(c, c) for c in columns if c not in nested]
         read += [r for r in roots if r not in read]
         frame = _read(spark, source, files, schema, read, layout.multiline)
         frame = frame.withColumnsRenamed({spelling: c for c, spelling in layout.spelled})

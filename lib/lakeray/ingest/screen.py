@@ -152,12 +152,12 @@ def screen_csv(spark, path: str, source: Source, name: str = "<name>") -> Layout
     if EXCEL_SEP.fullmatch(first):
         return Rejection(path, HEADER_MISMATCH, f"the file starts with {first!r}, the separator line Excel "
                          "writes and reads, which Spark's reader would take for the header: land the file without it")
-    names = parse_header(line, source)
-    matched = match_header(names, silo_names(source), source.extra_columns == "ignore")
+    names, silo = parse_header(line, source), silo_names(source)
+    matched = match_header(names, silo, source.extra_columns == "ignore")
     if isinstance(matched, str):
         sep = other_separator(line, source)
         hint = f"; the header matches when split on {sep!r}: set sources.<name>.options.sep: {sep!r}" if sep else ""
-        known = {name_key(n) for n in silo_names(source)}
+        known = {name_key(n) for n in silo}
         if not sep and "missing column(s)" in matched and "unknown column(s)" in matched and any(
                 name_key(n) in known for n in names):     # some columns match: the others may be named otherwise
             hint = ("; a declared column the file names otherwise is read with sources.<name>.rename: "
@@ -226,7 +226,7 @@ def screen_text(spark, path: str, source: Source) -> Layout | Rejection:
     values = len(parsed)
     layout = Layout(tuple(source.columns), False, spelled=json_spellings(parsed, source),
                     paths=json_paths(parsed, source))
-    absent = json_absent(parsed, source)
+    absent = json_absent(parsed, source, {c for c, _, _ in layout.paths})
     if absent:      # a writer that leaves out null fields does this too: said, not set aside
         log.warning("%s: no record in the file's first %d KB has a key for %s (declared); unless later records "
                     "do, they land as nulls", path, HEADER_BYTES // 1024, ", ".join(absent))

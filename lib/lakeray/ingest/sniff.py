@@ -196,11 +196,10 @@ def _records(values: list) -> list[dict]:
     return [r for v in values for r in (v if isinstance(v, list) else [v]) if isinstance(r, dict)]
 
 
-def json_absent(values: list, source: Source) -> list[str]:
+def json_absent(values: list, source: Source, nested: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """The declared columns no record among `values` has a key for, in any spelling (empty when there is
-    no record to tell)."""
+    no record to tell), but the `nested` ones read from a path into nested objects (json_paths)."""
     keys = {name_key(k) for r in _records(values) for k in r}
-    nested = {c for c, _, _ in json_paths(values, source)}
     return [source.in_silo(c) for c in source.columns
             if name_key(source.in_silo(c)) not in keys and c not in nested] if keys else []
 

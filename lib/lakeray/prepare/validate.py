@@ -71,24 +71,21 @@ def _whole(text: Column, kind: T.DataType, mark: str) -> Column:
 def _typed(col: str, kind: str, source: Source) -> Column:
     """A landed column as its declared type (null where the text does not convert; a double's NaN is
     missing, null)."""
-    value = _converted(col, kind, source)
-    return F.when(~F.isnan(value), value) if kind == "double" else value
+    return _missing_nan(_converted(col, kind, source), kind)
 
 
-def _infinite(value: Column) -> Column:
-    return value.isin(float("inf"), float("-inf"))
+def _missing_nan(converted: Column, kind: str) -> Column:
+    return F.when(~F.isnan(converted), converted) if kind == "double" else converted
 
 
-def _type_error(col: str, kind: str, source: Source) -> Column | None:
-    """Where the landed value does not convert to `kind`: text that is not a value of the type (text
-    sources), or an infinite double (any format)."""
-    if kind == "double":
-        value = _converted(col, kind, source)
-        bad = _infinite(value)
-        return (_text(col, source).isNotNull() & (value.isNull() | bad)) if keeps_raw_text(source) else bad
+def _type_error(col: str, kind: str, source: Source, converted: Column) -> Column | None:
+    """Where the landed value (`converted`: _converted's) is not one of `kind`: text that does not
+    convert (text sources), or an infinite double (any format)."""
+    bad = converted.isin(float("inf"), float("-inf")) if kind == "double" else None
     if keeps_raw_text(source) and kind != "string":
-        return _text(col, source).isNotNull() & _typed(col, kind, source).isNull()
-    return None
+        unconverted = _text(col, source).isNotNull() & converted.isNull()
+        return unconverted if bad is None else unconverted | bad
+    return bad
 
 
 def _converted(col: str, kind: str, source: Source) -> Column:
@@ -128,10 +125,11 @@ def coerce_types(df: DataFrame, source: Source) -> DataFrame:
     checks = []
     typed = {}
     for col, kind in source.columns.items():
-        value = _typed(col, kind, source)
+        converted = _converted(col, kind, source)
+        value = _missing_nan(converted, kind)
         if keeps_raw_text(source):
             checks.append(violation(F.instr(F.col(col), REPLACEMENT) > 0, f"encoding:{col}", col, F.col(col)))
-        bad = _type_error(col, kind, source)
+        bad = _type_error(col, kind, source, converted)
         if bad is not None:
             checks.append(violation(bad, f"type:{col}", col, F.col(col)))
         typed[col] = value
